@@ -1,0 +1,1 @@
+//! The `autograd` crate: filled by its own issue.

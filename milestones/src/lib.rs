@@ -1,0 +1,1 @@
+//! Milestone binaries: filled by their own issue.

@@ -1,0 +1,1 @@
+//! The `models` crate: filled by its own issue.

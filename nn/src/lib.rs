@@ -1,0 +1,1 @@
+//! The `nn` crate: filled by its own issue.

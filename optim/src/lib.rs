@@ -1,0 +1,1 @@
+//! The `optim` crate: filled by its own issue.

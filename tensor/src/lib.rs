@@ -1,0 +1,47 @@
+//! # tensor: n-dimensional arrays for deep learning (chapter 01, chapter 18)
+//!
+//! A [`Tensor`] is an n-d array of `f32` with cheap clones and views. This crate knows nothing
+//! about gradients: it provides the forward computations *and* the backward kernels that the
+//! `autograd` crate calls. Table of contents:
+//!
+//! | module | concept |
+//! |---|---|
+//! | [`error`] | `TensorError`: every failure names the op and the shapes |
+//! | [`tensor`] | the type, constructors, inspection |
+//! | [`random`] | seeded random tensors |
+//! | [`broadcast`] | NumPy broadcasting rules and `sum_to_shape` (its undo) |
+//! | [`shape`] | reshape, transpose, permute, squeeze, concat, stack, narrow, index_select, split |
+//! | [`elementwise`] | arithmetic, math functions, comparisons, where / masked_fill |
+//! | [`activation`] | relu, sigmoid, tanh, gelu and their backward kernels |
+//! | [`reduce`] | sum, mean, max, min, argmax, var along an axis |
+//! | [`gemm`] | the one GEMM entry point every matrix product goes through |
+//! | [`matmul`] | 2-D and batched matmul with broadcast batch dims |
+//! | [`softmax`] | softmax and log-softmax (max-shifted) with backward kernels |
+//! | [`layer_norm`] | layer norm over the last axis, caching mean and 1/std |
+//! | [`cross_entropy`] | fused log-softmax + NLL from logits with integer targets |
+//! | [`attention`] | causal masked softmax for attention scores |
+//! | [`conv`] | im2col / col2im for NCHW convolution |
+//! | [`pool`] | max-pool and avg-pool forward and backward |
+//! | [`display`] | NumPy-style printing |
+
+pub mod activation;
+pub mod attention;
+pub mod broadcast;
+pub mod conv;
+pub mod cross_entropy;
+pub mod display;
+pub mod elementwise;
+pub mod error;
+pub mod gemm;
+pub mod layer_norm;
+pub mod matmul;
+pub mod pool;
+pub mod random;
+pub mod reduce;
+pub mod shape;
+pub mod softmax;
+pub mod tensor;
+
+pub use error::{Result, TensorError};
+pub use random::{TensorRng, DEFAULT_SEED};
+pub use tensor::Tensor;
