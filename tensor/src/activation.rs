@@ -1,1 +1,145 @@
-//! (being written)
+//! Activation functions and their backward kernels.
+//!
+//! Each forward has a backward kernel taking the upstream gradient `grad_y` and whatever the
+//! forward saved (the input `x` or the output `y`), so `autograd` never re-derives a formula.
+//! GELU is the exact form `x * Phi(x)` with the Gaussian CDF `Phi(x) = (1 + erf(x / sqrt 2)) / 2`
+//! (PyTorch's default `nn.GELU()`); forward and backward use the same formula.
+
+use crate::error::{Result, TensorError};
+use crate::tensor::Tensor;
+
+const INV_SQRT_2: f64 = std::f64::consts::FRAC_1_SQRT_2;
+const INV_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
+
+/// The error function, with fractional error below 1.2e-7 (Chebyshev fit of erfc), computed in f64.
+pub fn erf(x: f64) -> f64 {
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let poly = -z * z - 1.265_512_23
+        + t * (1.000_023_68
+            + t * (0.374_091_96
+                + t * (0.096_784_18
+                    + t * (-0.186_288_06
+                        + t * (0.278_868_07
+                            + t * (-1.135_203_98
+                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+    let erfc = t * poly.exp();
+    if x >= 0.0 {
+        1.0 - erfc
+    } else {
+        erfc - 1.0
+    }
+}
+
+/// Logistic sigmoid of one value, stable for large |x| (never computes `exp` of a large positive).
+pub fn sigmoid_scalar(x: f32) -> f32 {
+    // BEGIN SOLUTION
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
+    // END SOLUTION
+}
+
+/// GELU of one value: `x * Phi(x)`.
+pub fn gelu_scalar(x: f32) -> f32 {
+    // BEGIN SOLUTION
+    let x = x as f64;
+    (x * 0.5 * (1.0 + erf(x * INV_SQRT_2))) as f32
+    // END SOLUTION
+}
+
+/// Derivative of GELU at one value: `Phi(x) + x * phi(x)`.
+pub fn gelu_grad_scalar(x: f32) -> f32 {
+    // BEGIN SOLUTION
+    let x = x as f64;
+    let cdf = 0.5 * (1.0 + erf(x * INV_SQRT_2));
+    let pdf = INV_SQRT_2PI * (-0.5 * x * x).exp();
+    (cdf + x * pdf) as f32
+    // END SOLUTION
+}
+
+impl Tensor {
+    /// `max(x, 0)`.
+    pub fn relu(&self) -> Tensor {
+        self.map(|v| v.max(0.0))
+    }
+
+    /// `x` where positive, `slope * x` elsewhere.
+    pub fn leaky_relu(&self, slope: f32) -> Tensor {
+        self.map(move |v| if v > 0.0 { v } else { slope * v })
+    }
+
+    /// Logistic sigmoid, stable for large |x|.
+    pub fn sigmoid(&self) -> Tensor {
+        self.map(sigmoid_scalar)
+    }
+
+    /// Hyperbolic tangent.
+    pub fn tanh(&self) -> Tensor {
+        self.map(f32::tanh)
+    }
+
+    /// Exact GELU, `x * Phi(x)`.
+    pub fn gelu(&self) -> Tensor {
+        self.map(gelu_scalar)
+    }
+}
+
+fn check_same(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {
+    if a.shape() != b.shape() {
+        return Err(TensorError::mismatch(
+            op,
+            a.shape(),
+            b.shape(),
+            "the gradient must have the shape of the saved tensor",
+        ));
+    }
+    Ok(())
+}
+
+/// ReLU backward: `grad_y` where `x > 0`, else 0.
+pub fn relu_backward(x: &Tensor, grad_y: &Tensor) -> Result<Tensor> {
+    check_same("relu_backward", x, grad_y)?;
+    x.zip_with(
+        grad_y,
+        "relu_backward",
+        |x, g| if x > 0.0 { g } else { 0.0 },
+    )
+}
+
+/// Leaky ReLU backward.
+pub fn leaky_relu_backward(x: &Tensor, grad_y: &Tensor, slope: f32) -> Result<Tensor> {
+    check_same("leaky_relu_backward", x, grad_y)?;
+    x.zip_with(grad_y, "leaky_relu_backward", move |x, g| {
+        if x > 0.0 {
+            g
+        } else {
+            slope * g
+        }
+    })
+}
+
+/// Sigmoid backward from the output `y`: `grad_y * y * (1 - y)`.
+pub fn sigmoid_backward(y: &Tensor, grad_y: &Tensor) -> Result<Tensor> {
+    check_same("sigmoid_backward", y, grad_y)?;
+    // BEGIN SOLUTION
+    y.zip_with(grad_y, "sigmoid_backward", |y, g| g * y * (1.0 - y))
+    // END SOLUTION
+}
+
+/// Tanh backward from the output `y`: `grad_y * (1 - y^2)`.
+pub fn tanh_backward(y: &Tensor, grad_y: &Tensor) -> Result<Tensor> {
+    check_same("tanh_backward", y, grad_y)?;
+    // BEGIN SOLUTION
+    y.zip_with(grad_y, "tanh_backward", |y, g| g * (1.0 - y * y))
+    // END SOLUTION
+}
+
+/// GELU backward from the input `x`: `grad_y * (Phi(x) + x phi(x))`.
+pub fn gelu_backward(x: &Tensor, grad_y: &Tensor) -> Result<Tensor> {
+    check_same("gelu_backward", x, grad_y)?;
+    x.zip_with(grad_y, "gelu_backward", |x, g| g * gelu_grad_scalar(x))
+}

@@ -54,7 +54,12 @@ pub type Result<T> = std::result::Result<T, TensorError>;
 
 impl TensorError {
     /// Build a [`TensorError::ShapeMismatch`].
-    pub fn mismatch(op: &'static str, lhs: &[usize], rhs: &[usize], reason: impl Into<String>) -> Self {
+    pub fn mismatch(
+        op: &'static str,
+        lhs: &[usize],
+        rhs: &[usize],
+        reason: impl Into<String>,
+    ) -> Self {
         TensorError::ShapeMismatch {
             op,
             lhs: lhs.to_vec(),

@@ -31,9 +31,17 @@ impl TensorRng {
     /// Values drawn uniformly from `[low, high)`.
     pub fn uniform(&mut self, shape: &[usize], low: f32, high: f32) -> Result<Tensor> {
         let dist = Uniform::new(low, high).map_err(|e| {
-            TensorError::invalid("rand_uniform", shape, format!("bad range [{low}, {high}): {e}"))
+            TensorError::invalid(
+                "rand_uniform",
+                shape,
+                format!("bad range [{low}, {high}): {e}"),
+            )
         })?;
-        Ok(Tensor::from_array(ArrayD::random_using(IxDyn(shape), dist, &mut self.rng)))
+        Ok(Tensor::from_array(ArrayD::random_using(
+            IxDyn(shape),
+            dist,
+            &mut self.rng,
+        )))
     }
 
     /// Values drawn from a normal distribution with the given mean and standard deviation.
@@ -41,7 +49,11 @@ impl TensorRng {
         let dist = Normal::new(mean, std).map_err(|e| {
             TensorError::invalid("rand_normal", shape, format!("bad std {std}: {e}"))
         })?;
-        Ok(Tensor::from_array(ArrayD::random_using(IxDyn(shape), dist, &mut self.rng)))
+        Ok(Tensor::from_array(ArrayD::random_using(
+            IxDyn(shape),
+            dist,
+            &mut self.rng,
+        )))
     }
 
     /// A standard normal sample as `f64` (used by samplers and data augmentation).

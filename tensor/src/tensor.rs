@@ -221,7 +221,9 @@ impl Tensor {
         self.shape() == other.shape()
             && Zip::from(&self.data)
                 .and(&other.data)
-                .fold(true, |ok, a, b| ok && (a - b).abs() <= atol + rtol * b.abs())
+                .fold(true, |ok, a, b| {
+                    ok && (a - b).abs() <= atol + rtol * b.abs()
+                })
     }
 
     /// Apply `f` to every element, in parallel for large tensors.
