@@ -162,6 +162,19 @@ impl Tensor {
         }
     }
 
+    /// The elements as a mutable row-major slice, for in-place updates (optimizer steps).
+    ///
+    /// Makes the storage contiguous and unshared first (copy-on-write), so other handles to the
+    /// old buffer never see the change.
+    pub fn as_mut_slice(&mut self) -> &mut [f32] {
+        if !self.is_contiguous() {
+            *self = self.contiguous();
+        }
+        self.data
+            .as_slice_mut()
+            .expect("a contiguous array has a row-major slice")
+    }
+
     /// The single value of a one-element tensor.
     pub fn item(&self) -> Result<f32> {
         if self.numel() != 1 {
