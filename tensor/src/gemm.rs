@@ -1,1 +1,522 @@
-//! (being written)
+//! The one GEMM entry point every matrix product of the project goes through.
+//!
+//! `C = A·B` (or `C += A·B`) for `f32` matrices given as [`MatRef`]s: a base pointer plus a row and
+//! a column stride, so a transposed operand (swapped strides) or a narrowed view is multiplied in
+//! place, without a copy. The output is a contiguous row-major `m x n` slice.
+//!
+//! The kernel is the `gemm` crate (pure Rust, AVX-512 / AVX2 / SSE chosen at run time). It was
+//! chosen over ndarray's `matrixmultiply` by measurement on the project's shapes: see
+//! `benches/README.md` for the numbers. Keeping every product behind [`gemm`] and [`gemm_batch`]
+//! means a better kernel can replace it in one place.
+//!
+//! Threading uses rayon's global pool. Small products stay on the calling thread (thread
+//! start-up costs more than the work), and a batch of products is either one parallel loop over
+//! the batch with single-threaded products, or a sequential loop of threaded products: never a
+//! threaded product nested inside a parallel loop.
+
+use std::marker::PhantomData;
+
+use ndarray::ArrayView2;
+use rayon::prelude::*;
+
+use crate::error::{Result, TensorError};
+
+/// Products with fewer multiply-adds (`m * k * n`) than this run on the calling thread.
+///
+/// Below about 32k multiply-adds a product takes a few microseconds on one core, which is the
+/// order of waking a second thread.
+pub const THREADING_THRESHOLD: usize = 1 << 15;
+
+/// In a batch, products with at least this many multiply-adds are threaded one at a time
+/// (a sequential loop over the batch); smaller ones share the threads through a parallel loop.
+pub const LARGE_PRODUCT: usize = 1 << 21;
+
+/// How a product may use threads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Parallelism {
+    /// Run on the calling thread. Use this from inside a rayon parallel loop.
+    Sequential,
+    /// Use rayon's global pool when the product is large enough to pay for it.
+    Threaded,
+}
+
+/// A read-only `f32` matrix: a base pointer, its size, and a row and a column stride in elements.
+///
+/// Element `(i, j)` lives at `base + i * row_stride + j * col_stride`. Strides may be any value,
+/// including 0 (a broadcast row or column) or negative (a reversed view). A `MatRef` can only be
+/// built from a slice whose bounds have been checked against the strides, or from an ndarray view
+/// (whose own invariants guarantee every element is readable), so using one is always safe.
+#[derive(Clone, Copy, Debug)]
+pub struct MatRef<'a> {
+    ptr: *const f32,
+    rows: usize,
+    cols: usize,
+    row_stride: isize,
+    col_stride: isize,
+    _borrow: PhantomData<&'a [f32]>,
+}
+
+// SAFETY: a `MatRef<'a>` is a shared borrow of `f32`s for `'a` (like `&'a [f32]`, which is Send and
+// Sync); it never writes through its pointer.
+unsafe impl Send for MatRef<'_> {}
+// SAFETY: see `Send` above.
+unsafe impl Sync for MatRef<'_> {}
+
+impl<'a> MatRef<'a> {
+    /// A `rows x cols` matrix inside `data`, whose element `(0, 0)` is `data[offset]` and element
+    /// `(i, j)` is `data[offset + i * row_stride + j * col_stride]`.
+    ///
+    /// Fails (naming op `gemm`) when some element would fall outside `data`.
+    pub fn new(
+        data: &'a [f32],
+        offset: usize,
+        rows: usize,
+        cols: usize,
+        row_stride: isize,
+        col_stride: isize,
+    ) -> Result<MatRef<'a>> {
+        let bad = |reason: String| TensorError::invalid("gemm", &[rows, cols], reason);
+        if rows == 0 || cols == 0 {
+            if offset > data.len() {
+                return Err(bad(format!(
+                    "offset {offset} is past the end of a slice of {} elements",
+                    data.len()
+                )));
+            }
+            return Ok(MatRef {
+                // An empty matrix is never read; `offset <= len` keeps the pointer in bounds.
+                ptr: data[offset..].as_ptr(),
+                rows,
+                cols,
+                row_stride,
+                col_stride,
+                _borrow: PhantomData,
+            });
+        }
+        // The extreme element positions, in i128 so no product or sum can overflow.
+        let span = |n: usize, s: isize| (n as i128 - 1) * s as i128;
+        let (r, c) = (span(rows, row_stride), span(cols, col_stride));
+        let lowest = offset as i128 + r.min(0) + c.min(0);
+        let highest = offset as i128 + r.max(0) + c.max(0);
+        if lowest < 0 || highest >= data.len() as i128 {
+            return Err(bad(format!(
+                "offset {offset} with strides ({row_stride}, {col_stride}) reaches elements \
+                 {lowest}..={highest} of a slice of {} elements",
+                data.len()
+            )));
+        }
+        Ok(MatRef {
+            // `offset <= highest < len`, so this is an in-bounds element.
+            ptr: &data[offset] as *const f32,
+            rows,
+            cols,
+            row_stride,
+            col_stride,
+            _borrow: PhantomData,
+        })
+    }
+
+    /// A contiguous row-major `rows x cols` matrix (`data.len()` must be `rows * cols`).
+    pub fn row_major(data: &'a [f32], rows: usize, cols: usize) -> Result<MatRef<'a>> {
+        if data.len() != rows * cols {
+            return Err(TensorError::DataLength {
+                op: "gemm",
+                len: data.len(),
+                shape: vec![rows, cols],
+                numel: rows * cols,
+            });
+        }
+        MatRef::new(data, 0, rows, cols, cols as isize, 1)
+    }
+
+    /// The matrix an ndarray view describes, strides included (no copy).
+    pub fn from_view(view: ArrayView2<'a, f32>) -> MatRef<'a> {
+        let (rows, cols) = view.dim();
+        let strides = view.strides();
+        MatRef {
+            ptr: view.as_ptr(),
+            rows,
+            cols,
+            row_stride: strides[0],
+            col_stride: strides[1],
+            _borrow: PhantomData,
+        }
+    }
+
+    /// The transpose, as a view (strides swapped, no copy).
+    pub fn t(self) -> MatRef<'a> {
+        MatRef {
+            rows: self.cols,
+            cols: self.rows,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+            ..self
+        }
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Number of columns.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// `(row_stride, col_stride)` in elements.
+    pub fn strides(&self) -> (isize, isize) {
+        (self.row_stride, self.col_stride)
+    }
+
+    /// Whether consecutive elements of a row or of a column are adjacent in memory, the layouts
+    /// the kernel reads at full speed.
+    pub fn has_unit_stride(&self) -> bool {
+        self.rows <= 1 || self.cols <= 1 || self.row_stride == 1 || self.col_stride == 1
+    }
+
+    /// Element `(i, j)`, or `None` outside the matrix.
+    pub fn get(&self, i: usize, j: usize) -> Option<f32> {
+        if i >= self.rows || j >= self.cols {
+            return None;
+        }
+        let at = i as isize * self.row_stride + j as isize * self.col_stride;
+        // SAFETY: construction checked (or ndarray guarantees) that every `(i, j)` inside the
+        // matrix is a readable element borrowed for `'a`.
+        Some(unsafe { *self.ptr.offset(at) })
+    }
+
+    fn shape(&self) -> [usize; 2] {
+        [self.rows, self.cols]
+    }
+}
+
+/// `c = a·b`, or `c += a·b` when `accumulate` is true.
+///
+/// `a` is `m x k`, `b` is `k x n`, and `c` is a contiguous row-major `m x n` slice. Fails (op
+/// `gemm`) when the inner dimensions differ or `c` has the wrong length.
+pub fn gemm(
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    c: &mut [f32],
+    accumulate: bool,
+    parallelism: Parallelism,
+) -> Result<()> {
+    check(&a, &b, c.len(), 1)?;
+    let threads = if parallelism == Parallelism::Threaded
+        && a.rows * a.cols * b.cols >= THREADING_THRESHOLD
+    {
+        rayon::current_num_threads()
+    } else {
+        1
+    };
+    kernel(a, b, c, accumulate, threads);
+    Ok(())
+}
+
+/// `c[i] = a[i]·b[i]` (or `+=` when `accumulate`) for a batch of products of equal shapes.
+///
+/// `c` holds the outputs one after another, each contiguous row-major `m x n`. Many small
+/// products run as one parallel loop over the batch, each single-threaded; a few large ones run
+/// one after another, each threaded.
+pub fn gemm_batch(
+    a: &[MatRef<'_>],
+    b: &[MatRef<'_>],
+    c: &mut [f32],
+    accumulate: bool,
+    parallelism: Parallelism,
+) -> Result<()> {
+    if a.len() != b.len() {
+        return Err(TensorError::invalid(
+            "gemm",
+            &[a.len(), b.len()],
+            "the batch needs as many left as right operands",
+        ));
+    }
+    let (Some(a0), Some(b0)) = (a.first(), b.first()) else {
+        return Ok(());
+    };
+    for (x, y) in a.iter().zip(b) {
+        if x.shape() != a0.shape() || y.shape() != b0.shape() {
+            return Err(TensorError::mismatch(
+                "gemm",
+                &a0.shape(),
+                &x.shape(),
+                format!(
+                    "all products of a batch need the same shapes, found {:?}x{:?} and {:?}x{:?}",
+                    a0.shape(),
+                    b0.shape(),
+                    x.shape(),
+                    y.shape()
+                ),
+            ));
+        }
+    }
+    check(a0, b0, c.len(), a.len())?;
+    let per_product = a0.rows * a0.cols * b0.cols;
+    let threads = rayon::current_num_threads();
+    let chunk = a0.rows * b0.cols;
+    if chunk == 0 {
+        return Ok(());
+    }
+    let threaded = parallelism == Parallelism::Threaded && threads > 1;
+    if !threaded || per_product * a.len() < THREADING_THRESHOLD {
+        for ((x, y), out) in a.iter().zip(b).zip(c.chunks_exact_mut(chunk)) {
+            kernel(*x, *y, out, accumulate, 1);
+        }
+    } else if a.len() == 1 || (per_product >= LARGE_PRODUCT && a.len() < 4 * threads) {
+        let inner = if per_product >= THREADING_THRESHOLD {
+            threads
+        } else {
+            1
+        };
+        for ((x, y), out) in a.iter().zip(b).zip(c.chunks_exact_mut(chunk)) {
+            kernel(*x, *y, out, accumulate, inner);
+        }
+    } else {
+        a.par_iter()
+            .zip(b.par_iter())
+            .zip(c.par_chunks_exact_mut(chunk))
+            .for_each(|((x, y), out)| kernel(*x, *y, out, accumulate, 1));
+    }
+    Ok(())
+}
+
+/// Shapes agree and `c` holds `batch` outputs of `m x n`.
+fn check(a: &MatRef<'_>, b: &MatRef<'_>, c_len: usize, batch: usize) -> Result<()> {
+    if a.cols != b.rows {
+        return Err(TensorError::mismatch(
+            "gemm",
+            &a.shape(),
+            &b.shape(),
+            format!(
+                "inner dimensions differ: {} columns against {} rows",
+                a.cols, b.rows
+            ),
+        ));
+    }
+    let want = batch * a.rows * b.cols;
+    if c_len != want {
+        return Err(TensorError::DataLength {
+            op: "gemm",
+            len: c_len,
+            shape: vec![batch, a.rows, b.cols],
+            numel: want,
+        });
+    }
+    Ok(())
+}
+
+/// The product itself, on `threads` threads; shapes already checked.
+fn kernel(a: MatRef<'_>, b: MatRef<'_>, c: &mut [f32], accumulate: bool, threads: usize) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    debug_assert!(b.rows == k && c.len() == m * n);
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            c.fill(0.0);
+        }
+        return;
+    }
+    let parallelism = if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: `a` and `b` point at `m x k` and `k x n` readable elements (MatRef's invariant) that
+    // stay borrowed during the call; `c` is an exclusive, initialised `m x n` row-major buffer
+    // (column stride 1, row stride n), so it cannot alias `a` or `b`. The kernel reads `c` only
+    // when `read_dst` (= `accumulate`) is set, computing `c = 1·c + 1·a·b`.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.ptr,
+            a.col_stride,
+            a.row_stride,
+            b.ptr,
+            b.col_stride,
+            b.row_stride,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(a: &MatRef<'_>, b: &MatRef<'_>) -> Vec<f32> {
+        let mut out = vec![0.0; a.rows() * b.cols()];
+        for i in 0..a.rows() {
+            for j in 0..b.cols() {
+                out[i * b.cols() + j] = (0..a.cols())
+                    .map(|p| a.get(i, p).unwrap() * b.get(p, j).unwrap())
+                    .sum();
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn small_product_by_hand() {
+        let a = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let b = [7.0, 8.0, 9.0, 10.0, 11.0, 12.0];
+        let mut c = [0.0; 4];
+        gemm(
+            MatRef::row_major(&a, 2, 3).unwrap(),
+            MatRef::row_major(&b, 3, 2).unwrap(),
+            &mut c,
+            false,
+            Parallelism::Threaded,
+        )
+        .unwrap();
+        assert_eq!(c, [58.0, 64.0, 139.0, 154.0]);
+        // Accumulate adds the product again.
+        gemm(
+            MatRef::row_major(&a, 2, 3).unwrap(),
+            MatRef::row_major(&b, 3, 2).unwrap(),
+            &mut c,
+            true,
+            Parallelism::Sequential,
+        )
+        .unwrap();
+        assert_eq!(c, [116.0, 128.0, 278.0, 308.0]);
+    }
+
+    #[test]
+    fn transposed_and_offset_operands_need_no_copy() {
+        let data: Vec<f32> = (0..40).map(|v| (v as f32 * 0.37).sin()).collect();
+        // A 4x5 window starting at element 3 of an 8-wide buffer, and the transpose of a 3x5 block.
+        let a = MatRef::new(&data, 3, 4, 5, 8, 1).unwrap();
+        let b = MatRef::new(&data, 1, 3, 5, 5, 1).unwrap().t();
+        assert_eq!((b.rows(), b.cols(), b.strides()), (5, 3, (1, 5)));
+        let mut c = vec![0.0; 12];
+        gemm(a, b, &mut c, false, Parallelism::Threaded).unwrap();
+        let want = naive(&a, &b);
+        for (x, y) in c.iter().zip(&want) {
+            assert!((x - y).abs() < 1e-5, "{c:?} vs {want:?}");
+        }
+    }
+
+    #[test]
+    fn negative_and_zero_strides() {
+        let data: Vec<f32> = (0..12).map(|v| v as f32).collect();
+        // Rows read backwards, and a broadcast row (row stride 0).
+        let a = MatRef::new(&data, 8, 3, 4, -4, 1).unwrap();
+        let b = MatRef::new(&data, 0, 4, 2, 0, 1).unwrap();
+        let mut c = vec![0.0; 6];
+        gemm(a, b, &mut c, false, Parallelism::Sequential).unwrap();
+        assert_eq!(c, naive(&a, &b));
+        assert_eq!(c[0], (8.0 + 9.0 + 10.0 + 11.0) * 0.0);
+        assert_eq!(c[1], 8.0 + 9.0 + 10.0 + 11.0);
+    }
+
+    #[test]
+    fn empty_and_k_zero() {
+        let mut c = vec![5.0; 6];
+        let a = MatRef::new(&[], 0, 2, 0, 0, 1).unwrap();
+        let b = MatRef::new(&[], 0, 0, 3, 3, 1).unwrap();
+        gemm(a, b, &mut c, true, Parallelism::Threaded).unwrap();
+        assert_eq!(c, vec![5.0; 6]);
+        gemm(a, b, &mut c, false, Parallelism::Threaded).unwrap();
+        assert_eq!(c, vec![0.0; 6]);
+    }
+
+    #[test]
+    fn out_of_bounds_views_are_refused() {
+        let data = [0.0f32; 10];
+        assert!(MatRef::new(&data, 0, 3, 4, 4, 1).is_err()); // needs 12 elements
+        assert!(MatRef::new(&data, 2, 2, 2, -4, 1).is_err()); // reaches element -2
+        assert!(MatRef::new(&data, 11, 0, 3, 3, 1).is_err());
+        assert!(MatRef::new(&data, 0, 2, 5, 5, 1).is_ok());
+        assert!(MatRef::row_major(&data, 3, 3).is_err());
+    }
+
+    #[test]
+    fn shape_errors_name_gemm() {
+        let a = [0.0f32; 6];
+        let mut c = [0.0f32; 4];
+        let err = gemm(
+            MatRef::row_major(&a, 2, 3).unwrap(),
+            MatRef::row_major(&a, 2, 3).unwrap(),
+            &mut c,
+            false,
+            Parallelism::Sequential,
+        )
+        .unwrap_err();
+        assert_eq!(err.op(), "gemm");
+        assert!(err.to_string().contains("[2, 3]"), "{err}");
+        let err = gemm(
+            MatRef::row_major(&a, 2, 3).unwrap(),
+            MatRef::row_major(&a, 3, 2).unwrap(),
+            &mut c[..3],
+            false,
+            Parallelism::Sequential,
+        )
+        .unwrap_err();
+        assert_eq!(err.op(), "gemm");
+    }
+
+    #[test]
+    fn batch_paths_agree() {
+        // Small products (parallel loop), a large one (threaded), a mixed-shape batch (error).
+        for &(batch, m, k, n) in &[
+            (7, 9, 5, 11),
+            (2, 160, 130, 120),
+            (1, 3, 4, 5),
+            (0, 2, 2, 2),
+        ] {
+            let av: Vec<f32> = (0..batch * m * k)
+                .map(|v| ((v * 7 % 13) as f32) - 6.0)
+                .collect();
+            let bv: Vec<f32> = (0..batch * k * n)
+                .map(|v| ((v * 5 % 11) as f32) - 5.0)
+                .collect();
+            let a: Vec<MatRef<'_>> = (0..batch)
+                .map(|i| MatRef::row_major(&av[i * m * k..(i + 1) * m * k], m, k).unwrap())
+                .collect();
+            // The right operands are transposed views of n x k blocks.
+            let b: Vec<MatRef<'_>> = (0..batch)
+                .map(|i| {
+                    MatRef::row_major(&bv[i * k * n..(i + 1) * k * n], n, k)
+                        .unwrap()
+                        .t()
+                })
+                .collect();
+            let mut c = vec![0.0; batch * m * n];
+            gemm_batch(&a, &b, &mut c, false, Parallelism::Threaded).unwrap();
+            for i in 0..batch {
+                // Integer-valued inputs: every path must be exact.
+                assert_eq!(
+                    &c[i * m * n..(i + 1) * m * n],
+                    naive(&a[i], &b[i]).as_slice()
+                );
+            }
+        }
+        let x = [1.0f32; 6];
+        let a = [
+            MatRef::row_major(&x, 2, 3).unwrap(),
+            MatRef::row_major(&x, 3, 2).unwrap(),
+        ];
+        let b = [
+            MatRef::row_major(&x, 3, 2).unwrap(),
+            MatRef::row_major(&x, 2, 3).unwrap(),
+        ];
+        let mut c = vec![0.0; 8];
+        let err = gemm_batch(&a, &b, &mut c, false, Parallelism::Threaded).unwrap_err();
+        assert_eq!(err.op(), "gemm");
+    }
+}
