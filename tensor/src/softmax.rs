@@ -1,1 +1,398 @@
-//! (being written)
+//! Softmax and log-softmax along any dimension, with their backward kernels.
+//!
+//! Both are max-shifted: `softmax(x) = exp(x - m) / sum(exp(x - m))` with `m = max(x)` gives the
+//! same value as the textbook formula but never overflows (`softmax([1000, 1001, 1002])` is
+//! finite). The backward kernels take the *output* `y` the forward returned, because both
+//! gradients are cheapest to write in terms of it:
+//!
+//! - softmax: `dx = y * (dy - sum(dy * y))`
+//! - log-softmax: `dx = dy - exp(y) * sum(dy)`
+//!
+//! Work is done row by row on contiguous slices ("rows" are the lanes along `dim`). The last
+//! dimension of a contiguous tensor is the fast path, with no copy; any other dimension is moved
+//! last by one copy, and the result moved back. This module also holds the row toolkit the other
+//! fused kernels share ([`crate::layer_norm`], [`crate::cross_entropy`], [`crate::attention`]):
+//! a vectorizable `exp`, lane-split reductions, and the row driver that switches to threads for
+//! big tensors.
+
+use ndarray::{ArrayD, IxDyn};
+use rayon::prelude::*;
+
+use crate::error::{Result, TensorError};
+use crate::tensor::{normalize_dim, Tensor};
+
+// ---------------------------------------------------------------------------------------------
+// Row toolkit (shared by the fused kernels)
+// ---------------------------------------------------------------------------------------------
+
+/// Element counts above which row-wise kernels split their rows across threads.
+pub(crate) const ROW_PARALLEL_THRESHOLD: usize = 1 << 15;
+
+/// Each thread task gets at least this many elements, so scheduling stays cheap for short rows.
+const MIN_TASK_ELEMS: usize = 4096;
+
+/// Independent accumulators in the reductions below. A sum written as one running `f32` cannot
+/// be vectorized (the compiler may not reorder float additions); splitting it over a fixed
+/// number of lanes can, and the fixed split keeps results identical from run to run.
+const LANES: usize = 16;
+
+/// `e^x` in `f32`, written so the compiler can vectorize loops that call it (libm's `expf` is an
+/// opaque call per element). Range reduction `x = n ln2 + r` with `|r| <= ln2 / 2`, a degree-7
+/// Taylor polynomial for `e^r` (truncation error below 1e-8 relative), and `2^n` built from the
+/// exponent bits. Relative error is a few ulp. Inputs below about -87.3 give exactly 0 (so
+/// `exp(-inf) = 0`), NaN stays NaN; inputs above 88 saturate near `f32::MAX`.
+#[inline(always)]
+pub fn fast_exp(x: f32) -> f32 {
+    const LOW: f32 = -87.3;
+    const HIGH: f32 = 88.0;
+    const LOG2_E: f32 = std::f32::consts::LOG2_E;
+    // ln 2 split in two: the high part has few mantissa bits, so `n * LN2_HI` is exact.
+    const LN2_HI: f32 = 0.693_359_4; // 355 / 512
+    const LN2_LO: f32 = -2.121_944_4e-4; // ln 2 - 355 / 512
+                                         // Adding 1.5 * 2^23 rounds to the nearest integer and leaves it in the low mantissa bits.
+    const ROUND: f32 = 12_582_912.0;
+    // Comparisons are false for NaN, so NaN passes through the clamp untouched.
+    let xc = if x < LOW { LOW } else { x };
+    let xc = if xc > HIGH { HIGH } else { xc };
+    let t = xc * LOG2_E + ROUND;
+    let n = t - ROUND;
+    let r = (xc - n * LN2_HI) - n * LN2_LO;
+    let p = 1.0
+        + r * (1.0
+            + r * (0.5
+                + r * (1.0 / 6.0
+                    + r * (1.0 / 24.0
+                        + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
+    let n_int = (t.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
+    let two_n = f32::from_bits((n_int.wrapping_add(127) << 23) as u32);
+    if x < LOW {
+        0.0
+    } else {
+        p * two_n
+    }
+}
+
+/// Sum of `f(v)` over a slice, accumulated in [`LANES`] fixed lanes (vectorizes, deterministic).
+#[inline(always)]
+pub(crate) fn sum_map(a: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let chunks = a.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for k in 0..LANES {
+            acc[k] += f(c[k]);
+        }
+    }
+    let mut rest = 0.0f32;
+    for &v in tail {
+        rest += f(v);
+    }
+    acc.iter().sum::<f32>() + rest
+}
+
+/// Sum of `f(a_i, b_i)` over two slices of equal length, in fixed lanes.
+#[inline(always)]
+pub(crate) fn sum_map2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
+    debug_assert_eq!(a.len(), b.len());
+    let mut acc = [0.0f32; LANES];
+    let ca = a.chunks_exact(LANES);
+    let cb = b.chunks_exact(LANES);
+    let (ta, tb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for k in 0..LANES {
+            acc[k] += f(x[k], y[k]);
+        }
+    }
+    let mut rest = 0.0f32;
+    for (&x, &y) in ta.iter().zip(tb) {
+        rest += f(x, y);
+    }
+    acc.iter().sum::<f32>() + rest
+}
+
+/// The row maximum of `scale * a_i` (`-inf` for an empty row). NaN entries are skipped here; they
+/// still poison the row through `exp(NaN - m)`.
+#[inline(always)]
+pub(crate) fn max_scaled(a: &[f32], scale: f32) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; LANES];
+    let chunks = a.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for k in 0..LANES {
+            let v = scale * c[k];
+            acc[k] = if v > acc[k] { v } else { acc[k] };
+        }
+    }
+    let mut m = f32::NEG_INFINITY;
+    for &v in acc.iter() {
+        m = if v > m { v } else { m };
+    }
+    for &v in tail {
+        let v = scale * v;
+        m = if v > m { v } else { m };
+    }
+    m
+}
+
+/// The row maximum (`-inf` for an empty row).
+#[inline(always)]
+pub(crate) fn row_max(a: &[f32]) -> f32 {
+    max_scaled(a, 1.0)
+}
+
+/// Write `y_i = exp(scale * x_i - shift)` and return their sum.
+#[inline(always)]
+pub(crate) fn exp_shifted_into(x: &[f32], scale: f32, shift: f32, y: &mut [f32]) -> f32 {
+    debug_assert_eq!(x.len(), y.len());
+    let mut acc = [0.0f32; LANES];
+    let mut cy = y.chunks_exact_mut(LANES);
+    let cx = x.chunks_exact(LANES);
+    let tx = cx.remainder();
+    for (yc, xc) in (&mut cy).zip(cx) {
+        for k in 0..LANES {
+            let e = fast_exp(scale * xc[k] - shift);
+            yc[k] = e;
+            acc[k] += e;
+        }
+    }
+    let mut rest = 0.0f32;
+    for (yv, &xv) in cy.into_remainder().iter_mut().zip(tx) {
+        let e = fast_exp(scale * xv - shift);
+        *yv = e;
+        rest += e;
+    }
+    acc.iter().sum::<f32>() + rest
+}
+
+/// Multiply a row in place by `s`.
+#[inline(always)]
+pub(crate) fn scale_in_place(y: &mut [f32], s: f32) {
+    for v in y.iter_mut() {
+        *v *= s;
+    }
+}
+
+/// Run `f(row_index, out_row, aux)` on every row of length `n` of `out`, with one auxiliary
+/// per-row output (`aux.len()` must be the row count). Rows are split across threads when `out`
+/// holds at least [`ROW_PARALLEL_THRESHOLD`] elements; each row is computed the same way either
+/// way, so results do not depend on the thread count.
+pub(crate) fn for_each_row_aux<A: Send>(
+    out: &mut [f32],
+    n: usize,
+    aux: &mut [A],
+    f: impl Fn(usize, &mut [f32], &mut A) + Sync + Send,
+) {
+    if n == 0 || out.is_empty() {
+        return;
+    }
+    debug_assert_eq!(out.len() / n, aux.len());
+    if out.len() >= ROW_PARALLEL_THRESHOLD {
+        out.par_chunks_mut(n)
+            .zip(aux.par_iter_mut())
+            .with_min_len((MIN_TASK_ELEMS / n).max(1))
+            .enumerate()
+            .for_each(|(r, (row, a))| f(r, row, a));
+    } else {
+        for (r, (row, a)) in out.chunks_mut(n).zip(aux.iter_mut()).enumerate() {
+            f(r, row, a);
+        }
+    }
+}
+
+/// Run `f(row_index, out_row)` on every row of length `n` of `out` (threads for big buffers).
+pub(crate) fn for_each_row(out: &mut [f32], n: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
+    if n == 0 {
+        return;
+    }
+    let mut units = vec![(); out.len() / n];
+    for_each_row_aux(out, n, &mut units, |r, row, _| f(r, row));
+}
+
+/// Apply a row kernel along dimension `d` of `K` tensors of one shape. `kernel(inputs, out)`
+/// receives the `K` input rows and writes the output row. The last dimension of contiguous
+/// inputs needs no copy; otherwise each input is copied once with `d` moved last, and the output
+/// is moved back to the original layout.
+pub(crate) fn map_along_dim<const K: usize>(
+    inputs: [&Tensor; K],
+    d: usize,
+    kernel: impl Fn([&[f32]; K], &mut [f32]) + Sync + Send,
+) -> Tensor {
+    let shape = inputs[0].shape().to_vec();
+    let numel: usize = shape.iter().product();
+    if numel == 0 {
+        return Tensor::zeros(&shape);
+    }
+    let last = shape.len() - 1;
+    let n = shape[d];
+    // Axis order with `d` moved last, and its inverse.
+    let perm: Vec<usize> = (0..shape.len()).filter(|&a| a != d).chain([d]).collect();
+    let rows: Vec<Tensor> = inputs
+        .iter()
+        .map(|t| {
+            if d == last {
+                t.contiguous()
+            } else {
+                let moved = t.data.view().permuted_axes(IxDyn(&perm));
+                Tensor::from_array(moved.as_standard_layout().into_owned())
+            }
+        })
+        .collect();
+    let slices: Vec<&[f32]> = rows
+        .iter()
+        .map(|t| t.as_slice().expect("made contiguous above"))
+        .collect();
+    let mut out = vec![0.0f32; numel];
+    for_each_row(&mut out, n, |r, row| {
+        let ins: [&[f32]; K] = std::array::from_fn(|k| &slices[k][r * n..(r + 1) * n]);
+        kernel(ins, row);
+    });
+    if d == last {
+        Tensor::from_array(ArrayD::from_shape_vec(IxDyn(&shape), out).expect("numel matches"))
+    } else {
+        let moved_shape: Vec<usize> = perm.iter().map(|&a| shape[a]).collect();
+        let mut inverse = vec![0usize; perm.len()];
+        for (j, &a) in perm.iter().enumerate() {
+            inverse[a] = j;
+        }
+        let moved = ArrayD::from_shape_vec(IxDyn(&moved_shape), out).expect("numel matches");
+        let back = moved.permuted_axes(IxDyn(&inverse));
+        Tensor::from_array(back.as_standard_layout().into_owned())
+    }
+}
+
+/// Error unless `grad_y` has the shape of the saved output `y`.
+pub(crate) fn check_grad_shape(op: &'static str, y: &Tensor, grad_y: &Tensor) -> Result<()> {
+    if y.shape() != grad_y.shape() {
+        return Err(TensorError::mismatch(
+            op,
+            y.shape(),
+            grad_y.shape(),
+            "grad_y must have the shape of the forward output",
+        ));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Row kernels (the exercises)
+// ---------------------------------------------------------------------------------------------
+
+/// Softmax of one row: `y_i = exp(x_i - m) / sum_j exp(x_j - m)` with `m = max(x)`.
+pub fn softmax_row(x: &[f32], y: &mut [f32]) {
+    // HINT: m = row_max(x); fill y with exp(x - m) and get the sum (exp_shifted_into); scale y by 1/sum.
+    // BEGIN SOLUTION
+    let m = row_max(x);
+    let sum = exp_shifted_into(x, 1.0, m, y);
+    scale_in_place(y, 1.0 / sum);
+    // END SOLUTION
+}
+
+/// Log-softmax of one row: `y_i = (x_i - m) - ln(sum_j exp(x_j - m))`.
+pub fn log_softmax_row(x: &[f32], y: &mut [f32]) {
+    // HINT: compute (x_i - m) and ln(sum exp(x - m)) separately; subtracting them last keeps precision for large x.
+    // BEGIN SOLUTION
+    let m = row_max(x);
+    let log_sum = sum_map(x, |v| fast_exp(v - m)).ln();
+    for (yv, &xv) in y.iter_mut().zip(x) {
+        *yv = (xv - m) - log_sum;
+    }
+    // END SOLUTION
+}
+
+/// Softmax backward for one row, from the output `y`: `dx_i = y_i * (dy_i - sum_j dy_j y_j)`.
+pub fn softmax_backward_row(y: &[f32], dy: &[f32], dx: &mut [f32]) {
+    // HINT: the Jacobian is diag(y) - y y^T, so dx = y * (dy - dot(dy, y)); never build the matrix.
+    // BEGIN SOLUTION
+    let dot = sum_map2(dy, y, |g, p| g * p);
+    for ((d, &p), &g) in dx.iter_mut().zip(y).zip(dy) {
+        *d = p * (g - dot);
+    }
+    // END SOLUTION
+}
+
+/// Log-softmax backward for one row, from the output `y`: `dx_i = dy_i - exp(y_i) * sum_j dy_j`.
+pub fn log_softmax_backward_row(y: &[f32], dy: &[f32], dx: &mut [f32]) {
+    // HINT: exp(y) is the softmax; every output depends on every input through the log-sum.
+    // BEGIN SOLUTION
+    let total = sum_map(dy, |g| g);
+    for ((d, &l), &g) in dx.iter_mut().zip(y).zip(dy) {
+        *d = g - fast_exp(l) * total;
+    }
+    // END SOLUTION
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tensor API
+// ---------------------------------------------------------------------------------------------
+
+impl Tensor {
+    /// Softmax along `dim` (negative counts from the end), max-shifted so large inputs stay finite.
+    pub fn softmax(&self, dim: isize) -> Result<Tensor> {
+        let d = normalize_dim("softmax", dim, self.shape())?;
+        Ok(map_along_dim([self], d, |[x], y| softmax_row(x, y)))
+    }
+
+    /// Log-softmax along `dim`: `x - logsumexp(x)`, computed without overflow.
+    pub fn log_softmax(&self, dim: isize) -> Result<Tensor> {
+        let d = normalize_dim("log_softmax", dim, self.shape())?;
+        Ok(map_along_dim([self], d, |[x], y| log_softmax_row(x, y)))
+    }
+}
+
+/// Gradient of softmax w.r.t. its input, given the forward output `y` and the upstream `grad_y`.
+pub fn softmax_backward(y: &Tensor, grad_y: &Tensor, dim: isize) -> Result<Tensor> {
+    check_grad_shape("softmax_backward", y, grad_y)?;
+    let d = normalize_dim("softmax_backward", dim, y.shape())?;
+    Ok(map_along_dim([y, grad_y], d, |[y, g], dx| {
+        softmax_backward_row(y, g, dx)
+    }))
+}
+
+/// Gradient of log-softmax w.r.t. its input, given the forward output `y` and `grad_y`.
+pub fn log_softmax_backward(y: &Tensor, grad_y: &Tensor, dim: isize) -> Result<Tensor> {
+    check_grad_shape("log_softmax_backward", y, grad_y)?;
+    let d = normalize_dim("log_softmax_backward", dim, y.shape())?;
+    Ok(map_along_dim([y, grad_y], d, |[y, g], dx| {
+        log_softmax_backward_row(y, g, dx)
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_exp_matches_f64_exp() {
+        let mut worst = 0.0f64;
+        let mut x = -87.0f32;
+        while x < 88.0 {
+            let got = fast_exp(x) as f64;
+            let want = (x as f64).exp();
+            worst = worst.max(((got - want) / want).abs());
+            x += 0.0137;
+        }
+        assert!(worst < 5e-7, "worst relative error {worst}");
+    }
+
+    #[test]
+    fn fast_exp_edges() {
+        assert_eq!(fast_exp(0.0), 1.0);
+        assert_eq!(fast_exp(f32::NEG_INFINITY), 0.0);
+        assert_eq!(fast_exp(-1000.0), 0.0);
+        assert!(fast_exp(f32::NAN).is_nan());
+        assert!(fast_exp(88.0).is_finite());
+    }
+
+    #[test]
+    fn lane_reductions_cover_tails() {
+        let a: Vec<f32> = (0..37).map(|i| i as f32).collect();
+        assert_eq!(sum_map(&a, |v| v), 666.0);
+        assert_eq!(
+            sum_map2(&a, &a, |x, y| x * y),
+            (0..37).map(|i| (i * i) as f32).sum()
+        );
+        assert_eq!(row_max(&a), 36.0);
+        assert_eq!(max_scaled(&a, -1.0), 0.0);
+        assert_eq!(row_max(&[]), f32::NEG_INFINITY);
+    }
+}
