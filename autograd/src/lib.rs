@@ -40,4 +40,5 @@ pub use grad_mode::{
     detect_anomaly, is_anomaly_enabled, is_grad_enabled, no_grad, set_detect_anomaly, NoGradGuard,
 };
 pub use gradcheck::{gradcheck, GradcheckReport};
+pub use ops::custom_op;
 pub use variable::{live_nodes, GradFn, Variable};

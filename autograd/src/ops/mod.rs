@@ -48,6 +48,17 @@ pub(crate) fn record<F: GradFn + 'static>(
     }
 }
 
+/// Record an op defined outside this crate (a fused kernel of a layer): `grad_fn` names the op,
+/// lists `inputs` in the order its `backward` returns their gradients, and is kept only when
+/// grad mode is on and an input requires grad. Anomaly mode checks the output like any op.
+pub fn custom_op<F: GradFn + 'static>(
+    value: Tensor,
+    inputs: &[&Variable],
+    grad_fn: F,
+) -> Result<Variable> {
+    record(value, inputs, grad_fn)
+}
+
 /// The gradient for `input` if it requires one, computed lazily.
 pub(crate) fn grad_if(
     input: &Variable,
