@@ -373,6 +373,18 @@ fn max_pool_ties_go_to_the_first_and_nan_propagates() {
     let (y, idx) = max_pool2d(&x, (2, 2), (2, 2), (0, 0)).unwrap();
     assert!(y.to_vec()[0].is_nan());
     assert_eq!(idx.indices(), [1]);
+    // The first NaN of each window wins; windows without NaN are unaffected.
+    let nan = f32::NAN;
+    #[rustfmt::skip]
+    let x = t(&[
+        1., nan, 0., 3., 7., 8.,
+        5., 2., nan, nan, 9., 4.,
+    ], &[1, 1, 2, 6]);
+    let (y, idx) = max_pool2d(&x, (2, 2), (2, 2), (0, 0)).unwrap();
+    let y = y.to_vec();
+    assert!(y[0].is_nan() && y[1].is_nan());
+    assert_eq!(y[2], 9.0);
+    assert_eq!(idx.indices(), [1, 8, 10]);
 }
 
 #[test]
