@@ -1,1 +1,124 @@
-//! (being written)
+//! `Linear`: `y = x W^T + b`, the layer every network is made of.
+//!
+//! The weight is stored `(out_features, in_features)` like PyTorch, so a state dict maps one to
+//! one. The forward multiplies by `W^T` through a transposed *view* (a stride swap, no copy),
+//! and the batched matmul accepts any leading dims: `(..., in) -> (..., out)`.
+//!
+//! Initialisation (PyTorch's default): weight and bias both `U(-1/sqrt(in), 1/sqrt(in))`.
+
+use autograd::Variable;
+use tensor::{Tensor, TensorRng};
+
+use crate::error::{NnError, Result};
+use crate::init;
+use crate::module::Module;
+
+/// A fully connected layer: `(..., in_features) -> (..., out_features)`.
+pub struct Linear {
+    /// Shape `(out_features, in_features)`.
+    pub weight: Variable,
+    /// Shape `(out_features)`, if the layer has one.
+    pub bias: Option<Variable>,
+}
+
+impl Linear {
+    /// A layer with PyTorch's default initialisation drawn from `rng`.
+    pub fn new(in_features: usize, out_features: usize, bias: bool, rng: &mut TensorRng) -> Linear {
+        let weight = init::kaiming_uniform(rng, &[out_features, in_features], 5f32.sqrt());
+        let bias = bias.then(|| init::fan_in_uniform(rng, &[out_features], in_features));
+        Linear {
+            weight: Variable::parameter(weight),
+            bias: bias.map(Variable::parameter),
+        }
+    }
+
+    /// A layer around given parameters (weight `(out, in)`, bias `(out)`): for weight tying,
+    /// loading, and building a layer from `gradcheck`'s inputs.
+    pub fn from_weights(weight: Variable, bias: Option<Variable>) -> Result<Linear> {
+        if weight.ndim() != 2 {
+            return Err(NnError::Invalid {
+                layer: "Linear",
+                reason: format!("weight must be (out, in), got shape {:?}", weight.shape()),
+            });
+        }
+        if let Some(b) = &bias {
+            if b.shape() != [weight.shape()[0]] {
+                return Err(NnError::Invalid {
+                    layer: "Linear",
+                    reason: format!(
+                        "bias shape {:?} does not match weight shape {:?} (expected [{}])",
+                        b.shape(),
+                        weight.shape(),
+                        weight.shape()[0]
+                    ),
+                });
+            }
+        }
+        Ok(Linear { weight, bias })
+    }
+
+    /// A layer with the given parameter values (both become trainable parameters).
+    pub fn from_tensors(weight: Tensor, bias: Option<Tensor>) -> Result<Linear> {
+        Linear::from_weights(Variable::parameter(weight), bias.map(Variable::parameter))
+    }
+
+    /// The size of each input's last dim.
+    pub fn in_features(&self) -> usize {
+        self.weight.shape()[1]
+    }
+
+    /// The size of each output's last dim.
+    pub fn out_features(&self) -> usize {
+        self.weight.shape()[0]
+    }
+}
+
+/// `x @ weight^T + bias` for `x` of shape `(..., in)`, weight `(out, in)`, bias `(out)`
+/// (PyTorch's `F.linear`).
+pub fn linear(x: &Variable, weight: &Variable, bias: Option<&Variable>) -> Result<Variable> {
+    // HINT: weight.t() is a view of W^T; matmul handles (..., in) @ (in, out); the bias broadcasts.
+    // BEGIN SOLUTION
+    let y = x.matmul(&weight.t()?)?;
+    match bias {
+        Some(b) => Ok(y.add(b)?),
+        None => Ok(y),
+    }
+    // END SOLUTION
+}
+
+impl Module for Linear {
+    fn forward(&self, input: &Variable) -> Result<Variable> {
+        let shape = input.shape();
+        if shape.last() != Some(&self.in_features()) {
+            return Err(NnError::Invalid {
+                layer: "Linear",
+                reason: format!(
+                    "input of shape {shape:?} must end in in_features = {} (weight shape {:?})",
+                    self.in_features(),
+                    self.weight.shape()
+                ),
+            });
+        }
+        linear(input, &self.weight, self.bias.as_ref())
+    }
+
+    fn named_parameters(&self) -> Vec<(String, Variable)> {
+        let mut params = vec![("weight".to_string(), self.weight.clone())];
+        if let Some(b) = &self.bias {
+            params.push(("bias".to_string(), b.clone()));
+        }
+        params
+    }
+}
+
+impl std::fmt::Debug for Linear {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Linear(in_features={}, out_features={}, bias={})",
+            self.in_features(),
+            self.out_features(),
+            self.bias.is_some()
+        )
+    }
+}
