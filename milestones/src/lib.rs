@@ -1,1 +1,15 @@
-//! Milestone binaries: filled by their own issue.
+//! # milestones: deep learning's history as runnable binaries
+//!
+//! Each binary in `src/bin/` trains a model of its era on real data (or data it generates),
+//! shows a progress bar, prints a results table and the training curves, and with `--json`
+//! writes its metrics. This library holds what they share.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`cli`] | the common flags (`--data-dir`, `--dataset`, `--epochs`, `--steps`, `--seed`, `--json`, `--plot`, `--quick`) |
+//! | [`report`] | results table and JSON output |
+//! | [`plot`] | terminal and SVG training curves |
+
+pub mod cli;
+pub mod plot;
+pub mod report;
