@@ -20,6 +20,7 @@
 //! | [`layer_norm`] | layer norm over the last axis, caching mean and 1/std |
 //! | [`cross_entropy`] | fused log-softmax + NLL from logits with integer targets |
 //! | [`attention`] | causal masked softmax for attention scores |
+//! | [`sdpa`] | fused scaled-dot-product attention (causal or not), forward and backward |
 //! | [`conv`] | im2col / col2im for NCHW convolution |
 //! | [`pool`] | max-pool and avg-pool forward and backward |
 //! | [`display`] | NumPy-style printing |
@@ -38,6 +39,7 @@ pub mod matmul;
 pub mod pool;
 pub mod random;
 pub mod reduce;
+pub mod sdpa;
 pub mod shape;
 pub mod softmax;
 pub mod tensor;
