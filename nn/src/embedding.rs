@@ -1,1 +1,142 @@
-//! (being written)
+//! `Embedding`: a learned vector per token id, i.e. a lookup table `weight[id]`.
+//!
+//! Looking up row `id` is the same as multiplying a one-hot vector by the table, without building
+//! the one-hot: the forward is an `index_select` of rows and the backward scatter-adds the output
+//! gradient into the rows that were used (a token seen twice gets both contributions).
+//!
+//! Ids are checked: an id outside the vocabulary is an error naming the id, where it was and the
+//! vocabulary size, never a silent wrong row or a panic.
+//!
+//! Initialisation (PyTorch's default): `N(0, 1)`.
+
+use autograd::Variable;
+use tensor::{Tensor, TensorRng};
+
+use crate::error::{NnError, Result};
+use crate::init;
+use crate::module::Module;
+
+/// A table of `num_embeddings` vectors of size `embedding_dim`.
+pub struct Embedding {
+    /// Shape `(num_embeddings, embedding_dim)`.
+    pub weight: Variable,
+}
+
+impl Embedding {
+    /// A table initialised from `N(0, 1)`.
+    pub fn new(num_embeddings: usize, embedding_dim: usize, rng: &mut TensorRng) -> Embedding {
+        let weight = init::standard_normal(rng, &[num_embeddings, embedding_dim]);
+        Embedding {
+            weight: Variable::parameter(weight),
+        }
+    }
+
+    /// A table around a given `(num, dim)` parameter (for weight tying with an output layer).
+    pub fn from_weight(weight: Variable) -> Result<Embedding> {
+        if weight.ndim() != 2 {
+            return Err(NnError::Invalid {
+                layer: "Embedding",
+                reason: format!(
+                    "weight must be (num_embeddings, embedding_dim), got shape {:?}",
+                    weight.shape()
+                ),
+            });
+        }
+        Ok(Embedding { weight })
+    }
+
+    /// The vocabulary size.
+    pub fn num_embeddings(&self) -> usize {
+        self.weight.shape()[0]
+    }
+
+    /// The vector size.
+    pub fn embedding_dim(&self) -> usize {
+        self.weight.shape()[1]
+    }
+
+    /// Look up `ids` laid out with `shape` (e.g. `[B, T]`): returns `shape + [embedding_dim]`.
+    pub fn forward_ids(&self, ids: &[usize], shape: &[usize]) -> Result<Variable> {
+        let numel: usize = shape.iter().product();
+        if numel != ids.len() {
+            return Err(NnError::Invalid {
+                layer: "Embedding",
+                reason: format!("{} ids cannot fill shape {shape:?}", ids.len()),
+            });
+        }
+        let vocab = self.num_embeddings();
+        if let Some(pos) = ids.iter().position(|&id| id >= vocab) {
+            return Err(NnError::Invalid {
+                layer: "Embedding",
+                reason: format!(
+                    "token id {} at position {pos} (index {:?} of shape {shape:?}) is out of \
+                     range for a vocabulary of {vocab}",
+                    ids[pos],
+                    unravel(pos, shape)
+                ),
+            });
+        }
+        // BEGIN SOLUTION
+        let rows = self.weight.index_select(0, ids)?;
+        let mut out_shape = shape.to_vec();
+        out_shape.push(self.embedding_dim());
+        Ok(rows.reshape_to(&out_shape)?)
+        // END SOLUTION
+    }
+}
+
+/// The multi-index of flat position `i` in a row-major `shape`.
+fn unravel(mut i: usize, shape: &[usize]) -> Vec<usize> {
+    let mut index = vec![0; shape.len()];
+    for (d, &n) in shape.iter().enumerate().rev() {
+        index[d] = i % n.max(1);
+        i /= n.max(1);
+    }
+    index
+}
+
+/// Token ids stored as floats (how ids travel inside a `Variable`), checked to be whole and
+/// non-negative.
+pub fn ids_from_tensor(t: &Tensor) -> Result<Vec<usize>> {
+    t.to_vec()
+        .into_iter()
+        .enumerate()
+        .map(|(pos, v)| {
+            if v >= 0.0 && v.fract() == 0.0 && v < 16_777_216.0 {
+                Ok(v as usize)
+            } else {
+                Err(NnError::Invalid {
+                    layer: "Embedding",
+                    reason: format!(
+                        "token id {v} at position {pos} (shape {:?}) is not a non-negative \
+                         whole number",
+                        t.shape()
+                    ),
+                })
+            }
+        })
+        .collect()
+}
+
+impl Module for Embedding {
+    /// Ids as a float variable of any shape (no gradient flows to ids).
+    fn forward(&self, input: &Variable) -> Result<Variable> {
+        let ids = ids_from_tensor(&input.value())?;
+        self.forward_ids(&ids, &input.shape())
+    }
+
+    fn named_parameters(&self) -> Vec<(String, Variable)> {
+        vec![("weight".to_string(), self.weight.clone())]
+    }
+}
+
+impl std::fmt::Debug for Embedding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Embedding({}, {})",
+            self.num_embeddings(),
+            self.embedding_dim()
+        )
+    }
+}
