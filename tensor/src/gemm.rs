@@ -15,6 +15,7 @@
 //! threaded product nested inside a parallel loop.
 
 use std::marker::PhantomData;
+use std::mem::MaybeUninit;
 
 use ndarray::ArrayView2;
 use rayon::prelude::*;
@@ -202,16 +203,7 @@ pub fn gemm(
     accumulate: bool,
     parallelism: Parallelism,
 ) -> Result<()> {
-    check(&a, &b, c.len(), 1)?;
-    let threads = if parallelism == Parallelism::Threaded
-        && a.rows * a.cols * b.cols >= THREADING_THRESHOLD
-    {
-        rayon::current_num_threads()
-    } else {
-        1
-    };
-    kernel(a, b, c, accumulate, threads);
-    Ok(())
+    gemm_batch(&[a], &[b], c, accumulate, parallelism)
 }
 
 /// `c[i] = a[i]·b[i]` (or `+=` when `accumulate`) for a batch of products of equal shapes.
@@ -226,6 +218,54 @@ pub fn gemm_batch(
     accumulate: bool,
     parallelism: Parallelism,
 ) -> Result<()> {
+    let len = check_batch(a, b)?;
+    if c.len() != len {
+        let (m, n) = (a[0].rows, b[0].cols);
+        return Err(TensorError::DataLength {
+            op: "gemm",
+            len: c.len(),
+            shape: vec![a.len(), m, n],
+            numel: len,
+        });
+    }
+    // SAFETY: `MaybeUninit<f32>` has the layout of `f32`, and `run_batch` only ever stores
+    // initialised `f32` values through this view, so `c` stays initialised, as `accumulate` needs.
+    let out = unsafe { &mut *(c as *mut [f32] as *mut [MaybeUninit<f32>]) };
+    // SAFETY: `out` is initialised (it is `c`).
+    unsafe { run_batch(a, b, out, accumulate, parallelism) };
+    Ok(())
+}
+
+/// The products of a batch (`a[i]·b[i]`, one after another, each row-major `m x n`) in a new
+/// vector. Cheaper than [`gemm_batch`] on a zeroed buffer: the output is written once, not
+/// zeroed first.
+pub fn gemm_batch_new(
+    a: &[MatRef<'_>],
+    b: &[MatRef<'_>],
+    parallelism: Parallelism,
+) -> Result<Vec<f32>> {
+    let len = check_batch(a, b)?;
+    let mut out = Vec::with_capacity(len);
+    // SAFETY: with `accumulate = false`, `run_batch` reads nothing from the output and stores an
+    // initialised value into each of its `len` elements (the kernel writes every element of every
+    // non-empty `m x n` product, and `k = 0` products are filled with zeros), so all `len`
+    // elements are initialised before `set_len`.
+    unsafe {
+        run_batch(
+            a,
+            b,
+            &mut out.spare_capacity_mut()[..len],
+            false,
+            parallelism,
+        );
+        out.set_len(len);
+    }
+    Ok(out)
+}
+
+/// Equal batch lengths, equal shapes throughout, inner dimensions that agree; returns the number
+/// of output elements.
+fn check_batch(a: &[MatRef<'_>], b: &[MatRef<'_>]) -> Result<usize> {
     if a.len() != b.len() {
         return Err(TensorError::invalid(
             "gemm",
@@ -234,7 +274,7 @@ pub fn gemm_batch(
         ));
     }
     let (Some(a0), Some(b0)) = (a.first(), b.first()) else {
-        return Ok(());
+        return Ok(0);
     };
     for (x, y) in a.iter().zip(b) {
         if x.shape() != a0.shape() || y.shape() != b0.shape() {
@@ -252,17 +292,46 @@ pub fn gemm_batch(
             ));
         }
     }
-    check(a0, b0, c.len(), a.len())?;
-    let per_product = a0.rows * a0.cols * b0.cols;
-    let threads = rayon::current_num_threads();
+    if a0.cols != b0.rows {
+        return Err(TensorError::mismatch(
+            "gemm",
+            &a0.shape(),
+            &b0.shape(),
+            format!(
+                "inner dimensions differ: {} columns against {} rows",
+                a0.cols, b0.rows
+            ),
+        ));
+    }
+    Ok(a.len() * a0.rows * b0.cols)
+}
+
+/// The threading policy over a checked batch.
+///
+/// # Safety
+/// `c` has exactly the batch's output length; when `accumulate` is true it must be initialised.
+unsafe fn run_batch(
+    a: &[MatRef<'_>],
+    b: &[MatRef<'_>],
+    c: &mut [MaybeUninit<f32>],
+    accumulate: bool,
+    parallelism: Parallelism,
+) {
+    let (Some(a0), Some(b0)) = (a.first(), b.first()) else {
+        return;
+    };
     let chunk = a0.rows * b0.cols;
     if chunk == 0 {
-        return Ok(());
+        return;
     }
+    let per_product = a0.rows * a0.cols * b0.cols;
+    let threads = rayon::current_num_threads();
     let threaded = parallelism == Parallelism::Threaded && threads > 1;
+    // SAFETY (all three loops): each chunk is one product's exclusive output, of the length
+    // `kernel` expects; initialised whenever `c` is.
     if !threaded || per_product * a.len() < THREADING_THRESHOLD {
         for ((x, y), out) in a.iter().zip(b).zip(c.chunks_exact_mut(chunk)) {
-            kernel(*x, *y, out, accumulate, 1);
+            unsafe { kernel(*x, *y, out, accumulate, 1) };
         }
     } else if a.len() == 1 || (per_product >= LARGE_PRODUCT && a.len() < 4 * threads) {
         let inner = if per_product >= THREADING_THRESHOLD {
@@ -271,44 +340,28 @@ pub fn gemm_batch(
             1
         };
         for ((x, y), out) in a.iter().zip(b).zip(c.chunks_exact_mut(chunk)) {
-            kernel(*x, *y, out, accumulate, inner);
+            unsafe { kernel(*x, *y, out, accumulate, inner) };
         }
     } else {
         a.par_iter()
             .zip(b.par_iter())
             .zip(c.par_chunks_exact_mut(chunk))
-            .for_each(|((x, y), out)| kernel(*x, *y, out, accumulate, 1));
+            .for_each(|((x, y), out)| unsafe { kernel(*x, *y, out, accumulate, 1) });
     }
-    Ok(())
 }
 
-/// Shapes agree and `c` holds `batch` outputs of `m x n`.
-fn check(a: &MatRef<'_>, b: &MatRef<'_>, c_len: usize, batch: usize) -> Result<()> {
-    if a.cols != b.rows {
-        return Err(TensorError::mismatch(
-            "gemm",
-            &a.shape(),
-            &b.shape(),
-            format!(
-                "inner dimensions differ: {} columns against {} rows",
-                a.cols, b.rows
-            ),
-        ));
-    }
-    let want = batch * a.rows * b.cols;
-    if c_len != want {
-        return Err(TensorError::DataLength {
-            op: "gemm",
-            len: c_len,
-            shape: vec![batch, a.rows, b.cols],
-            numel: want,
-        });
-    }
-    Ok(())
-}
-
-/// The product itself, on `threads` threads; shapes already checked.
-fn kernel(a: MatRef<'_>, b: MatRef<'_>, c: &mut [f32], accumulate: bool, threads: usize) {
+/// One product on `threads` threads; shapes already checked.
+///
+/// # Safety
+/// `c.len() == a.rows() * b.cols()`, `a.cols() == b.rows()`; `c` must be initialised when
+/// `accumulate` is true. Every element of `c` is written.
+unsafe fn kernel(
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    c: &mut [MaybeUninit<f32>],
+    accumulate: bool,
+    threads: usize,
+) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     debug_assert!(b.rows == k && c.len() == m * n);
     if m == 0 || n == 0 {
@@ -316,7 +369,7 @@ fn kernel(a: MatRef<'_>, b: MatRef<'_>, c: &mut [f32], accumulate: bool, threads
     }
     if k == 0 {
         if !accumulate {
-            c.fill(0.0);
+            c.fill(MaybeUninit::new(0.0));
         }
         return;
     }
@@ -326,15 +379,17 @@ fn kernel(a: MatRef<'_>, b: MatRef<'_>, c: &mut [f32], accumulate: bool, threads
         gemm::Parallelism::None
     };
     // SAFETY: `a` and `b` point at `m x k` and `k x n` readable elements (MatRef's invariant) that
-    // stay borrowed during the call; `c` is an exclusive, initialised `m x n` row-major buffer
-    // (column stride 1, row stride n), so it cannot alias `a` or `b`. The kernel reads `c` only
-    // when `read_dst` (= `accumulate`) is set, computing `c = 1·c + 1·a·b`.
+    // stay borrowed during the call; `c` is an exclusive `m x n` row-major buffer (column stride
+    // 1, row stride n), so it cannot alias `a` or `b`. With `read_dst = accumulate` false the
+    // kernel only stores into `c` (it sets its `alpha` to zero and never loads the destination
+    // before writing it); when true, `c` is initialised by the caller's contract and the kernel
+    // computes `c = 1·c + 1·a·b`.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            c.as_mut_ptr(),
+            c.as_mut_ptr().cast::<f32>(),
             1,
             n as isize,
             accumulate,
@@ -518,5 +573,24 @@ mod tests {
         let mut c = vec![0.0; 8];
         let err = gemm_batch(&a, &b, &mut c, false, Parallelism::Threaded).unwrap_err();
         assert_eq!(err.op(), "gemm");
+    }
+
+    #[test]
+    fn new_output_matches_zeroed_output() {
+        for &(batch, m, k, n) in &[(1, 33, 17, 65), (5, 8, 0, 3), (3, 0, 4, 2), (12, 16, 9, 7)] {
+            let av: Vec<f32> = (0..batch * m * k).map(|v| (v % 7) as f32 - 3.0).collect();
+            let bv: Vec<f32> = (0..batch * k * n).map(|v| (v % 5) as f32 - 2.0).collect();
+            let a: Vec<MatRef<'_>> = (0..batch)
+                .map(|i| MatRef::row_major(&av[i * m * k..(i + 1) * m * k], m, k).unwrap())
+                .collect();
+            let b: Vec<MatRef<'_>> = (0..batch)
+                .map(|i| MatRef::row_major(&bv[i * k * n..(i + 1) * k * n], k, n).unwrap())
+                .collect();
+            let mut zeroed = vec![f32::NAN; batch * m * n];
+            gemm_batch(&a, &b, &mut zeroed, false, Parallelism::Threaded).unwrap();
+            let fresh = gemm_batch_new(&a, &b, Parallelism::Threaded).unwrap();
+            assert_eq!(fresh, zeroed);
+            assert!(fresh.iter().all(|v| v.is_finite()));
+        }
     }
 }

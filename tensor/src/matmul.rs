@@ -15,7 +15,7 @@ use ndarray::{ArrayViewD, Axis, CowArray, Dimension, Ix2, IxDyn};
 
 use crate::broadcast::broadcast_shapes;
 use crate::error::{Result, TensorError};
-use crate::gemm::{gemm, gemm_batch, MatRef, Parallelism};
+use crate::gemm::{gemm_batch_new, MatRef, Parallelism};
 use crate::tensor::Tensor;
 
 impl Tensor {
@@ -111,15 +111,14 @@ pub(crate) fn batched_product(
         rhs.shape()[rd - 1],
     );
     let count: usize = batch.iter().product();
-    let mut out = vec![0.0f32; count * m * n];
-    if out.is_empty() {
-        return Ok(out);
+    if count * m * n == 0 {
+        return Ok(Vec::new());
     }
     let rhs_count: usize = rhs.shape()[..rd - 2].iter().product();
     if rhs_count == 1 {
         if let Some(a) = fold_rows(lhs.view()) {
             let b = squeeze_to_matrix(rhs.view())?;
-            return gemm(a, b, &mut out, false, Parallelism::Threaded).map(|()| out);
+            return gemm_batch_new(&[a], &[b], Parallelism::Threaded);
         }
     }
     // The general case: one GEMM per batch entry, broadcast operands repeating their matrices.
@@ -138,8 +137,7 @@ pub(crate) fn batched_product(
     let mut b = Vec::with_capacity(count);
     matrices(lb, &mut a)?;
     matrices(rb, &mut b)?;
-    gemm_batch(&a, &b, &mut out, false, Parallelism::Threaded)?;
-    Ok(out)
+    gemm_batch_new(&a, &b, Parallelism::Threaded)
 }
 
 /// The view itself when its matrices (last two dims) have a unit stride in one dimension,
