@@ -33,7 +33,7 @@ impl Tensor {
         }
         let mut target: Vec<usize> = shape.iter().map(|&s| s.max(0) as usize).collect();
         if let Some(i) = inferred {
-            if known == 0 || numel % known != 0 {
+            if known == 0 || !numel.is_multiple_of(known) {
                 return Err(TensorError::invalid(
                     "reshape",
                     self.shape(),
