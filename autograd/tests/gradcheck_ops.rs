@@ -1,6 +1,7 @@
 //! Grader tests for chapter 05, part 1: every differentiable op passes `gradcheck` at random
 //! shapes, including broadcast inputs and non-contiguous views.
 
+#![allow(clippy::cloned_ref_to_slice_refs)] // `&[x.clone()]` reads better than `from_ref` in tests
 use autograd::{gradcheck, Result, Variable};
 use tensor::conv::Conv2dGeometry;
 use tensor::{Tensor, TensorRng};
