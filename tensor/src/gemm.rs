@@ -378,18 +378,29 @@ unsafe fn kernel(
     } else {
         gemm::Parallelism::None
     };
-    // SAFETY: `a` and `b` point at `m x k` and `k x n` readable elements (MatRef's invariant) that
-    // stay borrowed during the call; `c` is an exclusive `m x n` row-major buffer (column stride
-    // 1, row stride n), so it cannot alias `a` or `b`. With `read_dst = accumulate` false the
-    // kernel only stores into `c` (it sets its `alpha` to zero and never loads the destination
-    // before writing it); when true, `c` is initialised by the caller's contract and the kernel
-    // computes `c = 1·c + 1·a·b`.
+    // The kernel tiles the output's columns by 64 (AVX-512) or 32 (AVX2). A few columns past a
+    // multiple of 64 (the 65-symbol language-model head) would run a whole extra tile almost
+    // empty: they are computed as matrix-vector products instead, one column at a time, each
+    // from a contiguous copy of its column of `b` (k values) so the kernel's gemv path applies.
+    let tail = if n > EDGE_TILE { n % EDGE_TILE } else { 0 };
+    let split = if (1..=EDGE_MAX).contains(&tail) {
+        n - tail
+    } else {
+        n
+    };
+    let dst = c.as_mut_ptr().cast::<f32>();
+    // SAFETY: `a` and `b` point at `m x k` and `k x split` readable elements (MatRef's invariant)
+    // that stay borrowed during the call; `c` is an exclusive `m x n` row-major buffer (column
+    // stride 1, row stride n) whose first `split` columns this call writes, and it cannot alias
+    // `a` or `b`. With `read_dst = accumulate` false the kernel only stores into `c` (it sets its
+    // `alpha` to zero and never loads the destination before writing it); when true, `c` is
+    // initialised by the caller's contract and the kernel computes `c = 1·c + 1·a·b`.
     unsafe {
         gemm::gemm(
             m,
-            n,
+            split,
             k,
-            c.as_mut_ptr().cast::<f32>(),
+            dst,
             1,
             n as isize,
             accumulate,
@@ -407,7 +418,41 @@ unsafe fn kernel(
             parallelism,
         );
     }
+    let mut column = Vec::new();
+    for j in split..n {
+        column.clear();
+        column.extend((0..k).map(|p| b.get(p, j).unwrap_or(0.0)));
+        // SAFETY: as above, for the `m x 1` column `j < n` of `c` (row stride n) and the `k x 1`
+        // contiguous `column`, which lives until the call returns.
+        unsafe {
+            gemm::gemm(
+                m,
+                1,
+                k,
+                dst.add(j),
+                1,
+                n as isize,
+                accumulate,
+                a.ptr,
+                a.col_stride,
+                a.row_stride,
+                column.as_ptr(),
+                1,
+                1,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                parallelism,
+            );
+        }
+    }
 }
+
+/// The kernel's column tile (64 with AVX-512) and the largest remainder split off it.
+const EDGE_TILE: usize = 64;
+const EDGE_MAX: usize = 4;
 
 #[cfg(test)]
 mod tests {
@@ -449,6 +494,18 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c, [116.0, 128.0, 278.0, 308.0]);
+        // Accumulating on a width that is split into a 64-column part and a 2-column tail.
+        let (m, k, n) = (5, 3, 66);
+        let a: Vec<f32> = (0..m * k).map(|v| v as f32).collect();
+        let b: Vec<f32> = (0..k * n).map(|v| (v % 9) as f32).collect();
+        let (a, b) = (
+            MatRef::row_major(&a, m, k).unwrap(),
+            MatRef::row_major(&b, k, n).unwrap(),
+        );
+        let mut c = vec![1.0; m * n];
+        gemm(a, b, &mut c, true, Parallelism::Threaded).unwrap();
+        let want: Vec<f32> = naive(&a, &b).iter().map(|v| v + 1.0).collect();
+        assert_eq!(c, want);
     }
 
     #[test]

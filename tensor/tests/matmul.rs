@@ -102,6 +102,10 @@ fn random_2d_shapes_match_the_reference() {
         (3, 200, 5),
         (129, 65, 31),
         (200, 300, 250), // large enough to be threaded
+        (300, 128, 65),  // a few columns past the kernel's 64-column tile
+        (70, 40, 66),
+        (9, 5, 132),
+        (2, 3, 129),
     ];
     for _ in 0..12 {
         shapes.push((1 + rng.below(70), 1 + rng.below(70), 1 + rng.below(70)));
