@@ -17,6 +17,7 @@ use crate::softmax::{
 use crate::tensor::Tensor;
 
 /// Causal softmax of one row: the first `allowed` entries get `softmax(scale * x)`, the rest 0.
+#[inline(always)]
 pub fn causal_softmax_row(x: &[f32], allowed: usize, scale: f32, y: &mut [f32]) {
     // HINT: work on x[..allowed] only: m = max(scale * x), y = exp(scale * x - m) / sum; zero the rest.
     // BEGIN SOLUTION
@@ -30,6 +31,7 @@ pub fn causal_softmax_row(x: &[f32], allowed: usize, scale: f32, y: &mut [f32]) 
 }
 
 /// Backward of one row: `dx = scale * y * (dy - dot(dy, y))` on the first `allowed` entries, else 0.
+#[inline(always)]
 pub fn causal_softmax_backward_row(
     y: &[f32],
     dy: &[f32],
@@ -90,9 +92,14 @@ impl Tensor {
         let xs = self.contiguous();
         let x = xs.as_slice().expect("contiguous");
         let mut y = vec![0.0f32; x.len()];
-        for_each_row(&mut y, s, |r, row| {
-            causal_softmax_row(&x[r * s..(r + 1) * s], allowed_keys(r, t, s), scale, row);
-        });
+        for_each_row(
+            &mut y,
+            s,
+            #[inline(always)]
+            |r, row| {
+                causal_softmax_row(&x[r * s..(r + 1) * s], allowed_keys(r, t, s), scale, row);
+            },
+        );
         Tensor::from_vec(y, self.shape())
     }
 }
@@ -108,15 +115,20 @@ pub fn causal_softmax_backward(y: &Tensor, grad_y: &Tensor, scale: f32) -> Resul
         gs.as_slice().expect("contiguous"),
     );
     let mut dx = vec![0.0f32; yv.len()];
-    for_each_row(&mut dx, s, |r, row| {
-        let span = r * s..(r + 1) * s;
-        causal_softmax_backward_row(
-            &yv[span.clone()],
-            &gv[span],
-            allowed_keys(r, t, s),
-            scale,
-            row,
-        );
-    });
+    for_each_row(
+        &mut dx,
+        s,
+        #[inline(always)]
+        |r, row| {
+            let span = r * s..(r + 1) * s;
+            causal_softmax_backward_row(
+                &yv[span.clone()],
+                &gv[span],
+                allowed_keys(r, t, s),
+                scale,
+                row,
+            );
+        },
+    );
     Tensor::from_vec(dx, y.shape())
 }

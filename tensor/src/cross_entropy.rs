@@ -27,9 +27,9 @@ pub struct CrossEntropyCache {
 }
 
 /// Loss of one row given its logits `x` and target `t`; writes `softmax(x)` into `probs`.
+#[inline(always)]
 pub fn cross_entropy_row(x: &[f32], target: usize, label_smoothing: f32, probs: &mut [f32]) -> f32 {
-    // HINT: log p_j = (x_j - m) - ln(sum exp(x - m)); loss = -(1 - eps) log p_t - eps / C * sum_j log p_j.
-    // HINT: keep probs = exp(x - m) / sum for the backward.
+    // HINT: log p_j = (x_j - m) - ln(sum exp(x - m)); loss = -(1 - eps) log p_t - eps / C * sum_j log p_j; probs = exp(x - m) / sum.
     // BEGIN SOLUTION
     let c = x.len() as f32;
     let m = row_max(x);
@@ -47,6 +47,7 @@ pub fn cross_entropy_row(x: &[f32], target: usize, label_smoothing: f32, probs: 
 }
 
 /// Gradient of one counted row: `grad_row = scale * (probs - q)`, `q` the smoothed target.
+#[inline(always)]
 pub fn cross_entropy_backward_row(
     probs: &[f32],
     target: usize,
@@ -123,11 +124,18 @@ pub fn cross_entropy(
     let mut probs = vec![0.0f32; n * c];
     let mut losses = vec![0.0f32; n];
     if c > 0 {
-        for_each_row_aux(&mut probs, c, &mut losses, |r, p, loss| {
-            if Some(targets[r]) != ignore_index {
-                *loss = cross_entropy_row(&x[r * c..(r + 1) * c], targets[r], label_smoothing, p);
-            }
-        });
+        for_each_row_aux(
+            &mut probs,
+            c,
+            &mut losses,
+            #[inline(always)]
+            |r, p, loss| {
+                if Some(targets[r]) != ignore_index {
+                    *loss =
+                        cross_entropy_row(&x[r * c..(r + 1) * c], targets[r], label_smoothing, p);
+                }
+            },
+        );
     }
     let count = targets.iter().filter(|&&t| Some(t) != ignore_index).count();
     // Summed in row order in f64: the same loss whatever the thread count.
@@ -162,12 +170,17 @@ pub fn cross_entropy_backward(
         let ps = cache.probs.contiguous();
         let p = ps.as_slice().expect("contiguous");
         let scale = grad_loss / cache.count as f32;
-        for_each_row(&mut grad, c, |r, g| {
-            if Some(targets[r]) != ignore_index {
-                let row = &p[r * c..(r + 1) * c];
-                cross_entropy_backward_row(row, targets[r], label_smoothing, scale, g);
-            }
-        });
+        for_each_row(
+            &mut grad,
+            c,
+            #[inline(always)]
+            |r, g| {
+                if Some(targets[r]) != ignore_index {
+                    let row = &p[r * c..(r + 1) * c];
+                    cross_entropy_backward_row(row, targets[r], label_smoothing, scale, g);
+                }
+            },
+        );
     }
     Tensor::from_vec(grad, &[n, c])
 }

@@ -14,7 +14,7 @@
 use rayon::prelude::*;
 
 use crate::error::{Result, TensorError};
-use crate::softmax::{for_each_row_aux, sum_map, sum_map2, ROW_PARALLEL_THRESHOLD};
+use crate::softmax::{for_each_row_aux, parallel, sum_map, sum_map2, with_simd};
 use crate::tensor::Tensor;
 
 /// What the forward saves for backward: per-row mean and `1 / sqrt(var + eps)`, each of the input
@@ -31,6 +31,7 @@ pub struct LayerNormCache {
 const BLOCK_ELEMS: usize = 8192;
 
 /// Normalize one row into `y` and return `(mean, rstd)`.
+#[inline(always)]
 pub fn layer_norm_row(
     x: &[f32],
     weight: &[f32],
@@ -38,8 +39,7 @@ pub fn layer_norm_row(
     eps: f32,
     y: &mut [f32],
 ) -> (f32, f32) {
-    // HINT: two passes: the mean, then the mean of (x - mean)^2 (more accurate than E[x^2] - mean^2).
-    // HINT: rstd = 1 / sqrt(var + eps); y = (x - mean) * rstd * weight + bias.
+    // HINT: mean, then var = mean((x - mean)^2) (two passes, more accurate than E[x^2] - mean^2); rstd = 1 / sqrt(var + eps); y = (x - mean) * rstd * w + b.
     // BEGIN SOLUTION
     let d = x.len() as f32;
     let mean = sum_map(x, |v| v) / d;
@@ -55,6 +55,7 @@ pub fn layer_norm_row(
 /// Backward of one row: write `dx` and add this row's `dy * xhat` and `dy` into `dweight` and
 /// `dbias` (running sums over rows).
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 pub fn layer_norm_backward_row(
     x: &[f32],
     weight: &[f32],
@@ -65,8 +66,7 @@ pub fn layer_norm_backward_row(
     dweight: &mut [f32],
     dbias: &mut [f32],
 ) {
-    // HINT: with g = dy * weight and xhat = (x - mean) * rstd,
-    // HINT: dx = rstd * (g - mean(g) - xhat * mean(g * xhat)); the two means are the paths through mean and variance.
+    // HINT: g = dy * w, xhat = (x - mean) * rstd: dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) (the means are the paths through mean and variance); dw += dy * xhat; db += dy.
     // BEGIN SOLUTION
     let d = x.len() as f32;
     // g = dy * weight, kept in dx until the last pass.
@@ -82,6 +82,39 @@ pub fn layer_norm_backward_row(
         *db += gy;
     }
     // END SOLUTION
+}
+
+/// The contiguous inputs of [`layer_norm_backward`], shared by its blocks of rows.
+struct BackwardRows<'a> {
+    x: &'a [f32],
+    dy: &'a [f32],
+    weight: &'a [f32],
+    mean: &'a [f32],
+    rstd: &'a [f32],
+}
+
+impl BackwardRows<'_> {
+    /// Rows `first..` for as many rows as `dx` holds: write `dx` and sum `dweight`, `dbias` into
+    /// `partial` (`[dweight | dbias]`, `2 * d` values).
+    #[inline(always)]
+    fn block(&self, first: usize, dx: &mut [f32], partial: &mut [f32]) {
+        let d = self.weight.len();
+        let (dw, db) = partial.split_at_mut(d);
+        for (k, dx_row) in dx.chunks_mut(d).enumerate() {
+            let r = first + k;
+            let span = r * d..(r + 1) * d;
+            layer_norm_backward_row(
+                &self.x[span.clone()],
+                self.weight,
+                self.mean[r],
+                self.rstd[r],
+                &self.dy[span],
+                dx_row,
+                dw,
+                db,
+            );
+        }
+    }
 }
 
 /// Error unless an affine parameter has shape `[d]`.
@@ -149,9 +182,15 @@ pub fn layer_norm(
     let rows = x_rows.len() / d;
     let mut y = vec![0.0f32; x_rows.len()];
     let mut stats = vec![(0.0f32, 0.0f32); rows];
-    for_each_row_aux(&mut y, d, &mut stats, |r, out, stat| {
-        *stat = layer_norm_row(&x_rows[r * d..(r + 1) * d], w, b, eps, out);
-    });
+    for_each_row_aux(
+        &mut y,
+        d,
+        &mut stats,
+        #[inline(always)]
+        |r, out, stat| {
+            *stat = layer_norm_row(&x_rows[r * d..(r + 1) * d], w, b, eps, out);
+        },
+    );
     let stat_shape = &x.shape()[..x.ndim() - 1];
     let mean = Tensor::from_vec(stats.iter().map(|s| s.0).collect(), stat_shape)?;
     let rstd = Tensor::from_vec(stats.iter().map(|s| s.1).collect(), stat_shape)?;
@@ -209,36 +248,33 @@ pub fn layer_norm_backward(
     let block_rows = (BLOCK_ELEMS / d).max(1);
     let blocks = rows.div_ceil(block_rows);
     let mut partial = vec![0.0f32; blocks * 2 * d];
-    let run_block = |blk: usize, dx_blk: &mut [f32], part: &mut [f32]| {
-        let (dw, db) = part.split_at_mut(d);
-        for (k, dx_row) in dx_blk.chunks_mut(d).enumerate() {
-            let r = blk * block_rows + k;
-            let span = r * d..(r + 1) * d;
-            layer_norm_backward_row(
-                &x_rows[span.clone()],
-                w,
-                mean[r],
-                rstd[r],
-                &g_rows[span],
-                dx_row,
-                dw,
-                db,
-            );
-        }
+    let inputs = BackwardRows {
+        x: x_rows,
+        dy: g_rows,
+        weight: w,
+        mean,
+        rstd,
     };
-    if x_rows.len() >= ROW_PARALLEL_THRESHOLD {
+    if parallel(x_rows.len()) {
         dx.par_chunks_mut(block_rows * d)
             .zip(partial.par_chunks_mut(2 * d))
             .enumerate()
-            .for_each(|(blk, (dx_blk, part))| run_block(blk, dx_blk, part));
+            .for_each(|(blk, (dx_blk, part))| {
+                with_simd(
+                    #[inline(always)]
+                    || inputs.block(blk * block_rows, dx_blk, part),
+                )
+            });
     } else {
-        for (blk, (dx_blk, part)) in dx
-            .chunks_mut(block_rows * d)
-            .zip(partial.chunks_mut(2 * d))
-            .enumerate()
-        {
-            run_block(blk, dx_blk, part);
-        }
+        let blocks = dx.chunks_mut(block_rows * d).zip(partial.chunks_mut(2 * d));
+        with_simd(
+            #[inline(always)]
+            || {
+                for (blk, (dx_blk, part)) in blocks.enumerate() {
+                    inputs.block(blk * block_rows, dx_blk, part);
+                }
+            },
+        );
     }
     let mut dweight = vec![0.0f32; d];
     let mut dbias = vec![0.0f32; d];
