@@ -451,7 +451,7 @@ fn layer_norm_hand_values() {
     let (y, _) = layer_norm(&x, Some(&w), Some(&b), 1e-5).unwrap();
     let want = [
         -1.5 * r + 0.5,
-        -1.0 * r + 0.5,
+        -r + 0.5,
         1.5 * r - 1.0,
         6.0 * r,
         0.5,
