@@ -229,14 +229,17 @@ fn nll_values_gradcheck_and_errors() {
         .unwrap();
     assert!(close(item(&summed), 4.0 * item(&nll), 1e-6));
     // gradient: -1/count at each picked entry, through log-softmax too
-    check(|v| NllLoss::new().forward(&v[0], &targets), &[x.clone()]);
+    check(
+        |v| NllLoss::new().forward(&v[0], &targets),
+        std::slice::from_ref(&x),
+    );
     check(
         |v| {
             NllLoss::new()
                 .ignore_index(4)
                 .forward(&log_softmax(&v[0], -1)?, &targets)
         },
-        &[x.clone()],
+        std::slice::from_ref(&x),
     );
     check(
         |v| NllLoss::new().forward(&v[0], &[0, 2, 1, 1, 2, 0]),
