@@ -1,1 +1,180 @@
-//! (being written)
+//! The pre-norm transformer block, the unit a GPT stacks:
+//!
+//! ```text
+//! x = x + attn(ln1(x))     tokens exchange information (causal self-attention)
+//! x = x + mlp(ln2(x))      each token thinks on its own (C -> 4C -> GELU -> C)
+//! ```
+//!
+//! Both sublayers end with dropout (on the residual path) and add into the *residual stream*
+//! `x`, which is never normalised itself: gradients reach every block through the additions
+//! unchanged, which is why deep pre-norm stacks train without warm-up tricks.
+//!
+//! Parameter names: `ln1.*`, `attn.qkv.*`, `attn.proj.*`, `ln2.*`, `mlp.fc.*`, `mlp.proj.*`
+//! (nanoGPT's `ln_1`, `attn.c_attn`, `attn.c_proj`, `ln_2`, `mlp.c_fc`, `mlp.c_proj`).
+
+use autograd::Variable;
+use tensor::TensorRng;
+
+use crate::attention::{AttentionConfig, AttentionMask, KvCache, MultiHeadAttention};
+use crate::dropout::Dropout;
+use crate::error::Result;
+use crate::layer_norm::LayerNorm;
+use crate::linear::Linear;
+use crate::module::{prefixed, Module};
+
+/// Sizes of a [`TransformerBlock`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TransformerConfig {
+    /// Model width `C`; a multiple of `n_head`.
+    pub n_embd: usize,
+    /// Attention heads.
+    pub n_head: usize,
+    /// Dropout on the attention weights and on both residual branches (0 disables it).
+    pub dropout: f32,
+    /// Whether the linear layers and layer norms have biases.
+    pub bias: bool,
+    /// Seed of the weights and the dropout masks (give each block of a stack its own).
+    pub seed: u64,
+}
+
+impl TransformerConfig {
+    /// The configuration of the block's attention layer.
+    pub fn attention(&self) -> AttentionConfig {
+        AttentionConfig {
+            n_embd: self.n_embd,
+            n_head: self.n_head,
+            dropout: self.dropout,
+            bias: self.bias,
+            seed: self.seed,
+        }
+    }
+}
+
+/// The position-wise feed-forward network: `C -> 4C`, GELU, `4C -> C`, dropout.
+pub struct FeedForward {
+    /// `C -> 4C`.
+    pub fc: Linear,
+    /// `4C -> C`.
+    pub proj: Linear,
+    dropout: Dropout,
+}
+
+impl FeedForward {
+    /// A 4x-wide MLP with PyTorch's default `Linear` initialisation drawn from `rng`.
+    pub fn new(
+        n_embd: usize,
+        dropout: f32,
+        bias: bool,
+        rng: &mut TensorRng,
+    ) -> Result<FeedForward> {
+        let fc = Linear::new(n_embd, 4 * n_embd, bias, rng);
+        let proj = Linear::new(4 * n_embd, n_embd, bias, rng);
+        let dropout = Dropout::new(dropout, rng.next_u64())?;
+        Ok(FeedForward { fc, proj, dropout })
+    }
+}
+
+impl Module for FeedForward {
+    fn forward(&self, input: &Variable) -> Result<Variable> {
+        // BEGIN SOLUTION
+        let hidden = self.fc.forward(input)?.gelu()?;
+        self.dropout.forward(&self.proj.forward(&hidden)?)
+        // END SOLUTION
+    }
+
+    fn named_parameters(&self) -> Vec<(String, Variable)> {
+        let mut params = prefixed("fc", self.fc.named_parameters());
+        params.extend(prefixed("proj", self.proj.named_parameters()));
+        params
+    }
+
+    fn set_training(&mut self, training: bool) {
+        self.dropout.set_training(training);
+    }
+}
+
+/// A pre-norm transformer block `(B, T, C) -> (B, T, C)`; causal by default.
+pub struct TransformerBlock {
+    /// Normalises the attention's input.
+    pub ln1: LayerNorm,
+    /// Multi-head self-attention (ends with residual dropout).
+    pub attn: MultiHeadAttention,
+    /// Normalises the MLP's input.
+    pub ln2: LayerNorm,
+    /// The feed-forward network (ends with residual dropout).
+    pub mlp: FeedForward,
+}
+
+impl TransformerBlock {
+    /// A block seeded by `config.seed`: layer norms at ones/zeros, linears at PyTorch's default.
+    pub fn new(config: &TransformerConfig) -> Result<TransformerBlock> {
+        let attn = MultiHeadAttention::new(&config.attention())?;
+        // A generator distinct from the attention's (which is seeded by `seed` itself).
+        let mut rng = TensorRng::new(config.seed ^ 0x6d6c_705f_7365_6564);
+        let mlp = FeedForward::new(config.n_embd, config.dropout, config.bias, &mut rng)?;
+        let norm = |c: usize| {
+            let ln = LayerNorm::new(c);
+            if config.bias {
+                ln
+            } else {
+                ln.without_bias()
+            }
+        };
+        Ok(TransformerBlock {
+            ln1: norm(config.n_embd),
+            attn,
+            ln2: norm(config.n_embd),
+            mlp,
+        })
+    }
+
+    /// The block under any attention mask.
+    pub fn forward_masked(&self, x: &Variable, mask: &AttentionMask) -> Result<Variable> {
+        // HINT: two residual additions; each branch normalises its input first (pre-norm).
+        // BEGIN SOLUTION
+        let x = x.add(&self.attn.forward_masked(&self.ln1.forward(x)?, mask)?)?;
+        let x = x.add(&self.mlp.forward(&self.ln2.forward(&x)?)?)?;
+        Ok(x)
+        // END SOLUTION
+    }
+
+    /// The block on new positions `x_new` `(B, T, C)` following the ones in `cache` (causal,
+    /// incremental decoding); equals [`Module::forward`] on the whole sequence.
+    pub fn forward_cached(&self, x_new: &Variable, cache: &mut KvCache) -> Result<Variable> {
+        let x = x_new.add(&self.attn.forward_cached(&self.ln1.forward(x_new)?, cache)?)?;
+        Ok(x.add(&self.mlp.forward(&self.ln2.forward(&x)?)?)?)
+    }
+}
+
+impl Module for TransformerBlock {
+    /// The causal block (a GPT's).
+    fn forward(&self, input: &Variable) -> Result<Variable> {
+        self.forward_masked(input, &AttentionMask::Causal)
+    }
+
+    fn named_parameters(&self) -> Vec<(String, Variable)> {
+        let mut params = prefixed("ln1", self.ln1.named_parameters());
+        params.extend(prefixed("attn", self.attn.named_parameters()));
+        params.extend(prefixed("ln2", self.ln2.named_parameters()));
+        params.extend(prefixed("mlp", self.mlp.named_parameters()));
+        params
+    }
+
+    fn set_training(&mut self, training: bool) {
+        self.attn.set_training(training);
+        self.mlp.set_training(training);
+    }
+}
+
+impl std::fmt::Debug for TransformerBlock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "TransformerBlock({:?}, mlp {} -> {} -> {})",
+            self.attn,
+            self.attn.n_embd(),
+            self.mlp.fc.out_features(),
+            self.attn.n_embd()
+        )
+    }
+}
