@@ -20,7 +20,7 @@
 //! 116 104
 //! ```
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -186,8 +186,14 @@ impl BpeTokenizer {
                 format!("vocab_size {vocab_size} is below the 256 byte tokens"),
             ));
         }
+        BpeTokenizer::learn_merges(text, vocab_size - 256)
+    }
+
+    /// Training proper: learn up to `num_merges` merges from `text` (see [`train`](Self::train)).
+    fn learn_merges(text: &str, num_merges: usize) -> Result<Self> {
         // HINT: count distinct chunks; keep pair -> count and pair -> chunks containing it; after each merge, update only those chunks.
         // BEGIN SOLUTION
+        use std::collections::HashSet;
         let mut chunk_counts: HashMap<&str, i64> = HashMap::new();
         for chunk in split_chunks(text) {
             *chunk_counts.entry(chunk).or_insert(0) += 1;
@@ -205,7 +211,7 @@ impl BpeTokenizer {
             }
         }
         let mut tok = BpeTokenizer::new();
-        while tok.vocab.len() < vocab_size {
+        while tok.merges.len() < num_merges {
             let best = pair_counts
                 .iter()
                 .filter(|(_, &c)| c > 0)

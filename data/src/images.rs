@@ -27,10 +27,16 @@ impl ImageSet {
         labels: Vec<usize>,
         num_classes: usize,
     ) -> Result<Self> {
-        // A lookup table turns the one pass over the bytes into a load per pixel, and gives the
-        // exact value `b / max` for every byte.
-        let lut: Vec<f32> = (0..=255u32).map(|b| b as f32 / max_value as f32).collect();
-        let values: Vec<f32> = pixels.iter().map(|&b| lut[b as usize]).collect();
+        if max_value == 0 {
+            return Err(DataError::invalid(
+                "ImageSet::from_u8",
+                "max_value must be positive",
+            ));
+        }
+        // One pass from bytes to scaled floats (division is exact to the nearest f32 and
+        // vectorizes; the pass is bound by writing the new buffer, not by arithmetic).
+        let scale = max_value as f32;
+        let values: Vec<f32> = pixels.iter().map(|&b| b as f32 / scale).collect();
         ImageSet::new(Tensor::from_vec(values, &shape)?, labels, num_classes)
     }
 

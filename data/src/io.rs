@@ -100,10 +100,3 @@ fn gz_variants(name: &str) -> [String; 2] {
         None => [name.to_string(), format!("{name}.gz")],
     }
 }
-
-/// The file name of `path` (or the whole path when it has none), for short messages.
-pub fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| path.display().to_string())
-}

@@ -21,6 +21,8 @@
 //! | [`resolve`] | dataset directories: `--data-dir` > `TINYTORCH_DATA` > `./data` |
 //! | [`io`] | whole-file reads with transparent gzip, file location |
 
+#![warn(missing_docs)]
+
 pub mod bpe;
 pub mod char_tokenizer;
 pub mod cifar;

@@ -21,9 +21,9 @@ use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use tensor::{Tensor, TensorRng};
+use tensor::TensorRng;
 
-use crate::dataset::{Batch, Dataset, Sample, Target, Targets};
+use crate::dataset::{Batch, Dataset, Sample};
 use crate::error::{DataError, Result};
 use crate::transforms::Transform;
 
@@ -33,6 +33,8 @@ use crate::transforms::Transform;
 pub fn collate(samples: Vec<Sample>) -> Result<Batch> {
     // HINT: check every shape against the first sample's, then append each input's elements to one Vec.
     // BEGIN SOLUTION
+    use crate::dataset::{Target, Targets};
+    use tensor::Tensor;
     let first = samples
         .first()
         .ok_or_else(|| DataError::invalid("collate", "cannot collate an empty list of samples"))?;
@@ -174,7 +176,8 @@ impl DataLoader {
     }
 
     /// Apply `transform` to every sample (after the ones added before), with a generator derived
-    /// from the seed, the epoch and the batch number: augmentation is reproducible too.
+    /// from the shuffle seed (or [`tensor::DEFAULT_SEED`] without shuffle), the epoch and the batch
+    /// number: augmentation is reproducible too, and differs from epoch to epoch.
     pub fn transform(mut self, transform: impl Transform + 'static) -> Self {
         self.transforms.push(Arc::new(transform));
         self

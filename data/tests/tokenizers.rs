@@ -131,6 +131,23 @@ fn merge_pair_replaces_left_to_right() {
 }
 
 #[test]
+fn bpe_encode_applies_merges_in_rank_order() {
+    // 256 = "aa", 257 = "ab", 258 = "aa"+"ab" = "aaab".
+    let tok = BpeTokenizer::from_merges(&[(97, 97), (97, 98), (256, 257)]).unwrap();
+    assert_eq!(
+        tok.encode_chunk(b"aaabdaaabac"),
+        vec![258, 100, 258, 97, 99]
+    );
+    // "aab": "aa" has the lower rank, so it wins over "ab": [256, 98], not [97, 257].
+    assert_eq!(tok.encode_chunk(b"aab"), vec![256, 98]);
+    assert_eq!(tok.encode_chunk(b"ab"), vec![257]);
+    assert_eq!(tok.encode_chunk(b"xyz"), vec![120, 121, 122]);
+    assert_eq!(tok.encode_chunk(b""), Vec::<u32>::new());
+    // Whole text: chunks are encoded separately, " aa" is one chunk, "." another.
+    assert_eq!(tok.encode(" aa.").unwrap(), vec![32, 256, 46]);
+}
+
+#[test]
 fn bpe_train_matches_hand_computation() {
     // One chunk "aaabdaaabac": pairs aa x4 -> 256; then (97,98) and (256,97) tie at 2 and the
     // smaller pair wins -> 257 = "ab"; then (256,257) x2 -> 258 = "aaab".
