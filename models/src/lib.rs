@@ -1,1 +1,25 @@
-//! The `models` crate: filled by its own issue.
+//! # models: the layer where users train things (chapters 07, 13-17, 19)
+//!
+//! | module | concept |
+//! |---|---|
+//! | [`error`] | `ModelError` |
+//! | [`mlp`] | `Mlp`: a stack of Linear layers |
+//! | [`cnn`] | `Cnn`: LeNet-5 by default, conv/pool/BatchNorm stacks by config |
+//! | [`gpt`] | `Gpt` and `GptConfig`: a character- or token-level transformer language model |
+//! | [`generate`] | sampling with a KV cache (and without, for the equality test) |
+//! | [`checkpoint`] | safetensors checkpoints with nanoGPT names and the config in the metadata |
+//! | [`trainer`] | the training loop: progress, evaluation, history, NaN stop, checkpoint and resume |
+//! | [`doctor`] | the seven checks that tell why a model does not learn, and an LR range test |
+//! | [`profiler`] | per-layer parameters, FLOPs, activation memory and measured time |
+
+pub mod checkpoint;
+pub mod cnn;
+pub mod doctor;
+pub mod error;
+pub mod generate;
+pub mod gpt;
+pub mod mlp;
+pub mod profiler;
+pub mod trainer;
+
+pub use error::{ModelError, Result};
