@@ -79,8 +79,8 @@ macro_rules! pool_layer {
         impl Module for $name {
             fn forward(&self, input: &Variable) -> Result<Variable> {
                 check_nchw(stringify!($name), input)?;
-                let c = &self.config;
                 // BEGIN SOLUTION
+                let c = &self.config;
                 Ok(input.$method(c.kernel_size, c.stride, c.padding)?)
                 // END SOLUTION
             }
