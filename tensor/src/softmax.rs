@@ -34,7 +34,7 @@ const MIN_TASK_ELEMS: usize = 4096;
 /// Independent accumulators in the reductions below. A sum written as one running `f32` cannot
 /// be vectorized (the compiler may not reorder float additions); splitting it over a fixed
 /// number of lanes can, and the fixed split keeps results identical from run to run.
-const LANES: usize = 16;
+const LANES: usize = 8;
 
 /// `e^x` in `f32`, written so the compiler can vectorize loops that call it (libm's `expf` is an
 /// opaque call per element). Range reduction `x = n ln2 + r` with `|r| <= ln2 / 2`, a degree-7
@@ -42,7 +42,7 @@ const LANES: usize = 16;
 /// exponent bits. Relative error is a few ulp. Inputs below about -87.3 give exactly 0 (so
 /// `exp(-inf) = 0`), NaN stays NaN; inputs above 88 saturate near `f32::MAX`.
 ///
-/// `mul_add` is one fused instruction on every CPU the kernels are tuned for (see [`with_simd`])
+/// `mul_add` is one fused instruction on every CPU the kernels are tuned for (AVX2 or AVX-512)
 /// and is exactly rounded everywhere, so the result does not depend on the machine.
 #[inline(always)]
 pub fn fast_exp(x: f32) -> f32 {
@@ -52,7 +52,8 @@ pub fn fast_exp(x: f32) -> f32 {
     // ln 2 split in two: the high part has few mantissa bits, so `n * LN2_HI` is exact.
     const LN2_HI: f32 = 0.693_359_4; // 355 / 512
     const LN2_LO: f32 = -2.121_944_4e-4; // ln 2 - 355 / 512
-                                         // Adding 1.5 * 2^23 rounds to the nearest integer and leaves it in the low mantissa bits.
+
+    // Adding 1.5 * 2^23 rounds to the nearest integer and leaves it in the low mantissa bits.
     const ROUND: f32 = 12_582_912.0;
     // Comparisons are false for NaN, so NaN passes through the clamp untouched.
     let xc = if x < LOW { LOW } else { x };
@@ -173,13 +174,15 @@ pub(crate) fn parallel(numel: usize) -> bool {
     numel >= ROW_PARALLEL_THRESHOLD && rayon::current_num_threads() > 1
 }
 
-/// Run `f` compiled for the CPU's wider vector unit when it has one.
+/// Run `f` compiled for the CPU's vector unit: AVX-512 or AVX2 (+FMA) when present.
 ///
 /// The crate is built for baseline x86-64 (4-wide SSE2), but the row kernels are plain loops the
 /// compiler vectorizes for whatever target it is told. Inlined into a function marked
-/// `#[target_feature(enable = "avx2")]`, the same loops use 8-wide registers (and twice as many
-/// of them). The check is one cached load; the arithmetic, hence every result, is the same on
-/// both paths (no fused multiply-add, and the lane order of every sum is fixed).
+/// `#[target_feature(enable = ...)]`, the same loops use 16- or 8-wide registers, and
+/// `f32::mul_add` becomes one instruction. This is why the row kernels and the closures that
+/// call them are `#[inline(always)]`: code that is not inlined here runs at baseline speed.
+/// Every path does the same arithmetic in the same order (`mul_add` is exactly rounded
+/// everywhere, and each sum has a fixed lane order), so results do not depend on the CPU.
 #[inline(always)]
 pub(crate) fn with_simd<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
@@ -210,9 +213,9 @@ unsafe fn with_avx512<R>(f: impl FnOnce() -> R) -> R {
 }
 
 /// Run `f(row_index, out_row, aux)` on every row of length `n` of `out`, with one auxiliary
-/// per-row output (`aux.len()` must be the row count). Rows are split across threads when `out`
-/// holds at least [`ROW_PARALLEL_THRESHOLD`] elements; each row is computed the same way either
-/// way, so results do not depend on the thread count.
+/// per-row output (`aux.len()` must be the row count). When [`parallel`] says so, blocks of rows
+/// go to the thread pool; each row is computed the same way either way, so results do not depend
+/// on the thread count.
 pub(crate) fn for_each_row_aux<A: Send>(
     out: &mut [f32],
     n: usize,
@@ -223,26 +226,25 @@ pub(crate) fn for_each_row_aux<A: Send>(
         return;
     }
     debug_assert_eq!(out.len() / n, aux.len());
-    if parallel(out.len()) {
-        out.par_chunks_mut(n)
-            .zip(aux.par_iter_mut())
-            .with_min_len((MIN_TASK_ELEMS / n).max(1))
-            .enumerate()
-            .for_each(|(r, (row, a))| {
-                with_simd(
-                    #[inline(always)]
-                    || f(r, row, a),
-                )
-            });
-    } else {
+    // Runs outside the vector region itself, so it needs no inlining; `f` is inlined below.
+    let block = |first: usize, rows: &mut [f32], aux: &mut [A]| {
         with_simd(
             #[inline(always)]
             || {
-                for (r, (row, a)) in out.chunks_mut(n).zip(aux.iter_mut()).enumerate() {
-                    f(r, row, a);
+                for (k, (row, a)) in rows.chunks_mut(n).zip(aux.iter_mut()).enumerate() {
+                    f(first + k, row, a);
                 }
             },
-        );
+        )
+    };
+    if parallel(out.len()) {
+        let rows_per_task = (MIN_TASK_ELEMS / n).max(1);
+        out.par_chunks_mut(rows_per_task * n)
+            .zip(aux.par_chunks_mut(rows_per_task))
+            .enumerate()
+            .for_each(|(t, (rows, aux))| block(t * rows_per_task, rows, aux));
+    } else {
+        block(0, out, aux);
     }
 }
 
