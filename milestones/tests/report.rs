@@ -76,3 +76,46 @@ fn svg_plot_writes_file() {
         &text[..200.min(text.len())]
     );
 }
+
+/// The embedded corpus is deterministic, every generated line is grammatical, and the checker
+/// rejects broken lines.
+#[test]
+fn corpus_is_deterministic_and_checkable() {
+    use milestones::corpus::{generate, is_grammatical};
+    let a = generate(200, 7);
+    assert_eq!(a, generate(200, 7));
+    assert_ne!(a, generate(200, 8));
+    assert!(a.lines().all(is_grammatical));
+    assert_eq!(a.lines().count(), 200);
+    for bad in [
+        "the cat sees.",
+        "cat sees the fox.",
+        "the cat sees the fox",
+        "the red red fox sees a cat.",
+        "a fox sees a cat at noon.",
+        "",
+    ] {
+        assert!(!is_grammatical(bad), "{bad}");
+    }
+    assert!(is_grammatical(
+        "every brave kettle hears the lamp under the bridge."
+    ));
+}
+
+/// Generated tasks have the documented layout.
+#[test]
+fn generated_tasks() {
+    use milestones::tasks::{blobs, noisy_xor, reversal_examples, REVERSE_SEPARATOR};
+    let mut rng = tensor::TensorRng::new(1);
+    let rows = reversal_examples(3, 4, &mut rng);
+    for r in &rows {
+        assert_eq!(r.len(), 9);
+        assert_eq!(r[4], REVERSE_SEPARATOR);
+        let back: Vec<usize> = r[..4].iter().rev().copied().collect();
+        assert_eq!(&r[5..], back.as_slice());
+    }
+    let (p, l) = blobs(100, &mut rng);
+    assert_eq!((p.len(), l.len()), (200, 100));
+    let (_, l) = noisy_xor(8, 0.1, &mut rng);
+    assert_eq!(l, vec![0, 1, 1, 0, 0, 1, 1, 0]);
+}
