@@ -122,10 +122,21 @@ pub fn attention(
 ) -> Result<(Variable, Variable)> {
     let shape = scores_shape(q, k, v)?;
     mask.check(shape)?;
-    let scale = 1.0 / (shape_head(q) as f32).sqrt();
-    // HINT: scores = q @ k^T (a transposed view); scale by 1/sqrt(d); Causal -> causal_softmax
+    attention_core(q, k, v, mask, dropout)
+}
+
+/// [`attention`] on checked shapes.
+fn attention_core(
+    q: &Variable,
+    k: &Variable,
+    v: &Variable,
+    mask: &AttentionMask,
+    dropout: Option<&Dropout>,
+) -> Result<(Variable, Variable)> {
+    // HINT: scores = q @ k^T (a transposed view) scaled by 1/sqrt(d); Causal -> causal_softmax
     // HINT: (fused scale + mask + softmax); Keep -> fill dropped scores with -inf, then softmax.
     // BEGIN SOLUTION
+    let scale = 1.0 / (shape_head(q) as f32).sqrt();
     let scores = q.matmul(&k.transpose(-1, -2)?)?;
     let weights = match mask {
         AttentionMask::None => scores.mul_scalar(scale)?.softmax(-1)?,
@@ -402,11 +413,16 @@ impl MultiHeadAttention {
     /// views of it (no copy).
     pub fn split_heads(&self, x: &Variable) -> Result<(Variable, Variable, Variable)> {
         self.check_input(x)?;
-        let shape = x.shape();
-        let (b, t, h, d) = (shape[0], shape[1], self.n_head, self.head_dim());
+        self.split_checked(x)
+    }
+
+    /// [`MultiHeadAttention::split_heads`] on a checked `(B, T, C)` input.
+    fn split_checked(&self, x: &Variable) -> Result<(Variable, Variable, Variable)> {
         // HINT: qkv(x) is (B, T, 3C) = (B, T, 3, H, D) in memory; permute it to (3, B, H, T, D)
         // HINT: and take the three slices of dim 0 (narrow + squeeze): all views of one buffer.
         // BEGIN SOLUTION
+        let shape = x.shape();
+        let (b, t, h, d) = (shape[0], shape[1], self.n_head, self.head_dim());
         let qkv = self.qkv.forward(x)?;
         let heads = qkv
             .reshape_to(&[b, t, 3, h, d])?

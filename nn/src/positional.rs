@@ -79,8 +79,14 @@ impl LearnedPositionalEmbedding {
             self.max_len(),
             self.dim(),
         )?;
+        self.add_positions(x, start, t)
+    }
+
+    /// `x + weight[start .. start + t]` (shapes already checked).
+    fn add_positions(&self, x: &Variable, start: usize, t: usize) -> Result<Variable> {
+        // HINT: narrow the table to the rows in use (a view); the (T, C) rows broadcast over B.
         // BEGIN SOLUTION
-        let rows = self.weight.narrow(0, start, t)?; // (T, C), broadcast over the batch
+        let rows = self.weight.narrow(0, start, t)?;
         Ok(x.add(&rows)?)
         // END SOLUTION
     }
