@@ -142,6 +142,13 @@ fn main() -> data::Result<()> {
         char_ids.len(),
         start.elapsed().as_secs_f64()
     );
+    let chunks = data::split_chunks(&text);
+    let distinct: std::collections::HashSet<&str> = chunks.iter().copied().collect();
+    println!(
+        "chunks: {} in the corpus, {} distinct",
+        chunks.len(),
+        distinct.len()
+    );
     for merges in [256, 1000] {
         let start = Instant::now();
         let bpe = BpeTokenizer::train(&text, 256 + merges)?;

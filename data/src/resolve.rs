@@ -104,14 +104,19 @@ pub fn find_dataset(roots: &[DataRoot], dataset: &str, required_files: &[&str]) 
             if missing.is_empty() {
                 return Ok(dir);
             }
-            let state = if dir.is_dir() {
-                format!("exists but lacks {}", missing.join(", "))
-            } else {
+            let state = if !dir.is_dir() {
                 "does not exist".to_string()
+            } else if missing.len() == required_files.len() && missing.len() > 1 {
+                "exists but holds none of the files".to_string()
+            } else {
+                format!("exists but lacks {}", missing.join(", "))
             };
+            // Show relative roots (the default `data`) as absolute paths: the reader's working
+            // directory is often not what they think.
+            let shown = std::path::absolute(&dir).unwrap_or_else(|_| dir.clone());
             searched.push(format!(
                 "{} ({}; {state})",
-                dir.display(),
+                shown.display(),
                 root.source.describe()
             ));
         }

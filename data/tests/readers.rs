@@ -524,6 +524,7 @@ fn missing_dataset_lists_every_place_and_file() {
     let roots = data_roots_from(Some(cli.path()), Some(env.path()));
     let err = find_dataset(&roots, "mnist", &Mnist::FILES).unwrap_err();
     let msg = err.to_string();
+    println!("{msg}");
     for needle in [
         "dataset `mnist` not found",
         "train-images-idx3-ubyte.gz",
@@ -534,7 +535,7 @@ fn missing_dataset_lists_every_place_and_file() {
         "from --data-dir",
         "from TINYTORCH_DATA",
         "the default ./data",
-        "exists but lacks",
+        "exists but holds none of the files",
         "does not exist",
         "--data-dir",
         "Where to get it",
@@ -542,4 +543,14 @@ fn missing_dataset_lists_every_place_and_file() {
         assert!(msg.contains(needle), "missing {needle:?} in:\n{msg}");
     }
     assert_eq!(msg.matches("\n  - ").count(), 6, "{msg}");
+    // A directory with some of the files names the ones it lacks.
+    write_small_mnist(&env.join("mnist"), 1, 1, true);
+    std::fs::remove_file(env.join("mnist/t10k-labels-idx1-ubyte.gz")).unwrap();
+    let msg = find_dataset(&roots, "mnist", &Mnist::FILES)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("exists but lacks t10k-labels-idx1-ubyte.gz)"),
+        "{msg}"
+    );
 }
