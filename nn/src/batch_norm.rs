@@ -59,8 +59,37 @@ pub fn batch_norm(
             ),
         });
     }
+    batch_norm_formula(
+        x,
+        running_mean,
+        running_var,
+        weight,
+        bias,
+        training,
+        momentum,
+        eps,
+    )
+}
+
+/// The body of [`batch_norm`] for checked inputs: `x` is `(N, C, ...)` with more than one value
+/// per channel when training, and the running statistics have shape `(C)`.
+#[allow(clippy::too_many_arguments)]
+fn batch_norm_formula(
+    x: &Variable,
+    running_mean: &Variable,
+    running_var: &Variable,
+    weight: Option<&Variable>,
+    bias: Option<&Variable>,
+    training: bool,
+    momentum: f32,
+    eps: f32,
+) -> Result<Variable> {
     // HINT: reduce over every dim except 1 with keepdim, so the statistics broadcast back.
+    // HINT: update the running statistics on tensor values (outside the graph), with the unbiased variance.
     // BEGIN SOLUTION
+    let shape = x.shape();
+    let c = shape[1];
+    let per_channel = x.numel() / c;
     let mut stat_shape = vec![1; shape.len()];
     stat_shape[1] = c;
     let axes: Vec<isize> = (0..shape.len() as isize).filter(|&d| d != 1).collect();

@@ -60,6 +60,11 @@ fn same_shape(layer: &'static str, input: &Variable, target: &Variable) -> Resul
 /// `reduce((input - target)^2)`.
 pub fn mse_loss(input: &Variable, target: &Variable, reduction: Reduction) -> Result<Variable> {
     same_shape("MseLoss", input, target)?;
+    mse_formula(input, target, reduction)
+}
+
+/// `reduce((input - target)^2)` for inputs already checked to have equal shapes.
+fn mse_formula(input: &Variable, target: &Variable, reduction: Reduction) -> Result<Variable> {
     // BEGIN SOLUTION
     let diff = input.sub(target)?;
     reduce(&diff.mul(&diff)?, reduction)
@@ -199,7 +204,20 @@ pub fn nll_loss(
             });
         }
     }
+    nll_formula(log_probs, targets, ignore_index, reduction)
+}
+
+/// `-reduce(log_probs[row, target])` over the rows not ignored, for checked inputs.
+fn nll_formula(
+    log_probs: &Variable,
+    targets: &[usize],
+    ignore_index: Option<usize>,
+    reduction: Reduction,
+) -> Result<Variable> {
+    // HINT: flatten to (rows * C) and index_select the entries row * C + target.
     // BEGIN SOLUTION
+    let c = log_probs.shape()[log_probs.ndim() - 1];
+    let rows = targets.len();
     let picks: Vec<usize> = targets
         .iter()
         .enumerate()
@@ -270,6 +288,15 @@ pub fn binary_cross_entropy_with_logits(
     reduction: Reduction,
 ) -> Result<Variable> {
     same_shape("BceWithLogitsLoss", logits, target)?;
+    bce_with_logits_formula(logits, target, reduction)
+}
+
+/// `(1 - y) x - log sigmoid(x)`, reduced, for checked inputs.
+fn bce_with_logits_formula(
+    logits: &Variable,
+    target: &Variable,
+    reduction: Reduction,
+) -> Result<Variable> {
     // BEGIN SOLUTION
     let one_minus_y = target.neg()?.add_scalar(1.0)?;
     let per_element = one_minus_y.mul(logits)?.sub(&log_sigmoid(logits)?)?;
@@ -338,6 +365,11 @@ pub fn binary_cross_entropy(
             ),
         });
     }
+    bce_formula(probs, target, reduction)
+}
+
+/// `-(y log p + (1 - y) log(1 - p))` with floored logs, reduced, for checked inputs.
+fn bce_formula(probs: &Variable, target: &Variable, reduction: Reduction) -> Result<Variable> {
     // BEGIN SOLUTION
     let log_p = floored_log(probs)?;
     let log_q = floored_log(&probs.neg()?.add_scalar(1.0)?)?;

@@ -46,6 +46,36 @@ impl PoolConfig {
     }
 }
 
+/// Max pooling of `(N, C, H, W)` with the window, stride and padding of `config`.
+pub fn max_pool2d(x: &Variable, config: &PoolConfig) -> Result<Variable> {
+    // BEGIN SOLUTION
+    let c = config;
+    Ok(x.max_pool2d(c.kernel_size, c.stride, c.padding)?)
+    // END SOLUTION
+}
+
+/// Average pooling of `(N, C, H, W)` with the window, stride and padding of `config`.
+pub fn avg_pool2d(x: &Variable, config: &PoolConfig) -> Result<Variable> {
+    // BEGIN SOLUTION
+    let c = config;
+    Ok(x.avg_pool2d(c.kernel_size, c.stride, c.padding)?)
+    // END SOLUTION
+}
+
+/// Average pooling of `(N, C, H, W)` to `(N, C, oh, ow)`, where `oh` divides `H` and `ow`
+/// divides `W` (checked by the caller).
+fn adaptive_avg_pool2d(x: &Variable, (oh, ow): (usize, usize)) -> Result<Variable> {
+    // HINT: 1x1 is a mean over H and W; otherwise windows of H/oh by W/ow, stride = window.
+    // BEGIN SOLUTION
+    if (oh, ow) == (1, 1) {
+        return Ok(x.mean(3, true)?.mean(2, true)?);
+    }
+    let (h, w) = (x.shape()[2], x.shape()[3]);
+    let kernel = (h / oh, w / ow);
+    Ok(x.avg_pool2d(kernel, kernel, (0, 0))?)
+    // END SOLUTION
+}
+
 macro_rules! pool_layer {
     ($name:ident, $method:ident, $doc:expr) => {
         #[doc = $doc]
@@ -79,10 +109,7 @@ macro_rules! pool_layer {
         impl Module for $name {
             fn forward(&self, input: &Variable) -> Result<Variable> {
                 check_nchw(stringify!($name), input)?;
-                // BEGIN SOLUTION
-                let c = &self.config;
-                Ok(input.$method(c.kernel_size, c.stride, c.padding)?)
-                // END SOLUTION
+                $method(input, &self.config)
             }
 
             fn named_parameters(&self) -> Vec<(String, Variable)> {
@@ -143,13 +170,7 @@ impl Module for AdaptiveAvgPool2d {
                 ),
             });
         }
-        // BEGIN SOLUTION
-        if (oh, ow) == (1, 1) {
-            return Ok(input.mean(3, true)?.mean(2, true)?);
-        }
-        let kernel = (h / oh, w / ow);
-        Ok(input.avg_pool2d(kernel, kernel, (0, 0))?)
-        // END SOLUTION
+        adaptive_avg_pool2d(input, (oh, ow))
     }
 
     fn named_parameters(&self) -> Vec<(String, Variable)> {
