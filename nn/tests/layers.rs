@@ -356,6 +356,32 @@ fn dropout_statistics_scaling_and_eval() {
     }
 }
 
+#[test]
+fn dropout_and_sequential_gradcheck() {
+    // a dropout layer rebuilt from the same seed draws the same mask on every call, so finite
+    // differences see one fixed function
+    check(
+        |v| Dropout::new(0.4, 3)?.forward(&v[0]),
+        &[randn(&[4, 5], 50)],
+    );
+    // a chain, w.r.t. its input and both layers' parameters
+    check(
+        |v| {
+            Sequential::new()
+                .add(Linear::from_weights(v[1].clone(), Some(v[2].clone()))?)
+                .add(Tanh)
+                .add(Linear::from_weights(v[3].clone(), None)?)
+                .forward(&v[0])
+        },
+        &[
+            randn(&[3, 4], 51),
+            randn(&[5, 4], 52),
+            randn(&[5], 53),
+            randn(&[2, 5], 54),
+        ],
+    );
+}
+
 // ----- Embedding -----
 
 #[test]
