@@ -1,7 +1,9 @@
 //! Convolution and pooling. A convolution is `im2col` followed by one GEMM per image; its backward
 //! is two GEMMs (weight gradient and column gradient) and `col2im`, the adjoint of `im2col`.
 
+use rayon::prelude::*;
 use tensor::conv::{col2im, im2col, Conv2dGeometry};
+use tensor::gemm::{gemm, MatRef, Parallelism};
 use tensor::pool::{
     avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward, MaxPoolIndices,
 };
@@ -42,8 +44,7 @@ impl GradFn for Conv2dBackward {
             col2im(&dcols, &self.x.shape(), &self.geometry)
         })?;
         let dw = grad_if(&self.weight, || {
-            let per_image = g3.matmul(&self.cols.transpose(-1, -2)?)?; // (N, O, CKK)
-            per_image.sum(0, false)?.reshape_to(w.shape())
+            weight_gradient(&g3, &self.cols)?.reshape_to(w.shape())
         })?;
         let mut out = vec![dx, dw];
         if let Some(b) = &self.bias {
@@ -52,6 +53,43 @@ impl GradFn for Conv2dBackward {
         // END SOLUTION
         Ok(out)
     }
+}
+
+/// `sum_n g[n] @ cols[n]^T` for `g` `(N, O, L)` and `cols` `(N, CKK, L)`: the weight gradient
+/// of a convolution. The batch is split across threads; each thread accumulates its images into
+/// one `(O, CKK)` buffer with single-threaded GEMMs (`C += A B^T`, the transpose a stride swap),
+/// and the per-thread buffers are added. No `(N, O, CKK)` intermediate is materialised.
+fn weight_gradient(g: &Tensor, cols: &Tensor) -> tensor::Result<Tensor> {
+    let (n, o, l) = (g.shape()[0], g.shape()[1], g.shape()[2]);
+    let ckk = cols.shape()[1];
+    let (g, cols) = (g.contiguous(), cols.contiguous());
+    let (gs, cs) = (
+        g.as_slice().expect("contiguous"),
+        cols.as_slice().expect("contiguous"),
+    );
+    let threads = rayon::current_num_threads().clamp(1, n.max(1));
+    let per_thread = n.div_ceil(threads).max(1);
+    let partials: Vec<tensor::Result<Vec<f32>>> = (0..n)
+        .step_by(per_thread)
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .map(|start| {
+            let mut acc = vec![0.0f32; o * ckk];
+            for i in start..(start + per_thread).min(n) {
+                let a = MatRef::row_major(&gs[i * o * l..(i + 1) * o * l], o, l)?;
+                let b = MatRef::row_major(&cs[i * ckk * l..(i + 1) * ckk * l], ckk, l)?.t();
+                gemm(a, b, &mut acc, true, Parallelism::Sequential)?;
+            }
+            Ok(acc)
+        })
+        .collect();
+    let mut total = vec![0.0f32; o * ckk];
+    for part in partials {
+        for (t, p) in total.iter_mut().zip(part?) {
+            *t += p;
+        }
+    }
+    Tensor::from_vec(total, &[o, ckk])
 }
 
 /// d max-pool: each output gradient goes to the input element that was the maximum.
