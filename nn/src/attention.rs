@@ -10,16 +10,21 @@
 //!   tensor with 1 = attend, 0 = drop). Causal means query `i` of `T` sees keys
 //!   `j <= i + (S - T)`: with a KV cache the queries are the last `T` of `S` positions.
 //! - `None` and `Causal` attention run as one fused graph node ([`tensor::sdpa`]: per-head
-//!   parallel, masked blocks skipped, probabilities recomputed in backward). A `Keep` mask,
+//!   parallel, masked blocks skipped, probabilities recomputed in backward). In the layer that
+//!   node reads the heads straight out of the `(B, T, 3C)` projection and writes `(B, T, C)`
+//!   ([`packed_attention`]), so the graph holds no head split or merge at all. A `Keep` mask,
 //!   attention dropout in training, or asking for the weights takes the composed path
-//!   ([`attention`]: matmul, masked softmax, matmul), which is also the reference the fused
-//!   kernel is tested against.
+//!   ([`attention`] on the views of [`MultiHeadAttention::split_heads`]: matmul, masked softmax,
+//!   matmul), which is also the reference the fused kernels are tested against.
 //! - [`KvCache`] makes generation incremental: each step projects only the new tokens, appends
 //!   their keys and values, and attends over everything cached. The output equals the uncached
 //!   forward on the whole sequence.
 
 use autograd::{custom_op, GradFn, Variable};
-use tensor::sdpa::{scaled_dot_product_attention as sdpa, scaled_dot_product_attention_backward};
+use tensor::sdpa::{
+    packed_attention as packed_kernel, packed_attention_backward,
+    scaled_dot_product_attention as sdpa, scaled_dot_product_attention_backward,
+};
 use tensor::{Tensor, TensorRng};
 
 use crate::dropout::Dropout;
@@ -228,6 +233,67 @@ pub fn scaled_dot_product_attention(
         causal,
     };
     Ok(custom_op(out, &[q, k, v], grad_fn)?)
+}
+
+/// The backward of [`packed_attention`]: the gradient of the whole `(B, T, 3C)` projection in
+/// one buffer, in the projection's own layout.
+pub struct PackedAttentionBackward {
+    qkv: Variable,
+    out: Tensor,
+    lse: Tensor,
+    n_head: usize,
+    scale: f32,
+    causal: bool,
+}
+
+impl GradFn for PackedAttentionBackward {
+    fn name(&self) -> &'static str {
+        "PackedAttentionBackward"
+    }
+
+    fn inputs(&self) -> Vec<Variable> {
+        vec![self.qkv.clone()]
+    }
+
+    fn backward(&self, grad_output: &Tensor) -> autograd::Result<Vec<Option<Tensor>>> {
+        let dqkv = packed_attention_backward(
+            &self.qkv.value(),
+            &self.out,
+            &self.lse,
+            grad_output,
+            self.n_head,
+            self.scale,
+            self.causal,
+        )?;
+        Ok(vec![Some(dqkv)])
+    }
+}
+
+/// Multi-head attention (no mask, or causal) straight from a fused projection `qkv` of shape
+/// `(B, T, 3C)`: queries, keys and values of `n_head` heads side by side. Returns `(B, T, C)`
+/// with the heads merged, as one graph node whose gradient lands in `qkv`'s layout. The same
+/// as [`MultiHeadAttention::split_heads`], [`scaled_dot_product_attention`] and a merge.
+pub fn packed_attention(qkv: &Variable, n_head: usize, causal: bool) -> Result<Variable> {
+    let shape = qkv.shape();
+    if shape.len() != 3 || n_head == 0 || !shape[2].is_multiple_of(3 * n_head) {
+        return Err(NnError::Invalid {
+            layer: "packed_attention",
+            reason: format!(
+                "qkv must be (B, T, 3C) with C a multiple of n_head = {n_head}, got {shape:?}"
+            ),
+        });
+    }
+    let scale = 1.0 / ((shape[2] / 3 / n_head) as f32).sqrt();
+    let (out, lse) = packed_kernel(&qkv.value(), n_head, scale, causal)?;
+    let grad_fn = PackedAttentionBackward {
+        qkv: qkv.clone(),
+        out: out.clone(),
+        lse,
+        n_head,
+        scale,
+        causal,
+    };
+    Ok(custom_op(out, &[qkv], grad_fn)?)
 }
 
 /// Sizes of a [`MultiHeadAttention`].
@@ -443,15 +509,29 @@ impl MultiHeadAttention {
         self.attn_dropout.is_training() && self.attn_dropout.p() > 0.0
     }
 
-    /// Self-attention of `x` `(B, T, C)` under `mask` (scores `(B, H, T, T)`).
+    /// Self-attention of `x` `(B, T, C)` under `mask` (scores `(B, H, T, T)`). Without a mask or
+    /// with the causal one (and no attention dropout) this is one [`packed_attention`] node
+    /// between the two projections; otherwise the composed [`attention`] on the head views.
     pub fn forward_masked(&self, x: &Variable, mask: &AttentionMask) -> Result<Variable> {
-        let (q, k, v) = self.split_heads(x)?;
-        let y = if self.attention_dropout_active() {
-            attention(&q, &k, &v, mask, Some(&self.attn_dropout))?.0
-        } else {
-            scaled_dot_product_attention(&q, &k, &v, mask)?
+        self.check_input(x)?;
+        let causal = match mask {
+            AttentionMask::None => Some(false),
+            AttentionMask::Causal => Some(true),
+            AttentionMask::Keep(_) => None,
         };
-        self.merge_heads(&y)
+        match causal {
+            Some(causal) if !self.attention_dropout_active() => {
+                let y = packed_attention(&self.qkv.forward(x)?, self.n_head, causal)?;
+                self.resid_dropout.forward(&self.proj.forward(&y)?)
+            }
+            _ => {
+                let (q, k, v) = self.split_heads(x)?;
+                let dropout = self
+                    .attention_dropout_active()
+                    .then_some(&self.attn_dropout);
+                self.merge_heads(&attention(&q, &k, &v, mask, dropout)?.0)
+            }
+        }
     }
 
     /// Like [`MultiHeadAttention::forward_masked`], also returning the attention weights

@@ -192,19 +192,54 @@ fn attention_rows_sum_to_one_and_masked_weights_are_zero() {
 }
 
 #[test]
-fn weights_path_and_fused_path_give_the_same_output() {
+fn packed_path_and_composed_path_agree_values_and_gradients() {
     let mha = MultiHeadAttention::new(&config(16, 2, 0.0, 4)).unwrap();
-    let x = Variable::constant(randn(&[3, 9, 16], 1.0, 31));
+    let x = Variable::parameter(randn(&[3, 37, 16], 1.0, 31));
+    let up = Variable::constant(randn(&[3, 37, 16], 1.0, 32));
     for mask in [AttentionMask::None, AttentionMask::Causal] {
-        let fused = mha.forward_masked(&x, &mask).unwrap();
+        let packed = mha.forward_masked(&x, &mask).unwrap();
         let (composed, _) = mha.forward_with_weights(&x, &mask).unwrap();
         assert_close(
-            &fused.value(),
+            &packed.value(),
             &composed.value(),
             1e-5,
             &format!("{mask:?}"),
         );
+        // The packed layer's graph: one attention node, no head split or merge.
+        let dot = autograd::to_dot(&packed);
+        assert!(dot.contains("PackedAttentionBackward"), "{dot}");
+        assert!(
+            !dot.contains("PermuteBackward") && !dot.contains("SliceBackward"),
+            "{dot}"
+        );
+        let mut grads = Vec::new();
+        for out in [packed, composed] {
+            mha.zero_grad();
+            x.zero_grad();
+            out.mul(&up).unwrap().sum_all().unwrap().backward().unwrap();
+            let mut g = vec![x.grad().unwrap()];
+            g.extend(mha.parameters().iter().map(|p| p.grad().unwrap()));
+            grads.push(g);
+        }
+        for (i, (a, b)) in grads[0].iter().zip(&grads[1]).enumerate() {
+            assert_close(a, b, 1e-4, &format!("{mask:?} gradient {i}"));
+        }
     }
+}
+
+#[test]
+fn gradcheck_packed_attention() {
+    for causal in [false, true] {
+        let f = |v: &[Variable]| -> autograd::Result<Variable> {
+            Ok(nn::attention::packed_attention(&v[0], 2, causal).unwrap())
+        };
+        gradcheck(f, &[randn(&[2, 3, 12], 1.0, 33)], 1e-2, 1e-2)
+            .unwrap_or_else(|e| panic!("causal {causal}: {e}"));
+    }
+    let err =
+        nn::attention::packed_attention(&Variable::constant(Tensor::ones(&[2, 3, 10])), 2, true)
+            .unwrap_err();
+    assert!(err.to_string().contains("n_head = 2"), "{err}");
 }
 
 /// Change tokens `t + 1 ..` of a `(B, T, C)` input and check positions `..= t` are bit-identical.

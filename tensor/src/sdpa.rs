@@ -14,22 +14,29 @@
 //! log-sum-exp per query row; backward recomputes the probabilities from them (as
 //! FlashAttention does) instead of storing `T x S` numbers per head.
 //!
-//! Q, K and V are read in place through their strides, so the head views of a fused qkv
-//! projection (`(B, T, 3, H, D)` permuted to `(3, B, H, T, D)`) need no copy.
+//! Two layouts:
+//! - [`scaled_dot_product_attention`]: separate `q`, `k`, `v` (any strides, read in place),
+//!   output `(..., T, Dv)`;
+//! - [`packed_attention`]: the `(B, T, 3C)` output of a fused qkv projection, heads read in
+//!   place, output written straight into `(B, T, C)` (heads side by side) and the gradient into
+//!   `(B, T, 3C)`. Multi-head attention then needs no head split or merge in its graph: no
+//!   transposed copies forward, and no zero-padded slice gradients to scatter and sum backward.
 
-use ndarray::{s, ArrayView2, ArrayViewD, Axis, Ix2};
+use ndarray::{s, ArrayView1, ArrayView2, ArrayViewD, Axis, Ix2};
 use rayon::prelude::*;
 
 use crate::error::{Result, TensorError};
 use crate::gemm::{gemm, MatRef, Parallelism, THREADING_THRESHOLD};
-use crate::softmax::{exp_shifted_into, max_scaled, scale_in_place, sum_map2};
+use crate::softmax::{exp_shifted_into, max_scaled, scale_in_place, sum_map2, with_simd};
 use crate::tensor::Tensor;
 
 /// Query rows per block: a block multiplies `QUERY_BLOCK x D` queries by the keys its last row
-/// may see. Smaller blocks skip more of the masked triangle; larger ones make better GEMMs.
+/// may see. Smaller blocks skip more of the masked triangle; larger ones make better GEMMs
+/// (16, 32, 64 and 128 were measured; 32 was fastest on both benchmark shapes).
 pub const QUERY_BLOCK: usize = 32;
 
 const OP: &str = "scaled_dot_product_attention";
+const PACKED_OP: &str = "packed_attention";
 
 /// The sizes of one attention problem, checked.
 #[derive(Clone, Copy, Debug)]
@@ -61,9 +68,9 @@ impl Dims {
         }
     }
 
-    /// Multiply-adds of one pass of both products: enough to pay for threads?
-    fn threaded(&self) -> bool {
-        self.pairs > 1
+    /// Enough work (multiply-adds of both products) in more than one task to pay for threads?
+    fn threaded(&self, tasks: usize) -> bool {
+        tasks > 1
             && self.pairs * self.t * self.s * (self.d + self.dv) >= THREADING_THRESHOLD
             && rayon::current_num_threads() > 1
     }
@@ -173,6 +180,120 @@ fn pairs_of(t: &Tensor) -> Result<Vec<ArrayView2<'_, f32>>> {
     Ok(out)
 }
 
+/// The matrices of one (batch, head) pair: `q` `(T, D)`, `k` `(S, D)`, `v` `(S, Dv)`.
+#[derive(Clone, Copy)]
+struct Head<'a> {
+    q: ArrayView2<'a, f32>,
+    k: ArrayView2<'a, f32>,
+    v: ArrayView2<'a, f32>,
+}
+
+/// The per-pair matrices of q, k and v (views; a matrix with no unit stride is copied first).
+fn heads<'a>(q: &'a Tensor, k: &'a Tensor, v: &'a Tensor) -> Result<Vec<Head<'a>>> {
+    let (qm, km, vm) = (pairs_of(q)?, pairs_of(k)?, pairs_of(v)?);
+    Ok(qm
+        .into_iter()
+        .zip(km)
+        .zip(vm)
+        .map(|((q, k), v)| Head { q, k, v })
+        .collect())
+}
+
+/// Where the rows of one pair's result go: row `i` is `data[offset + i * stride ..][..cols]`.
+/// A contiguous `(T, D)` block has `stride = D`; one head of a `(B, T, C)` output has
+/// `offset = h * D` and `stride = C`.
+struct Rows<'a> {
+    data: &'a mut [f32],
+    offset: usize,
+    stride: usize,
+}
+
+impl Rows<'_> {
+    /// Copy the row-major `block` (`cols` wide) to rows `row0..`.
+    #[inline(always)]
+    fn write(&mut self, row0: usize, block: &[f32], cols: usize) {
+        for (i, src) in block.chunks_exact(cols).enumerate() {
+            let at = self.offset + (row0 + i) * self.stride;
+            self.data[at..at + cols].copy_from_slice(src);
+        }
+    }
+}
+
+/// Where one pair's three gradients go.
+trait GradRows {
+    fn dq(&mut self) -> Rows<'_>;
+    fn dk(&mut self) -> Rows<'_>;
+    fn dv(&mut self) -> Rows<'_>;
+}
+
+/// Three contiguous per-pair blocks (the separate q, k, v layout).
+struct Separate<'a> {
+    dq: &'a mut [f32],
+    dk: &'a mut [f32],
+    dv: &'a mut [f32],
+    d: usize,
+    d_v: usize,
+}
+
+impl GradRows for Separate<'_> {
+    fn dq(&mut self) -> Rows<'_> {
+        let stride = self.d;
+        Rows {
+            data: self.dq,
+            offset: 0,
+            stride,
+        }
+    }
+    fn dk(&mut self) -> Rows<'_> {
+        let stride = self.d;
+        Rows {
+            data: self.dk,
+            offset: 0,
+            stride,
+        }
+    }
+    fn dv(&mut self) -> Rows<'_> {
+        let stride = self.d_v;
+        Rows {
+            data: self.dv,
+            offset: 0,
+            stride,
+        }
+    }
+}
+
+/// Head `h` of one sample's `(T, 3C)` packed gradient: `[dq | dk | dv]` per row, head `h` at
+/// columns `h * D ..` of each third.
+struct Packed<'a> {
+    sample: &'a mut [f32],
+    h: usize,
+    d: usize,
+    c: usize,
+}
+
+impl Packed<'_> {
+    fn part(&mut self, which: usize) -> Rows<'_> {
+        let (offset, stride) = (which * self.c + self.h * self.d, 3 * self.c);
+        Rows {
+            data: self.sample,
+            offset,
+            stride,
+        }
+    }
+}
+
+impl GradRows for Packed<'_> {
+    fn dq(&mut self) -> Rows<'_> {
+        self.part(0)
+    }
+    fn dk(&mut self) -> Rows<'_> {
+        self.part(1)
+    }
+    fn dv(&mut self) -> Rows<'_> {
+        self.part(2)
+    }
+}
+
 /// `softmax(scale * x[..allowed])` into `y[..allowed]`, zeros after; returns the log-sum-exp
 /// `ln sum_j exp(scale * x_j)` of the row, all backward needs to rebuild it.
 #[inline(always)]
@@ -188,295 +309,198 @@ fn softmax_row_lse(x: &[f32], allowed: usize, scale: f32, y: &mut [f32]) -> f32 
     // END SOLUTION
 }
 
-/// Scratch of one worker: a block of scores and one of probabilities (or their gradients).
-type Scratch = (Vec<f32>, Vec<f32>);
-
-fn scratch(dims: &Dims) -> Scratch {
-    let n = QUERY_BLOCK.min(dims.t.max(1)) * dims.s;
-    (vec![0.0; n], vec![0.0; n])
+/// `<a, b>` of two rows (contiguous rows take the vectorized path).
+#[inline(always)]
+fn dot(a: ArrayView1<'_, f32>, b: ArrayView1<'_, f32>) -> f32 {
+    match (a.as_slice(), b.as_slice()) {
+        (Some(x), Some(y)) => sum_map2(x, y, |p, q| p * q),
+        _ => a.iter().zip(b.iter()).map(|(p, q)| p * q).sum(),
+    }
 }
 
-/// The matrices of one (batch, head) pair: `q` `(T, D)`, `k` `(S, D)`, `v` `(S, Dv)`.
-#[derive(Clone, Copy)]
-struct Head<'a> {
-    q: ArrayView2<'a, f32>,
-    k: ArrayView2<'a, f32>,
-    v: ArrayView2<'a, f32>,
+/// One worker's buffers: two blocks of scores / probabilities, one block of result rows, and
+/// the key and value gradient accumulators (backward only).
+struct Scratch {
+    a: Vec<f32>,
+    b: Vec<f32>,
+    rows: Vec<f32>,
+    dk: Vec<f32>,
+    dv: Vec<f32>,
 }
 
-/// Forward of one (batch, head) pair: `out = P V` and `lse` per query row.
+impl Scratch {
+    fn new(dims: &Dims, backward: bool) -> Scratch {
+        let block = QUERY_BLOCK.min(dims.t.max(1));
+        let acc = |cols: usize| vec![0.0; if backward { dims.s * cols } else { 0 }];
+        Scratch {
+            a: vec![0.0; block * dims.s],
+            b: vec![0.0; block * dims.s],
+            rows: vec![0.0; block * dims.d.max(dims.dv)],
+            dk: acc(dims.d),
+            dv: acc(dims.dv),
+        }
+    }
+}
+
+/// Forward of one (batch, head) pair: the output rows `P V` and the `lse` of each query row.
 #[inline(always)]
 fn forward_pair(
     dims: &Dims,
     scale: f32,
     Head { q, k, v }: Head<'_>,
-    out: &mut [f32],
+    out: &mut Rows<'_>,
     lse: &mut [f32],
-    (scores, probs): &mut Scratch,
+    sc: &mut Scratch,
 ) -> Result<()> {
     // HINT: per block of query rows r0..r1: scores = Q[r0..r1] K[..n]^T with n the keys the last
-    // HINT: row sees; a softmax per row (softmax_row_lse); out[r0..r1] = P V[..n].
+    // HINT: row sees; a softmax per row (softmax_row_lse); out rows r0..r1 = P V[..n].
     // BEGIN SOLUTION
     let dv = dims.dv;
     for r0 in (0..dims.t).step_by(QUERY_BLOCK) {
         let r1 = (r0 + QUERY_BLOCK).min(dims.t);
         let (rows, n) = (r1 - r0, dims.block_keys(r1));
-        let (sc, pr) = (&mut scores[..rows * n], &mut probs[..rows * n]);
+        let (scores, probs) = (&mut sc.a[..rows * n], &mut sc.b[..rows * n]);
         let q_blk = MatRef::from_view(q.slice(s![r0..r1, ..]));
         let k_t = MatRef::from_view(k.slice(s![..n, ..])).t();
-        gemm(q_blk, k_t, sc, false, Parallelism::Sequential)?;
+        gemm(q_blk, k_t, scores, false, Parallelism::Sequential)?;
         for i in 0..rows {
             let row = i * n..(i + 1) * n;
             let allowed = dims.allowed(r0 + i);
-            lse[r0 + i] = softmax_row_lse(&sc[row.clone()], allowed, scale, &mut pr[row]);
+            lse[r0 + i] = softmax_row_lse(&scores[row.clone()], allowed, scale, &mut probs[row]);
         }
-        let p = MatRef::row_major(pr, rows, n)?;
+        let p = MatRef::row_major(probs, rows, n)?;
         let v_blk = MatRef::from_view(v.slice(s![..n, ..]));
-        gemm(
-            p,
-            v_blk,
-            &mut out[r0 * dv..r1 * dv],
-            false,
-            Parallelism::Sequential,
-        )?;
+        let o = &mut sc.rows[..rows * dv];
+        gemm(p, v_blk, o, false, Parallelism::Sequential)?;
+        out.write(r0, o, dv);
     }
     Ok(())
     // END SOLUTION
 }
 
-/// What backward reads for one pair: the forward's output, log-sum-exp and the upstream
-/// gradient, each contiguous.
+/// What backward reads for one pair: the forward's output rows `(T, Dv)`, their log-sum-exp,
+/// and the upstream gradient rows `(T, Dv)`.
 #[derive(Clone, Copy)]
 struct Saved<'a> {
-    out: &'a [f32],
+    out: ArrayView2<'a, f32>,
     lse: &'a [f32],
-    dout: &'a [f32],
+    dout: ArrayView2<'a, f32>,
 }
 
 /// Backward of one pair: `dq`, `dk`, `dv` from `dout`, recomputing the probabilities.
 #[inline(always)]
-fn backward_pair(
+fn backward_pair<G: GradRows>(
     dims: &Dims,
     scale: f32,
     Head { q, k, v }: Head<'_>,
     Saved { out, lse, dout }: Saved<'_>,
-    (dq, dk, dv): (&mut [f32], &mut [f32], &mut [f32]),
-    (probs, dprobs): &mut Scratch,
+    grads: &mut G,
+    sc: &mut Scratch,
 ) -> Result<()> {
     // HINT: per query block: P = exp(scale * Q K^T - lse); dV += P^T dO; dP = dO V^T;
     // HINT: dS = scale * P * (dP - rowsum(dO * O)); dQ = dS K; dK += dS^T Q.
     // BEGIN SOLUTION
     let (d, vd) = (dims.d, dims.dv);
-    dk.fill(0.0);
-    dv.fill(0.0);
+    let (dk_acc, dv_acc) = (&mut sc.dk[..dims.s * d], &mut sc.dv[..dims.s * vd]);
+    dk_acc.fill(0.0);
+    dv_acc.fill(0.0);
     for r0 in (0..dims.t).step_by(QUERY_BLOCK) {
         let r1 = (r0 + QUERY_BLOCK).min(dims.t);
         let (rows, n) = (r1 - r0, dims.block_keys(r1));
-        let (p, dp) = (&mut probs[..rows * n], &mut dprobs[..rows * n]);
+        let (a, p) = (&mut sc.a[..rows * n], &mut sc.b[..rows * n]);
         let q_blk = MatRef::from_view(q.slice(s![r0..r1, ..]));
         let k_blk = MatRef::from_view(k.slice(s![..n, ..]));
         let v_blk = MatRef::from_view(v.slice(s![..n, ..]));
-        let do_blk = MatRef::row_major(&dout[r0 * vd..r1 * vd], rows, vd)?;
+        let do_blk = MatRef::from_view(dout.slice(s![r0..r1, ..]));
         // Rebuild P from the scores and the saved log-sum-exp.
-        gemm(q_blk, k_blk.t(), dp, false, Parallelism::Sequential)?;
+        gemm(q_blk, k_blk.t(), a, false, Parallelism::Sequential)?;
         for i in 0..rows {
             let allowed = dims.allowed(r0 + i);
-            let (row_in, row_out) = (&dp[i * n..i * n + allowed], &mut p[i * n..(i + 1) * n]);
-            exp_shifted_into(row_in, scale, lse[r0 + i], &mut row_out[..allowed]);
-            row_out[allowed..].fill(0.0);
+            let (x, y) = (&a[i * n..i * n + allowed], &mut p[i * n..(i + 1) * n]);
+            exp_shifted_into(x, scale, lse[r0 + i], &mut y[..allowed]);
+            y[allowed..].fill(0.0);
         }
         // dV[..n] += P^T dO
         let p_ref = MatRef::row_major(p, rows, n)?;
         gemm(
             p_ref.t(),
             do_blk,
-            &mut dv[..n * vd],
+            &mut dv_acc[..n * vd],
             true,
             Parallelism::Sequential,
         )?;
         // dP = dO V^T, then dS = scale * P * (dP - <dO, O>) in place.
-        gemm(do_blk, v_blk.t(), dp, false, Parallelism::Sequential)?;
+        gemm(do_blk, v_blk.t(), a, false, Parallelism::Sequential)?;
         for i in 0..rows {
             let r = r0 + i;
-            let delta = sum_map2(
-                &dout[r * vd..(r + 1) * vd],
-                &out[r * vd..(r + 1) * vd],
-                |a, b| a * b,
-            );
+            let delta = dot(dout.row(r), out.row(r));
             let allowed = dims.allowed(r);
-            let (p_row, dp_row) = (&p[i * n..(i + 1) * n], &mut dp[i * n..(i + 1) * n]);
-            for (g, &pv) in dp_row[..allowed].iter_mut().zip(&p_row[..allowed]) {
+            let (p_row, ds_row) = (&p[i * n..(i + 1) * n], &mut a[i * n..(i + 1) * n]);
+            for (g, &pv) in ds_row[..allowed].iter_mut().zip(&p_row[..allowed]) {
                 *g = scale * pv * (*g - delta);
             }
-            dp_row[allowed..].fill(0.0);
+            ds_row[allowed..].fill(0.0);
         }
-        let ds = MatRef::row_major(dp, rows, n)?;
-        gemm(
-            ds,
-            k_blk,
-            &mut dq[r0 * d..r1 * d],
-            false,
-            Parallelism::Sequential,
-        )?;
+        let ds = MatRef::row_major(a, rows, n)?;
+        let dq_blk = &mut sc.rows[..rows * d];
+        gemm(ds, k_blk, dq_blk, false, Parallelism::Sequential)?;
+        grads.dq().write(r0, dq_blk, d);
         gemm(
             ds.t(),
             q_blk,
-            &mut dk[..n * d],
+            &mut dk_acc[..n * d],
             true,
             Parallelism::Sequential,
         )?;
     }
+    grads.dk().write(0, dk_acc, d);
+    grads.dv().write(0, dv_acc, vd);
     Ok(())
     // END SOLUTION
 }
 
-/// The vector instructions the per-head code is compiled for, chosen once per call. The row
-/// loops (max, exp, sums) are written so the compiler vectorizes them; built for the baseline
-/// x86-64 target they would use 4-wide SSE, so each head runs through a copy compiled with
-/// AVX-512 or AVX2 when the CPU has it. The GEMMs dispatch on their own.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Simd {
-    Avx512,
-    Avx2,
-    Baseline,
-}
-
-impl Simd {
-    fn detect() -> Simd {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                return Simd::Avx512;
+/// The forward of `heads.len()` pairs sharing one output chunk: pair `h` writes its rows at
+/// `place(h)` = (offset, stride) in `out` and its log-sum-exp at `lse[h * T ..]`. Compiled for
+/// the CPU's vector unit (the row loops are inlined into `with_simd`).
+fn forward_task(
+    dims: &Dims,
+    scale: f32,
+    heads: &[Head<'_>],
+    out: &mut [f32],
+    lse: &mut [f32],
+    place: impl Fn(usize) -> (usize, usize),
+    sc: &mut Scratch,
+) -> Result<()> {
+    with_simd(
+        #[inline(always)]
+        || {
+            for (h, (head, l)) in heads.iter().zip(lse.chunks_mut(dims.t)).enumerate() {
+                let (offset, stride) = place(h);
+                let mut rows = Rows {
+                    data: &mut *out,
+                    offset,
+                    stride,
+                };
+                forward_pair(dims, scale, *head, &mut rows, l, sc)?;
             }
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
-                return Simd::Avx2;
-            }
-        }
-        Simd::Baseline
-    }
+            Ok(())
+        },
+    )
 }
 
-/// [`forward_pair`] compiled for AVX-512.
-///
-/// # Safety
-/// The CPU must support AVX-512F, AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn forward_pair_avx512(
-    dims: &Dims,
-    scale: f32,
-    head: Head<'_>,
-    out: &mut [f32],
-    lse: &mut [f32],
-    scratch: &mut Scratch,
-) -> Result<()> {
-    forward_pair(dims, scale, head, out, lse, scratch)
-}
-
-/// [`forward_pair`] compiled for AVX2.
-///
-/// # Safety
-/// The CPU must support AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn forward_pair_avx2(
-    dims: &Dims,
-    scale: f32,
-    head: Head<'_>,
-    out: &mut [f32],
-    lse: &mut [f32],
-    scratch: &mut Scratch,
-) -> Result<()> {
-    forward_pair(dims, scale, head, out, lse, scratch)
-}
-
-/// [`backward_pair`] compiled for AVX-512.
-///
-/// # Safety
-/// The CPU must support AVX-512F, AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn backward_pair_avx512(
+/// The backward of one pair into `grads`, compiled for the CPU's vector unit.
+fn backward_task<G: GradRows>(
     dims: &Dims,
     scale: f32,
     head: Head<'_>,
     saved: Saved<'_>,
-    grads: (&mut [f32], &mut [f32], &mut [f32]),
-    scratch: &mut Scratch,
+    grads: &mut G,
+    sc: &mut Scratch,
 ) -> Result<()> {
-    backward_pair(dims, scale, head, saved, grads, scratch)
-}
-
-/// [`backward_pair`] compiled for AVX2.
-///
-/// # Safety
-/// The CPU must support AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn backward_pair_avx2(
-    dims: &Dims,
-    scale: f32,
-    head: Head<'_>,
-    saved: Saved<'_>,
-    grads: (&mut [f32], &mut [f32], &mut [f32]),
-    scratch: &mut Scratch,
-) -> Result<()> {
-    backward_pair(dims, scale, head, saved, grads, scratch)
-}
-
-/// One pair's forward with the best instructions available.
-fn forward_head(
-    simd: Simd,
-    dims: &Dims,
-    scale: f32,
-    head: Head<'_>,
-    out: &mut [f32],
-    lse: &mut [f32],
-    scratch: &mut Scratch,
-) -> Result<()> {
-    match simd {
-        // SAFETY: `Simd::detect` found these features on this CPU.
-        #[cfg(target_arch = "x86_64")]
-        Simd::Avx512 => unsafe { forward_pair_avx512(dims, scale, head, out, lse, scratch) },
-        // SAFETY: as above.
-        #[cfg(target_arch = "x86_64")]
-        Simd::Avx2 => unsafe { forward_pair_avx2(dims, scale, head, out, lse, scratch) },
-        _ => forward_pair(dims, scale, head, out, lse, scratch),
-    }
-}
-
-/// One pair's backward with the best instructions available.
-fn backward_head(
-    simd: Simd,
-    dims: &Dims,
-    scale: f32,
-    head: Head<'_>,
-    saved: Saved<'_>,
-    grads: (&mut [f32], &mut [f32], &mut [f32]),
-    scratch: &mut Scratch,
-) -> Result<()> {
-    match simd {
-        // SAFETY: `Simd::detect` found these features on this CPU.
-        #[cfg(target_arch = "x86_64")]
-        Simd::Avx512 => unsafe { backward_pair_avx512(dims, scale, head, saved, grads, scratch) },
-        // SAFETY: as above.
-        #[cfg(target_arch = "x86_64")]
-        Simd::Avx2 => unsafe { backward_pair_avx2(dims, scale, head, saved, grads, scratch) },
-        _ => backward_pair(dims, scale, head, saved, grads, scratch),
-    }
-}
-
-/// The per-pair matrices of q, k and v (views; a matrix with no unit stride is copied first).
-fn heads<'a>(q: &'a Tensor, k: &'a Tensor, v: &'a Tensor) -> Result<Vec<Head<'a>>> {
-    let (qm, km, vm) = (pairs_of(q)?, pairs_of(k)?, pairs_of(v)?);
-    Ok(qm
-        .into_iter()
-        .zip(km)
-        .zip(vm)
-        .map(|((q, k), v)| Head { q, k, v })
-        .collect())
+    with_simd(
+        #[inline(always)]
+        || backward_pair(dims, scale, head, saved, grads, sc),
+    )
 }
 
 /// `softmax(scale * q k^T) v` over the last two dims, causal or not. Returns the output
@@ -492,38 +516,48 @@ pub fn scaled_dot_product_attention(
     let dims = check(q, k, v, scale, causal)?;
     let (q, k, v) = (gemm_friendly(q), gemm_friendly(k), gemm_friendly(v));
     let heads = heads(&q, &k, &v)?;
-    let simd = Simd::detect();
-    let mut out = vec![0.0f32; dims.pairs * dims.t * dims.dv];
-    let mut lse = vec![0.0f32; dims.pairs * dims.t];
-    let (out_step, lse_step) = (dims.t * dims.dv, dims.t);
-    if out_step > 0 {
-        let run = |p: usize, o: &mut [f32], l: &mut [f32], sc: &mut Scratch| {
-            forward_head(simd, &dims, scale, heads[p], o, l, sc)
+    let (t, dv) = (dims.t, dims.dv);
+    let mut out = vec![0.0f32; dims.pairs * t * dv];
+    let mut lse = vec![0.0f32; dims.pairs * t];
+    if t * dv > 0 {
+        let task = |p: usize, o: &mut [f32], l: &mut [f32], sc: &mut Scratch| {
+            forward_task(&dims, scale, &heads[p..p + 1], o, l, |_| (0, dv), sc)
         };
-        if dims.threaded() {
-            out.par_chunks_mut(out_step)
-                .zip(lse.par_chunks_mut(lse_step))
+        if dims.threaded(dims.pairs) {
+            out.par_chunks_mut(t * dv)
+                .zip(lse.par_chunks_mut(t))
                 .enumerate()
-                .try_for_each_init(|| scratch(&dims), |sc, (p, (o, l))| run(p, o, l, sc))?;
+                .try_for_each_init(
+                    || Scratch::new(&dims, false),
+                    |sc, (p, (o, l))| task(p, o, l, sc),
+                )?;
         } else {
-            let mut sc = scratch(&dims);
-            for (p, (o, l)) in out
-                .chunks_mut(out_step)
-                .zip(lse.chunks_mut(lse_step))
-                .enumerate()
-            {
-                run(p, o, l, &mut sc)?;
+            let mut sc = Scratch::new(&dims, false);
+            for (p, (o, l)) in out.chunks_mut(t * dv).zip(lse.chunks_mut(t)).enumerate() {
+                task(p, o, l, &mut sc)?;
             }
         }
     }
+    let nd = q.ndim();
     let mut out_shape = q.shape().to_vec();
-    let nd = out_shape.len();
-    out_shape[nd - 1] = dims.dv;
-    let lse_shape = &q.shape()[..nd - 1];
+    out_shape[nd - 1] = dv;
     Ok((
         Tensor::from_vec(out, &out_shape)?,
-        Tensor::from_vec(lse, lse_shape)?,
+        Tensor::from_vec(lse, &q.shape()[..nd - 1])?,
     ))
+}
+
+/// Error unless `t` has shape `want` (the backward's inputs must be the forward's).
+fn check_saved(op: &'static str, name: &str, t: &Tensor, want: &[usize]) -> Result<()> {
+    if t.shape() != want {
+        return Err(TensorError::mismatch(
+            op,
+            t.shape(),
+            want,
+            format!("the {name} does not have the shape the forward produced"),
+        ));
+    }
+    Ok(())
 }
 
 /// Gradients `(dq, dk, dv)` of [`scaled_dot_product_attention`] from the upstream gradient of its
@@ -544,61 +578,53 @@ pub fn scaled_dot_product_attention_backward(
     let nd = q.ndim();
     let mut out_shape = q.shape().to_vec();
     out_shape[nd - 1] = dims.dv;
-    for (name, t, want) in [
-        ("output", out, &out_shape[..]),
-        ("grad_out", grad_out, &out_shape[..]),
-        ("lse", lse, &q.shape()[..nd - 1]),
-    ] {
-        if t.shape() != want {
-            return Err(TensorError::mismatch(
-                BOP,
-                t.shape(),
-                want,
-                format!("the {name} does not have the shape the forward produced"),
-            ));
-        }
-    }
+    check_saved(BOP, "output", out, &out_shape)?;
+    check_saved(BOP, "grad_out", grad_out, &out_shape)?;
+    check_saved(BOP, "lse", lse, &q.shape()[..nd - 1])?;
     let (q, k, v) = (gemm_friendly(q), gemm_friendly(k), gemm_friendly(v));
     let heads = heads(&q, &k, &v)?;
-    let simd = Simd::detect();
-    let (out, lse, grad_out) = (out.contiguous(), lse.contiguous(), grad_out.contiguous());
-    let (o, l, g) = (
-        out.as_slice().expect("contiguous"),
-        lse.as_slice().expect("contiguous"),
-        grad_out.as_slice().expect("contiguous"),
-    );
+    let (out, grad_out) = (gemm_friendly(out), gemm_friendly(grad_out));
+    let (outs, douts) = (pairs_of(&out)?, pairs_of(&grad_out)?);
+    let lse = lse.contiguous();
+    let l = lse.as_slice().expect("contiguous");
     let (t, s, d, dvs) = (dims.t, dims.s, dims.d, dims.dv);
     let mut dq = vec![0.0f32; dims.pairs * t * d];
     let mut dk = vec![0.0f32; dims.pairs * s * d];
     let mut dv = vec![0.0f32; dims.pairs * s * dvs];
     if t > 0 && d > 0 && dvs > 0 {
-        let run = |p: usize, grads: (&mut [f32], &mut [f32], &mut [f32]), sc: &mut Scratch| {
-            let (span, rows) = (p * t * dvs..(p + 1) * t * dvs, p * t..(p + 1) * t);
+        let task = |p: usize, dq: &mut [f32], dk: &mut [f32], dv: &mut [f32], sc: &mut Scratch| {
             let saved = Saved {
-                out: &o[span.clone()],
-                lse: &l[rows],
-                dout: &g[span],
+                out: outs[p],
+                lse: &l[p * t..(p + 1) * t],
+                dout: douts[p],
             };
-            backward_head(simd, &dims, scale, heads[p], saved, grads, sc)
+            let mut grads = Separate {
+                dq,
+                dk,
+                dv,
+                d,
+                d_v: dvs,
+            };
+            backward_task(&dims, scale, heads[p], saved, &mut grads, sc)
         };
-        if dims.threaded() {
+        if dims.threaded(dims.pairs) {
             dq.par_chunks_mut(t * d)
                 .zip(dk.par_chunks_mut(s * d))
                 .zip(dv.par_chunks_mut(s * dvs))
                 .enumerate()
                 .try_for_each_init(
-                    || scratch(&dims),
-                    |sc, (p, ((a, b), c))| run(p, (a, b, c), sc),
+                    || Scratch::new(&dims, true),
+                    |sc, (p, ((a, b), c))| task(p, a, b, c, sc),
                 )?;
         } else {
-            let mut sc = scratch(&dims);
+            let mut sc = Scratch::new(&dims, true);
             for (p, ((a, b), c)) in dq
                 .chunks_mut(t * d)
                 .zip(dk.chunks_mut(s * d))
                 .zip(dv.chunks_mut(s * dvs))
                 .enumerate()
             {
-                run(p, (a, b, c), &mut sc)?;
+                task(p, a, b, c, &mut sc)?;
             }
         }
     }
@@ -607,6 +633,146 @@ pub fn scaled_dot_product_attention_backward(
         Tensor::from_vec(dk, k.shape())?,
         Tensor::from_vec(dv, v.shape())?,
     ))
+}
+
+/// Check a packed `(B, T, 3C)` projection for `n_head` heads; return `(B, T, C)`.
+fn check_packed(qkv: &Tensor, n_head: usize) -> Result<(usize, usize, usize)> {
+    let shape = qkv.shape();
+    if shape.len() != 3 || n_head == 0 || !shape[2].is_multiple_of(3 * n_head) {
+        return Err(TensorError::invalid(
+            PACKED_OP,
+            shape,
+            format!("qkv must be (B, T, 3C) with C a multiple of n_head = {n_head}"),
+        ));
+    }
+    Ok((shape[0], shape[1], shape[2] / 3))
+}
+
+/// The `(B, H, T, D)` views of q, k and v inside a packed `(B, T, 3C)` tensor (no copy when it
+/// is contiguous): `(B, T, 3, H, D)` permuted to `(3, B, H, T, D)`.
+fn unpack(qkv: &Tensor, n_head: usize) -> Result<[Tensor; 3]> {
+    let (b, t, c) = check_packed(qkv, n_head)?;
+    let heads = qkv
+        .reshape_to(&[b, t, 3, n_head, c / n_head])?
+        .permute(&[2, 0, 3, 1, 4])?;
+    let part = |i: usize| heads.narrow(0, i, 1)?.squeeze(0);
+    Ok([part(0)?, part(1)?, part(2)?])
+}
+
+/// `(B, T, C)` seen as its heads `(B, H, T, D)` (a view).
+fn split_heads(x: &Tensor, n_head: usize) -> Result<Tensor> {
+    let s = x.shape();
+    x.reshape_to(&[s[0], s[1], n_head, s[2] / n_head])?
+        .permute(&[0, 2, 1, 3])
+}
+
+/// Multi-head self-attention straight from a fused projection: `qkv` is `(B, T, 3C)` (queries,
+/// keys, values of all heads side by side, head `h` at columns `h * D ..` of each third, `D =
+/// C / n_head`). Returns the output `(B, T, C)` with the heads already merged (ready for the
+/// output projection) and the log-sum-exp `(B, H, T)` for
+/// [`packed_attention_backward`]. Samples run in parallel, the heads of a sample in sequence.
+pub fn packed_attention(
+    qkv: &Tensor,
+    n_head: usize,
+    scale: f32,
+    causal: bool,
+) -> Result<(Tensor, Tensor)> {
+    let (b, t, c) = check_packed(qkv, n_head)?;
+    let qkv = qkv.contiguous();
+    let [q, k, v] = unpack(&qkv, n_head)?;
+    let dims = check(&q, &k, &v, scale, causal)?;
+    let heads = heads(&q, &k, &v)?;
+    let d = c / n_head;
+    let mut out = vec![0.0f32; b * t * c];
+    let mut lse = vec![0.0f32; b * n_head * t];
+    if t * c > 0 {
+        let task = |i: usize, o: &mut [f32], l: &mut [f32], sc: &mut Scratch| {
+            let group = &heads[i * n_head..(i + 1) * n_head];
+            forward_task(&dims, scale, group, o, l, |h| (h * d, c), sc)
+        };
+        if dims.threaded(b) {
+            out.par_chunks_mut(t * c)
+                .zip(lse.par_chunks_mut(n_head * t))
+                .enumerate()
+                .try_for_each_init(
+                    || Scratch::new(&dims, false),
+                    |sc, (i, (o, l))| task(i, o, l, sc),
+                )?;
+        } else {
+            let mut sc = Scratch::new(&dims, false);
+            for (i, (o, l)) in out
+                .chunks_mut(t * c)
+                .zip(lse.chunks_mut(n_head * t))
+                .enumerate()
+            {
+                task(i, o, l, &mut sc)?;
+            }
+        }
+    }
+    Ok((
+        Tensor::from_vec(out, &[b, t, c])?,
+        Tensor::from_vec(lse, &[b, n_head, t])?,
+    ))
+}
+
+/// The gradient `(B, T, 3C)` of [`packed_attention`] w.r.t. `qkv`, from the upstream gradient of
+/// its `(B, T, C)` output, given the forward's output and log-sum-exp.
+pub fn packed_attention_backward(
+    qkv: &Tensor,
+    out: &Tensor,
+    lse: &Tensor,
+    grad_out: &Tensor,
+    n_head: usize,
+    scale: f32,
+    causal: bool,
+) -> Result<Tensor> {
+    const BOP: &str = "packed_attention_backward";
+    let (b, t, c) = check_packed(qkv, n_head)?;
+    check_saved(BOP, "output", out, &[b, t, c])?;
+    check_saved(BOP, "grad_out", grad_out, &[b, t, c])?;
+    check_saved(BOP, "lse", lse, &[b, n_head, t])?;
+    let qkv = qkv.contiguous();
+    let [q, k, v] = unpack(&qkv, n_head)?;
+    let dims = check(&q, &k, &v, scale, causal)?;
+    let heads = heads(&q, &k, &v)?;
+    let (out, grad_out) = (out.contiguous(), grad_out.contiguous());
+    let (out_h, dout_h) = (split_heads(&out, n_head)?, split_heads(&grad_out, n_head)?);
+    let (outs, douts) = (pairs_of(&out_h)?, pairs_of(&dout_h)?);
+    let lse = lse.contiguous();
+    let l = lse.as_slice().expect("contiguous");
+    let d = c / n_head;
+    let mut dqkv = vec![0.0f32; b * t * 3 * c];
+    if t * c > 0 {
+        let task = |i: usize, sample: &mut [f32], sc: &mut Scratch| {
+            for h in 0..n_head {
+                let p = i * n_head + h;
+                let saved = Saved {
+                    out: outs[p],
+                    lse: &l[p * t..(p + 1) * t],
+                    dout: douts[p],
+                };
+                let mut grads = Packed {
+                    sample: &mut *sample,
+                    h,
+                    d,
+                    c,
+                };
+                backward_task(&dims, scale, heads[p], saved, &mut grads, sc)?;
+            }
+            Ok(())
+        };
+        if dims.threaded(b) {
+            dqkv.par_chunks_mut(t * 3 * c)
+                .enumerate()
+                .try_for_each_init(|| Scratch::new(&dims, true), |sc, (i, x)| task(i, x, sc))?;
+        } else {
+            let mut sc = Scratch::new(&dims, true);
+            for (i, x) in dqkv.chunks_mut(t * 3 * c).enumerate() {
+                task(i, x, &mut sc)?;
+            }
+        }
+    }
+    Tensor::from_vec(dqkv, &[b, t, 3 * c])
 }
 
 #[cfg(test)]
@@ -778,5 +944,69 @@ mod tests {
         )
         .unwrap_err();
         assert!(bad.to_string().contains("grad_out"), "{bad}");
+    }
+
+    /// `(B, H, T, D)` heads merged to `(B, T, C)`.
+    fn merge(x: &Tensor) -> Tensor {
+        let s = x.shape().to_vec();
+        x.permute(&[0, 2, 1, 3])
+            .unwrap()
+            .reshape_to(&[s[0], s[2], s[1] * s[3]])
+            .unwrap()
+    }
+
+    #[test]
+    fn packed_layout_matches_separate_heads() {
+        // (B, T, C, H) around the query block size, causal and not.
+        for (i, &(b, t, c, h, causal)) in [
+            (2, 5, 8, 2, true),
+            (3, 37, 12, 3, true),
+            (1, 33, 16, 4, false),
+            (2, 64, 32, 1, true),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let seed = 50 + 10 * i as u64;
+            let qkv = Tensor::rand_normal(&[b, t, 3 * c], 0.0, 1.0, seed).unwrap();
+            let go = Tensor::rand_normal(&[b, t, c], 0.0, 1.0, seed + 1).unwrap();
+            let scale = 1.0 / ((c / h) as f32).sqrt();
+            let (out, lse) = packed_attention(&qkv, h, scale, causal).unwrap();
+            assert_eq!(lse.shape(), &[b, h, t]);
+            // The same problem through the separate-heads entry point.
+            let [q, k, v] = unpack(&qkv, h).unwrap();
+            let (want, want_lse) = scaled_dot_product_attention(&q, &k, &v, scale, causal).unwrap();
+            close(
+                &out,
+                &merge(&want),
+                1e-6,
+                &format!("case {i} packed output"),
+            );
+            close(&lse, &want_lse, 1e-6, &format!("case {i} packed lse"));
+            let go_heads = split_heads(&go, h).unwrap();
+            let (dq, dk, dv) = scaled_dot_product_attention_backward(
+                &q, &k, &v, &want, &want_lse, &go_heads, scale, causal,
+            )
+            .unwrap();
+            let want_grad = Tensor::cat(&[merge(&dq), merge(&dk), merge(&dv)], -1).unwrap();
+            let got = packed_attention_backward(&qkv, &out, &lse, &go, h, scale, causal).unwrap();
+            close(&got, &want_grad, 1e-6, &format!("case {i} packed gradient"));
+        }
+    }
+
+    #[test]
+    fn packed_shape_errors_are_named() {
+        let qkv = Tensor::zeros(&[2, 4, 24]);
+        let e = packed_attention(&qkv, 5, 1.0, true).unwrap_err();
+        assert_eq!(e.op(), PACKED_OP);
+        assert!(e.to_string().contains("n_head = 5"), "{e}");
+        assert!(packed_attention(&Tensor::zeros(&[4, 24]), 2, 1.0, true).is_err());
+        let (out, lse) = packed_attention(&qkv, 2, 1.0, true).unwrap();
+        let e =
+            packed_attention_backward(&qkv, &out, &lse, &Tensor::zeros(&[2, 4, 7]), 2, 1.0, true)
+                .unwrap_err();
+        assert!(e.to_string().contains("grad_out"), "{e}");
+        let e = packed_attention_backward(&qkv, &out, &out, &out, 2, 1.0, true).unwrap_err();
+        assert!(e.to_string().contains("lse"), "{e}");
     }
 }
