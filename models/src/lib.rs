@@ -10,6 +10,7 @@
 //! | [`checkpoint`] | safetensors checkpoints with nanoGPT names and the config in the metadata |
 //! | [`trainer`] | the training loop: progress, evaluation, history, NaN stop, checkpoint and resume |
 //! | [`doctor`] | the seven checks that tell why a model does not learn, and an LR range test |
+//! | [`runtime`] | process-level tuning for training binaries (allocator) |
 //! | [`profiler`] | per-layer parameters, FLOPs, activation memory and measured time |
 
 pub mod checkpoint;
@@ -20,6 +21,7 @@ pub mod generate;
 pub mod gpt;
 pub mod mlp;
 pub mod profiler;
+pub mod runtime;
 pub mod trainer;
 
 pub use error::{ModelError, Result};
