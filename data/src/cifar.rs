@@ -34,7 +34,7 @@ pub const CIFAR10_CLASSES: [&str; 10] = [
 /// Split the bytes of one batch file into labels and `[C, H, W]` pixels. `path` names the file in
 /// errors (a length that is not a whole number of records, a label above 9).
 pub fn parse_cifar10_batch(bytes: &[u8], path: &Path) -> Result<(Vec<u8>, Vec<usize>)> {
-    if bytes.len() % CIFAR_RECORD != 0 {
+    if !bytes.len().is_multiple_of(CIFAR_RECORD) {
         return Err(DataError::format(
             path,
             format!(

@@ -79,7 +79,7 @@ pub fn generate(lines: usize, seed: u64) -> String {
     text
 }
 
-fn take_phrase<'a>(words: &[&'a str], mut i: usize) -> Option<usize> {
+fn take_phrase(words: &[&str], mut i: usize) -> Option<usize> {
     if !DETERMINERS.contains(words.get(i)?) {
         return None;
     }

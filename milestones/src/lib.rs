@@ -9,11 +9,13 @@
 //! | [`corpus`] | the embedded corpus (a generated mini-language) and its grammar checker |
 //! | [`tasks`] | generated tasks: reversal, blobs, noisy XOR |
 //! | [`cli`] | the common flags (`--data-dir`, `--dataset`, `--epochs`, `--steps`, `--seed`, `--json`, `--plot`, `--quick`) |
+//! | [`progress`] | progress bars |
 //! | [`report`] | results table and JSON output |
 //! | [`plot`] | terminal and SVG training curves |
 
 pub mod cli;
 pub mod corpus;
 pub mod plot;
+pub mod progress;
 pub mod report;
 pub mod tasks;

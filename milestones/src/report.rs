@@ -157,3 +157,23 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let _ = write!(out, "{}", line("└", "┴", "┘"));
     out
 }
+
+/// The end of every milestone's `main`: print the results table and write `--json`, or print the
+/// error and exit non-zero (never a panic).
+pub fn finish(result: Result<RunReport, Box<dyn std::error::Error>>, json: Option<&Path>) {
+    match result {
+        Ok(report) => {
+            println!("{}", report.table());
+            if let Some(path) = json {
+                if let Err(e) = report.write_json(path) {
+                    eprintln!("error: {e}");
+                    std::process::exit(1);
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    }
+}
