@@ -27,8 +27,18 @@ impl Mlp {
     }
 
     fn loss(&self, x: &Variable, y: &[usize]) -> Variable {
-        let h = x.matmul(&self.w1.t().unwrap()).unwrap().add(&self.b1).unwrap().relu().unwrap();
-        let logits = h.matmul(&self.w2.t().unwrap()).unwrap().add(&self.b2).unwrap();
+        let h = x
+            .matmul(&self.w1.t().unwrap())
+            .unwrap()
+            .add(&self.b1)
+            .unwrap()
+            .relu()
+            .unwrap();
+        let logits = h
+            .matmul(&self.w2.t().unwrap())
+            .unwrap()
+            .add(&self.b2)
+            .unwrap();
         logits.cross_entropy(y, None, 0.0).unwrap()
     }
 }
@@ -43,7 +53,9 @@ fn bench_mlp(c: &mut Criterion) {
     group.bench_function("mlp_forward/64x784x128x10", |b| {
         b.iter(|| no_grad(|| model.loss(&x, &y).item().unwrap()))
     });
-    group.bench_function("mlp_forward_graph/64x784x128x10", |b| b.iter(|| model.loss(&x, &y).item().unwrap()));
+    group.bench_function("mlp_forward_graph/64x784x128x10", |b| {
+        b.iter(|| model.loss(&x, &y).item().unwrap())
+    });
     group.bench_function("mlp_forward_backward/64x784x128x10", |b| {
         b.iter(|| {
             let loss = model.loss(&x, &y);

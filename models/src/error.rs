@@ -31,7 +31,10 @@ pub enum ModelError {
     File { path: PathBuf, reason: String },
     /// A checkpoint does not fit the model (every mismatch listed).
     #[error("checkpoint {}: {}", path.display(), problems.join("; "))]
-    Checkpoint { path: PathBuf, problems: Vec<String> },
+    Checkpoint {
+        path: PathBuf,
+        problems: Vec<String>,
+    },
     /// An invalid configuration or argument.
     #[error("{what}: {reason}")]
     Invalid { what: &'static str, reason: String },

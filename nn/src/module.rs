@@ -39,7 +39,10 @@ pub trait Module {
 
     /// The parameters without names.
     fn parameters(&self) -> Vec<Variable> {
-        self.named_parameters().into_iter().map(|(_, p)| p).collect()
+        self.named_parameters()
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect()
     }
 
     /// Clear every parameter's gradient.
@@ -66,7 +69,11 @@ pub trait Module {
     /// Load parameters and buffers by name. Every missing, unexpected or mis-shaped tensor is
     /// reported in one error, and nothing is changed unless all of them fit.
     fn load_state_dict(&self, state: &BTreeMap<String, Tensor>) -> Result<()> {
-        let own: Vec<(String, Variable)> = self.named_parameters().into_iter().chain(self.named_buffers()).collect();
+        let own: Vec<(String, Variable)> = self
+            .named_parameters()
+            .into_iter()
+            .chain(self.named_buffers())
+            .collect();
         let mut problems = Vec::new();
         for (name, var) in &own {
             match state.get(name) {
@@ -96,5 +103,8 @@ pub trait Module {
 
 /// Prefix every name with `prefix.` (how containers name their children's parameters).
 pub fn prefixed(prefix: &str, named: Vec<(String, Variable)>) -> Vec<(String, Variable)> {
-    named.into_iter().map(|(n, v)| (format!("{prefix}.{n}"), v)).collect()
+    named
+        .into_iter()
+        .map(|(n, v)| (format!("{prefix}.{n}"), v))
+        .collect()
 }
