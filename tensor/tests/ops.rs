@@ -16,13 +16,25 @@ fn constructors() {
     assert_eq!(Tensor::zeros(&[2, 3]).to_vec(), vec![0.0; 6]);
     assert_eq!(Tensor::ones(&[4]).to_vec(), vec![1.0; 4]);
     assert_eq!(Tensor::full(&[2], 7.5).to_vec(), vec![7.5, 7.5]);
-    assert_eq!(Tensor::arange(0.0, 5.0, 2.0).unwrap().to_vec(), vec![0.0, 2.0, 4.0]);
-    assert_eq!(Tensor::arange(3.0, 0.0, -1.0).unwrap().to_vec(), vec![3.0, 2.0, 1.0]);
+    assert_eq!(
+        Tensor::arange(0.0, 5.0, 2.0).unwrap().to_vec(),
+        vec![0.0, 2.0, 4.0]
+    );
+    assert_eq!(
+        Tensor::arange(3.0, 0.0, -1.0).unwrap().to_vec(),
+        vec![3.0, 2.0, 1.0]
+    );
     assert!(Tensor::arange(0.0, 1.0, 0.0).is_err());
-    assert_eq!(Tensor::eye(3).to_vec(), vec![1., 0., 0., 0., 1., 0., 0., 0., 1.]);
+    assert_eq!(
+        Tensor::eye(3).to_vec(),
+        vec![1., 0., 0., 0., 1., 0., 0., 0., 1.]
+    );
     assert_eq!(Tensor::scalar(2.0).shape(), &[] as &[usize]);
     let e = Tensor::from_vec(vec![1.0; 5], &[2, 3]).unwrap_err();
-    assert!(e.to_string().contains("from_vec") && e.to_string().contains("[2, 3]"), "{e}");
+    assert!(
+        e.to_string().contains("from_vec") && e.to_string().contains("[2, 3]"),
+        "{e}"
+    );
 }
 
 /// Seeded random tensors repeat with the same seed and have the requested statistics.
@@ -46,25 +58,46 @@ fn seeded_random() {
 fn broadcasting_cases() {
     let m = t(&[1., 2., 3., 4., 5., 6.], &[2, 3]);
     // scalar (0-d) and one-element
-    assert_eq!(m.add(&Tensor::scalar(1.0)).unwrap().to_vec(), vec![2., 3., 4., 5., 6., 7.]);
+    assert_eq!(
+        m.add(&Tensor::scalar(1.0)).unwrap().to_vec(),
+        vec![2., 3., 4., 5., 6., 7.]
+    );
     // row
     let row = t(&[10., 20., 30.], &[3]);
-    assert_eq!(m.add(&row).unwrap().to_vec(), vec![11., 22., 33., 14., 25., 36.]);
+    assert_eq!(
+        m.add(&row).unwrap().to_vec(),
+        vec![11., 22., 33., 14., 25., 36.]
+    );
     // column
     let col = t(&[100., 200.], &[2, 1]);
-    assert_eq!(m.add(&col).unwrap().to_vec(), vec![101., 102., 103., 204., 205., 206.]);
+    assert_eq!(
+        m.add(&col).unwrap().to_vec(),
+        vec![101., 102., 103., 204., 205., 206.]
+    );
     // outer: (2,1) x (3,) -> (2,3)
-    assert_eq!(col.mul(&row).unwrap().to_vec(), vec![1000., 2000., 3000., 2000., 4000., 6000.]);
+    assert_eq!(
+        col.mul(&row).unwrap().to_vec(),
+        vec![1000., 2000., 3000., 2000., 4000., 6000.]
+    );
     // leading dims: (4,1,3) + (2,3) -> (4,2,3)
     let lead = Tensor::ones(&[4, 1, 3]);
     assert_eq!(lead.add(&m).unwrap().shape(), &[4, 2, 3]);
-    assert_eq!(broadcast_shapes("x", &[5, 1, 4], &[3, 1]).unwrap(), vec![5, 3, 4]);
+    assert_eq!(
+        broadcast_shapes("x", &[5, 1, 4], &[3, 1]).unwrap(),
+        vec![5, 3, 4]
+    );
     // scalar on the left
-    assert_eq!(Tensor::scalar(1.0).sub(&row).unwrap().to_vec(), vec![-9., -19., -29.]);
+    assert_eq!(
+        Tensor::scalar(1.0).sub(&row).unwrap().to_vec(),
+        vec![-9., -19., -29.]
+    );
     // incompatible
     let err = m.add(&t(&[1., 2.], &[2])).unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("add") && msg.contains("[2, 3]") && msg.contains("[2]"), "{msg}");
+    assert!(
+        msg.contains("add") && msg.contains("[2, 3]") && msg.contains("[2]"),
+        "{msg}"
+    );
     assert!(matches!(err, TensorError::ShapeMismatch { op: "add", .. }));
 }
 
@@ -78,7 +111,10 @@ fn sum_to_shape_undoes_broadcast() {
     assert_eq!(g.sum_to_shape(&[]).unwrap().to_vec(), vec![24.]);
     assert!(g.sum_to_shape(&[5]).is_err());
     let x = t(&[1., 2.], &[2, 1]);
-    assert_eq!(x.broadcast_to(&[2, 3]).unwrap().to_vec(), vec![1., 1., 1., 2., 2., 2.]);
+    assert_eq!(
+        x.broadcast_to(&[2, 3]).unwrap().to_vec(),
+        vec![1., 1., 1., 2., 2., 2.]
+    );
     assert!(x.broadcast_to(&[3, 3]).is_err());
 }
 
@@ -102,7 +138,10 @@ fn elementwise_values() {
     assert!((e[1] - std::f32::consts::E).abs() < 1e-6 && e[0] == 1.0);
     assert!((t(&[std::f32::consts::E], &[1]).log().to_vec()[0] - 1.0).abs() < 1e-6);
     assert!(t(&[-1.0], &[1]).log().to_vec()[0].is_nan());
-    assert_eq!(a.add_scalar(1.0).mul_scalar(2.0).to_vec(), vec![4., 10., 20.]);
+    assert_eq!(
+        a.add_scalar(1.0).mul_scalar(2.0).to_vec(),
+        vec![4., 10., 20.]
+    );
 }
 
 /// Comparisons produce masks; where and masked_fill select.
@@ -120,7 +159,10 @@ fn masks_and_selection() {
     assert_eq!(w.to_vec(), vec![-1., -1., 3.]);
     let m = Tensor::zeros(&[2, 2]);
     let mask = t(&[0., 1.], &[2]);
-    assert_eq!(m.masked_fill(&mask, 9.0).unwrap().to_vec(), vec![0., 9., 0., 9.]);
+    assert_eq!(
+        m.masked_fill(&mask, 9.0).unwrap().to_vec(),
+        vec![0., 9., 0., 9.]
+    );
     assert!(mask.masked_fill(&Tensor::ones(&[2, 2]), 1.0).is_err());
 }
 
@@ -143,7 +185,10 @@ fn reductions() {
     assert_eq!(v[0], 4.0);
     assert!((m.var(1, false, false).unwrap().to_vec()[0] - 8.0 / 3.0).abs() < 1e-6);
     // ties pick the first
-    assert_eq!(t(&[2., 2., 1.], &[3]).argmax(0, false).unwrap().to_vec(), vec![0.]);
+    assert_eq!(
+        t(&[2., 2., 1.], &[3]).argmax(0, false).unwrap().to_vec(),
+        vec![0.]
+    );
     // NaN propagates through max
     assert!(t(&[1., f32::NAN, 3.], &[3]).max(0, false).unwrap().to_vec()[0].is_nan());
     let err = m.sum(2, false).unwrap_err();
@@ -160,7 +205,10 @@ fn shape_ops() {
     assert!(x.reshape(&[5, -1]).is_err());
     assert!(x.reshape(&[-1, -1]).is_err());
     let e = x.reshape_to(&[5, 5]).unwrap_err().to_string();
-    assert!(e.contains("reshape") && e.contains("[24]") && e.contains("[5, 5]"), "{e}");
+    assert!(
+        e.contains("reshape") && e.contains("[24]") && e.contains("[5, 5]"),
+        "{e}"
+    );
 
     let tr = r.transpose(0, 2).unwrap();
     assert_eq!(tr.shape(), &[4, 3, 2]);
@@ -202,17 +250,28 @@ fn join_split_gather() {
     let b = t(&[5., 6.], &[1, 2]);
     let c = Tensor::cat(&[a.clone(), b.clone()], 0).unwrap();
     assert_eq!(c.to_vec(), vec![1., 2., 3., 4., 5., 6.]);
-    let err = Tensor::cat(&[a.clone(), b.clone()], 1).unwrap_err().to_string();
-    assert!(err.contains("cat") && err.contains("[2, 2]") && err.contains("[1, 2]"), "{err}");
+    let err = Tensor::cat(&[a.clone(), b.clone()], 1)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("cat") && err.contains("[2, 2]") && err.contains("[1, 2]"),
+        "{err}"
+    );
     let s = Tensor::stack(&[a.clone(), a.clone()], 1).unwrap();
     assert_eq!(s.shape(), &[2, 2, 2]);
     assert_eq!(s.to_vec(), vec![1., 2., 1., 2., 3., 4., 3., 4.]);
-    assert_eq!(Tensor::stack(&[a.clone(), a.clone()], -1).unwrap().shape(), &[2, 2, 2]);
+    assert_eq!(
+        Tensor::stack(&[a.clone(), a.clone()], -1).unwrap().shape(),
+        &[2, 2, 2]
+    );
     assert!(Tensor::stack(&[a.clone(), b.clone()], 0).is_err());
 
     let x = Tensor::arange(0.0, 10.0, 1.0).unwrap();
     let parts = x.split(4, 0).unwrap();
-    assert_eq!(parts.iter().map(|p| p.numel()).collect::<Vec<_>>(), vec![4, 4, 2]);
+    assert_eq!(
+        parts.iter().map(|p| p.numel()).collect::<Vec<_>>(),
+        vec![4, 4, 2]
+    );
     let chunks = x.chunk(3, 0).unwrap();
     assert_eq!(chunks.len(), 3);
     assert_eq!(chunks[2].to_vec(), vec![8., 9.]);
@@ -220,9 +279,19 @@ fn join_split_gather() {
     let table = t(&[0., 1., 10., 11., 20., 21.], &[3, 2]);
     let g = table.index_select(0, &[2, 0, 2]).unwrap();
     assert_eq!(g.to_vec(), vec![20., 21., 0., 1., 20., 21.]);
-    assert_eq!(table.index_select(1, &[1]).unwrap().to_vec(), vec![1., 11., 21.]);
+    assert_eq!(
+        table.index_select(1, &[1]).unwrap().to_vec(),
+        vec![1., 11., 21.]
+    );
     let err = table.index_select(0, &[3]).unwrap_err();
-    assert!(matches!(err, TensorError::IndexOutOfRange { index: 3, size: 3, .. }));
+    assert!(matches!(
+        err,
+        TensorError::IndexOutOfRange {
+            index: 3,
+            size: 3,
+            ..
+        }
+    ));
 }
 
 /// The scatter kernels are the adjoints of slice and index_select: <f(x), g> == <x, f*(g)>.
@@ -275,7 +344,11 @@ fn finite_diff_check(
             let mut v = xs.clone();
             v[i] = (v[i] as f64 + delta) as f32;
             let yi = f(&Tensor::from_vec(v, x.shape()).unwrap());
-            yi.to_vec().iter().zip(w.to_vec()).map(|(&a, b)| a as f64 * b as f64).sum()
+            yi.to_vec()
+                .iter()
+                .zip(w.to_vec())
+                .map(|(&a, b)| a as f64 * b as f64)
+                .sum()
         };
         let numeric = (loss(eps) - loss(-eps)) / (2.0 * eps);
         let diff = (numeric - analytic[i] as f64).abs();
@@ -293,10 +366,16 @@ fn activation_backward_kernels_match_finite_differences() {
     // keep inputs away from ReLU's kink
     let x = t(&[-1.7, -0.6, -0.2, 0.3, 0.9, 2.1], &[2, 3]);
     finite_diff_check(|x| x.relu(), |x, _, g| relu_backward(x, g).unwrap(), &x);
-    finite_diff_check(|x| x.sigmoid(), |_, y, g| sigmoid_backward(y, g).unwrap(), &x);
+    finite_diff_check(
+        |x| x.sigmoid(),
+        |_, y, g| sigmoid_backward(y, g).unwrap(),
+        &x,
+    );
     finite_diff_check(|x| x.tanh(), |_, y, g| tanh_backward(y, g).unwrap(), &x);
     finite_diff_check(|x| x.gelu(), |x, _, g| gelu_backward(x, g).unwrap(), &x);
-    let err = relu_backward(&x, &Tensor::ones(&[3])).unwrap_err().to_string();
+    let err = relu_backward(&x, &Tensor::ones(&[3]))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("relu_backward") && err.contains("[2, 3]") && err.contains("[3]"));
 }
 
@@ -320,7 +399,10 @@ fn parallel_paths_agree() {
 #[test]
 fn display() {
     let s = format!("{}", t(&[1., 2., 3., 4.], &[2, 2]));
-    assert_eq!(s, "tensor([[1.0000, 2.0000],\n        [3.0000, 4.0000]], shape=[2, 2])");
+    assert_eq!(
+        s,
+        "tensor([[1.0000, 2.0000],\n        [3.0000, 4.0000]], shape=[2, 2])"
+    );
     let big = format!("{}", Tensor::zeros(&[100, 100]));
     assert!(big.contains("...") && big.contains("shape=[100, 100]"));
     assert!(big.len() < 2000);
