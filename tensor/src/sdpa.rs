@@ -32,8 +32,8 @@ use crate::tensor::Tensor;
 
 /// Query rows per block: a block multiplies `QUERY_BLOCK x D` queries by the keys its last row
 /// may see. Smaller blocks skip more of the masked triangle; larger ones make better GEMMs.
-/// Measured single-threaded, fwd+bwd, D = 32: 16 / 32 / 48 / 64 rows took 892 / 785 / 800 /
-/// 777 us on (12, 4, 64, 32) and 18.8 / 15.8 / 15.0 / 14.9 ms on (32, 8, 128, 32).
+/// Measured single-threaded (page faults excluded), fwd+bwd, D = 32: 16 / 32 / 48 / 64 rows took
+/// 892 / 785 / 800 / 777 us on (12, 4, 64, 32) and 18.8 / 15.8 / 15.0 / 14.9 ms on (32, 8, 128, 32).
 pub const QUERY_BLOCK: usize = 64;
 
 const OP: &str = "scaled_dot_product_attention";
