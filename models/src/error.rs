@@ -19,6 +19,10 @@ pub enum ModelError {
     /// A data file or loader failed.
     #[error(transparent)]
     Data(#[from] data::DataError),
+    /// An optimizer, schedule or gradient clipping refused (e.g. a parameter without a gradient,
+    /// a NaN gradient norm).
+    #[error(transparent)]
+    Optim(#[from] optim::OptimError),
     /// The loss became NaN or infinite; training stopped.
     #[error("training stopped at step {step}: the loss is {loss}{}", op.as_ref().map(|o| format!(" (first produced by {o})")).unwrap_or_default())]
     NonFiniteLoss {
