@@ -1,0 +1,237 @@
+//! The profiler's grader: parameter counts, FLOPs and activation bytes of known stacks equal
+//! hand-computed values, times are measured and positive, the table renders, and the model is
+//! left as it was found.
+
+use models::profiler::{profile, profile_sequential, FlopRule, ProfileConfig, ProfileLayer};
+use nn::activation::ReLU;
+use nn::conv::{Conv2d, Conv2dConfig};
+use nn::flatten::Flatten;
+use nn::linear::Linear;
+use nn::pool::MaxPool2d;
+use nn::sequential::Sequential;
+use nn::transformer::{TransformerBlock, TransformerConfig};
+use nn::Module;
+use tensor::{Tensor, TensorRng};
+
+const F32: usize = 4;
+
+fn config() -> ProfileConfig {
+    ProfileConfig {
+        warmup: 1,
+        repeats: 3,
+    }
+}
+
+#[test]
+fn mlp_counts_match_hand_computed_values() {
+    let mut rng = TensorRng::new(0);
+    let model = Sequential::new()
+        .add(Linear::new(784, 128, true, &mut rng))
+        .add(ReLU)
+        .add(Linear::new(128, 10, true, &mut rng));
+    let x = rng.normal(&[32, 784], 0.0, 1.0).unwrap();
+    let p = profile_sequential(&model, &x, &config()).unwrap();
+    println!("{}", p.table());
+    assert_eq!(p.layers.len(), 3);
+
+    let names: Vec<&str> = p.layers.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(names, ["0", "1", "2"]);
+    let kinds: Vec<&str> = p.layers.iter().map(|l| l.kind.as_str()).collect();
+    assert_eq!(kinds, ["Linear 784->128", "elementwise", "Linear 128->10"]);
+
+    // Parameters: in * out + out.
+    let params: Vec<usize> = p.layers.iter().map(|l| l.params).collect();
+    assert_eq!(params, [784 * 128 + 128, 0, 128 * 10 + 10]);
+    assert_eq!(p.params(), 101_770);
+    assert_eq!(p.params(), model.num_parameters());
+
+    // FLOPs: 2 * rows * in * out for each Linear; ReLU is not counted.
+    let flops: Vec<u64> = p.layers.iter().map(|l| l.flops).collect();
+    assert_eq!(flops, [6_422_528, 0, 81_920]);
+    assert_eq!(p.flops(), 2 * 32 * (784 * 128 + 128 * 10));
+
+    // Activations: a Linear keeps its matmul output and its bias sum (the transposed weight is a
+    // view), ReLU its output.
+    let act: Vec<usize> = p.layers.iter().map(|l| l.activation_bytes).collect();
+    assert_eq!(act, [2 * 32 * 128 * F32, 32 * 128 * F32, 2 * 32 * 10 * F32]);
+
+    // Shapes flow layer to layer.
+    assert_eq!(p.layers[0].input_shape, [32, 784]);
+    assert_eq!(p.layers[1].output_shape, [32, 128]);
+    assert_eq!(p.layers[2].output_shape, [32, 10]);
+
+    // Times are measured: positive forward everywhere, backward wherever a gradient flows.
+    for l in &p.layers {
+        assert!(l.forward.as_nanos() > 0, "{}", l.name);
+        assert!(l.backward.is_some_and(|b| b.as_nanos() > 0), "{}", l.name);
+    }
+    assert!(p.forward_time() > std::time::Duration::ZERO);
+    assert!(p.backward_time() > std::time::Duration::ZERO);
+}
+
+#[test]
+fn conv_stack_counts_match_hand_computed_values() {
+    let mut rng = TensorRng::new(1);
+    let model = Sequential::new()
+        .add(Conv2d::new(Conv2dConfig::new(1, 6, 5), &mut rng).unwrap())
+        .add(ReLU)
+        .add(MaxPool2d::new(2))
+        .add(Conv2d::new(Conv2dConfig::new(6, 16, 3).padding(1).stride(2), &mut rng).unwrap())
+        .add(Flatten::new())
+        .add(Linear::new(16 * 6 * 6, 10, true, &mut rng));
+    let x = rng.normal(&[2, 1, 28, 28], 0.0, 1.0).unwrap();
+    let p = profile_sequential(&model, &x, &config()).unwrap();
+    println!("{}", p.table());
+
+    let shapes: Vec<Vec<usize>> = p.layers.iter().map(|l| l.output_shape.clone()).collect();
+    assert_eq!(
+        shapes,
+        [
+            vec![2, 6, 24, 24],
+            vec![2, 6, 24, 24],
+            vec![2, 6, 12, 12],
+            vec![2, 16, 6, 6],
+            vec![2, 576],
+            vec![2, 10]
+        ]
+    );
+    let kinds: Vec<&str> = p.layers.iter().map(|l| l.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "Conv2d 1->6 5x5",
+            "elementwise",
+            "pool",
+            "Conv2d 6->16 3x3",
+            "reshape",
+            "Linear 576->10"
+        ]
+    );
+
+    let params: Vec<usize> = p.layers.iter().map(|l| l.params).collect();
+    assert_eq!(
+        params,
+        [6 * 25 + 6, 0, 0, 16 * 6 * 9 + 16, 0, 576 * 10 + 10]
+    );
+
+    // Conv: 2 * N * OH * OW * O * C * KH * KW.
+    let flops: Vec<u64> = p.layers.iter().map(|l| l.flops).collect();
+    assert_eq!(
+        flops,
+        [
+            2 * 2 * 24 * 24 * 6 * 25,
+            0,
+            0,
+            2 * 2 * 6 * 6 * 16 * 6 * 9,
+            0,
+            2 * 2 * 576 * 10
+        ]
+    );
+
+    // Conv: its output plus the saved im2col columns (N, C*KH*KW, OH*OW); max-pool: its output
+    // plus one u32 argmax per output; Flatten: a view, nothing.
+    let act: Vec<usize> = p.layers.iter().map(|l| l.activation_bytes).collect();
+    assert_eq!(
+        act,
+        [
+            (2 * 6 * 24 * 24 + 2 * 25 * 24 * 24) * F32,
+            2 * 6 * 24 * 24 * F32,
+            2 * 6 * 12 * 12 * (F32 + 4),
+            (2 * 16 * 6 * 6 + 2 * 6 * 9 * 6 * 6) * F32,
+            0,
+            2 * 2 * 10 * F32
+        ]
+    );
+    for l in &p.layers {
+        assert!(l.forward.as_nanos() > 0, "{}", l.name);
+    }
+    // The first layer's input is data, but the conv has parameters: its backward is timed.
+    assert!(p.layers[0].backward.is_some());
+}
+
+#[test]
+fn transformer_block_flops_count_projections_and_attention() {
+    let (b, t, c) = (2, 16, 32);
+    let block = TransformerBlock::new(&TransformerConfig {
+        n_embd: c,
+        n_head: 4,
+        dropout: 0.0,
+        bias: true,
+        seed: 3,
+    })
+    .unwrap();
+    let x = TensorRng::new(4).normal(&[b, t, c], 0.0, 1.0).unwrap();
+    let layers = [ProfileLayer::new("h.0", &block)
+        .kind("TransformerBlock")
+        .flops(FlopRule::Transformer)];
+    let p = profile(&layers, &x, &config()).unwrap();
+    println!("{}", p.table());
+    let l = &p.layers[0];
+    // 12 C^2 weights (qkv 3C^2, proj C^2, fc 4C^2, proj 4C^2) and 13 C biases/norm parameters.
+    assert_eq!(l.params, 12 * c * c + 13 * c);
+    // Every weight on every token, plus Q K^T and A V over the T x T square.
+    assert_eq!(l.flops, (2 * b * t * 12 * c * c + 4 * b * t * t * c) as u64);
+    assert_eq!(l.kind, "TransformerBlock");
+    assert_eq!(l.output_shape, [b, t, c]);
+    assert!(l.activation_bytes > 0);
+    assert!(l.backward.is_some_and(|d| d.as_nanos() > 0));
+}
+
+#[test]
+fn profiling_leaves_gradients_and_reports_errors() {
+    let mut rng = TensorRng::new(5);
+    let model = Sequential::new().add(Linear::new(4, 3, true, &mut rng));
+    let w = model.named_parameters()[0].1.clone();
+    w.set_grad(Some(Tensor::full(&[3, 4], 7.0))).unwrap();
+    let x = rng.normal(&[5, 4], 0.0, 1.0).unwrap();
+    profile_sequential(&model, &x, &config()).unwrap();
+    assert_eq!(w.grad().unwrap().to_vec(), vec![7.0; 12]);
+    // The bias had no gradient and still has none.
+    assert!(model.named_parameters()[1].1.grad().is_none());
+
+    // A wrong input is the layer's error, not a panic; gradients are restored all the same.
+    let bad = Tensor::zeros(&[5, 6]);
+    let e = profile_sequential(&model, &bad, &config()).unwrap_err();
+    assert!(e.to_string().contains("in_features = 4"), "{e}");
+    assert_eq!(w.grad().unwrap().to_vec(), vec![7.0; 12]);
+
+    let e = profile_sequential(
+        &model,
+        &x,
+        &ProfileConfig {
+            warmup: 0,
+            repeats: 0,
+        },
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("repeats must be at least 1"), "{e}");
+}
+
+#[test]
+fn table_renders_every_layer_and_a_total() {
+    let mut rng = TensorRng::new(6);
+    let model = Sequential::new()
+        .add(Linear::new(8, 16, true, &mut rng))
+        .add(ReLU)
+        .add(Linear::new(16, 2, true, &mut rng));
+    let x = rng.normal(&[4, 8], 0.0, 1.0).unwrap();
+    let p = profile_sequential(&model, &x, &config()).unwrap();
+    let table = p.table();
+    println!("{table}");
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[0].starts_with("layer") && lines[0].contains("MFLOPs") && lines[0].contains("bwd us")
+    );
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("0 ") && l.contains("Linear 8->16") && l.contains("[4, 16]")));
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("1 ") && l.contains("elementwise")));
+    let total = lines.iter().find(|l| l.starts_with("total")).unwrap();
+    assert!(
+        total.contains(&(8 * 16 + 16 + 16 * 2 + 2).to_string()),
+        "{total}"
+    );
+    assert!(table.contains("median of 3 runs"));
+}
