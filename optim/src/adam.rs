@@ -19,7 +19,9 @@ use std::collections::BTreeMap;
 use autograd::Variable;
 
 use crate::error::{OptimError, Result};
-use crate::optimizer::{check_non_negative, check_unit, contiguous_grad, Optimizer, ParamGroup, ParamGroups};
+use crate::optimizer::{
+    check_non_negative, check_unit, contiguous_grad, Optimizer, ParamGroup, ParamGroups,
+};
 use crate::state::{export_state, import_state, OptimizerState, SlotState};
 
 /// The hyper-parameters of [`Adam`] (PyTorch's names and defaults).
@@ -88,7 +90,13 @@ pub struct AdamMoments<'a> {
 
 /// One Adam (or AdamW) update of one parameter at step `step` (the first step is 1), in place.
 /// The bias corrections are computed in f64, like PyTorch's Python scalars.
-pub fn adam_update(param: &mut [f32], grad: &[f32], moments: AdamMoments<'_>, step: u64, h: &AdamHyper) {
+pub fn adam_update(
+    param: &mut [f32],
+    grad: &[f32],
+    moments: AdamMoments<'_>,
+    step: u64,
+    h: &AdamHyper,
+) {
     // HINT: bias corrections bc1 = 1 - beta1^t, bc2 = 1 - beta2^t (in f64); per element: decay (decoupled: p *= 1 - lr*wd; else g += wd*p), m = beta1*m + (1-beta1)*g, v = beta2*v + (1-beta2)*g*g, (AMSGrad: vmax = max(vmax, v), use vmax), p -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps)
     // BEGIN SOLUTION
     let t = step as f64;
@@ -101,7 +109,11 @@ pub fn adam_update(param: &mut [f32], grad: &[f32], moments: AdamMoments<'_>, st
     let wd = h.weight_decay as f32;
     let shrink = (1.0 - h.lr * h.weight_decay) as f32;
     let n = param.len();
-    let (grad, m, v) = (&grad[..n], &mut moments.exp_avg[..n], &mut moments.exp_avg_sq[..n]);
+    let (grad, m, v) = (
+        &grad[..n],
+        &mut moments.exp_avg[..n],
+        &mut moments.exp_avg_sq[..n],
+    );
     for i in 0..n {
         let mut g = grad[i];
         if wd != 0.0 {
@@ -142,15 +154,18 @@ impl SlotState for AdamSlot {
         self.step = step;
     }
     fn buffers(&self) -> Vec<(&'static str, &[f32])> {
-        let mut b: Vec<(&'static str, &[f32])> = vec![("exp_avg", &self.exp_avg), ("exp_avg_sq", &self.exp_avg_sq)];
+        let mut b: Vec<(&'static str, &[f32])> =
+            vec![("exp_avg", &self.exp_avg), ("exp_avg_sq", &self.exp_avg_sq)];
         if !self.max_exp_avg_sq.is_empty() {
             b.push(("max_exp_avg_sq", &self.max_exp_avg_sq));
         }
         b
     }
     fn buffers_mut(&mut self) -> Vec<(&'static str, &mut [f32])> {
-        let mut b: Vec<(&'static str, &mut [f32])> =
-            vec![("exp_avg", &mut self.exp_avg), ("exp_avg_sq", &mut self.exp_avg_sq)];
+        let mut b: Vec<(&'static str, &mut [f32])> = vec![
+            ("exp_avg", &mut self.exp_avg),
+            ("exp_avg_sq", &mut self.exp_avg_sq),
+        ];
         if !self.max_exp_avg_sq.is_empty() {
             b.push(("max_exp_avg_sq", &mut self.max_exp_avg_sq));
         }
@@ -168,13 +183,24 @@ pub(crate) struct AdamCore {
 }
 
 impl AdamCore {
-    pub(crate) fn new(name: &'static str, groups: Vec<ParamGroup>, config: AdamConfig, decoupled: bool) -> Result<AdamCore> {
+    pub(crate) fn new(
+        name: &'static str,
+        groups: Vec<ParamGroup>,
+        config: AdamConfig,
+        decoupled: bool,
+    ) -> Result<AdamCore> {
         check_non_negative(name, "lr", config.lr)?;
         check_unit(name, "beta1", config.beta1)?;
         check_unit(name, "beta2", config.beta2)?;
         check_non_negative(name, "eps", config.eps)?;
         check_non_negative(name, "weight_decay", config.weight_decay)?;
-        let groups = ParamGroups::new(name, groups, config.lr, config.weight_decay, config.allow_unused)?;
+        let groups = ParamGroups::new(
+            name,
+            groups,
+            config.lr,
+            config.weight_decay,
+            config.allow_unused,
+        )?;
         let slots = groups
             .params()
             .map(|(_, v)| {
@@ -183,7 +209,11 @@ impl AdamCore {
                     step: 0,
                     exp_avg: vec![0.0; n],
                     exp_avg_sq: vec![0.0; n],
-                    max_exp_avg_sq: if config.amsgrad { vec![0.0; n] } else { Vec::new() },
+                    max_exp_avg_sq: if config.amsgrad {
+                        vec![0.0; n]
+                    } else {
+                        Vec::new()
+                    },
                 }
             })
             .collect();
@@ -269,7 +299,14 @@ impl AdamCore {
 
     pub(crate) fn load_state_dict(&mut self, state: &OptimizerState) -> Result<()> {
         let own = self.hyper();
-        import_state(self.name, &mut self.groups, &mut self.slots, &own, &["amsgrad"], state)?;
+        import_state(
+            self.name,
+            &mut self.groups,
+            &mut self.slots,
+            &own,
+            &["amsgrad"],
+            state,
+        )?;
         self.config.beta1 = state.hyper["beta1"];
         self.config.beta2 = state.hyper["beta2"];
         self.config.eps = state.hyper["eps"];
@@ -346,7 +383,11 @@ mod tests {
         // At t = 1, m / bc1 = g and sqrt(v / bc2) = |g|: the step is lr * sign(g).
         for g in [1e-3f32, 1.0, 1e3] {
             let (mut p, mut m, mut v) = ([1.0f32], [0.0f32], [0.0f32]);
-            let moments = AdamMoments { exp_avg: &mut m, exp_avg_sq: &mut v, max_exp_avg_sq: &mut [] };
+            let moments = AdamMoments {
+                exp_avg: &mut m,
+                exp_avg_sq: &mut v,
+                max_exp_avg_sq: &mut [],
+            };
             adam_update(&mut p, &[g], moments, 1, &hyper());
             assert!((p[0] - 0.9).abs() < 1e-5, "g {g}: p {}", p[0]);
             assert!((m[0] - 0.1 * g).abs() <= 1e-6 * g);
@@ -356,9 +397,17 @@ mod tests {
 
     #[test]
     fn decoupled_decay_shrinks_before_the_update() {
-        let h = AdamHyper { weight_decay: 0.5, decoupled: true, ..hyper() };
+        let h = AdamHyper {
+            weight_decay: 0.5,
+            decoupled: true,
+            ..hyper()
+        };
         let (mut p, mut m, mut v) = ([2.0f32], [0.0f32], [0.0f32]);
-        let moments = AdamMoments { exp_avg: &mut m, exp_avg_sq: &mut v, max_exp_avg_sq: &mut [] };
+        let moments = AdamMoments {
+            exp_avg: &mut m,
+            exp_avg_sq: &mut v,
+            max_exp_avg_sq: &mut [],
+        };
         adam_update(&mut p, &[3.0], moments, 1, &h);
         // 2 * (1 - 0.1 * 0.5) - 0.1 = 1.8; the moments never see the decay.
         assert!((p[0] - 1.8).abs() < 1e-6, "{}", p[0]);
@@ -367,10 +416,17 @@ mod tests {
 
     #[test]
     fn amsgrad_keeps_the_max() {
-        let h = AdamHyper { amsgrad: true, ..hyper() };
+        let h = AdamHyper {
+            amsgrad: true,
+            ..hyper()
+        };
         let (mut p, mut m, mut v, mut vmax) = ([0.0f32], [0.0f32], [0.0f32], [0.0f32]);
         for (t, g) in [(1, 10.0f32), (2, 0.0)] {
-            let moments = AdamMoments { exp_avg: &mut m, exp_avg_sq: &mut v, max_exp_avg_sq: &mut vmax };
+            let moments = AdamMoments {
+                exp_avg: &mut m,
+                exp_avg_sq: &mut v,
+                max_exp_avg_sq: &mut vmax,
+            };
             adam_update(&mut p, &[g], moments, t, &h);
         }
         assert!((v[0] - 0.999 * 0.1).abs() < 1e-6);

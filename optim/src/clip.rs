@@ -57,7 +57,11 @@ pub fn grad_norm<P: ParamRef>(params: &[P]) -> f64 {
     let mut sum = 0.0f64;
     for p in params {
         if let Some(g) = p.variable().grad() {
-            sum += g.array().iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>();
+            sum += g
+                .array()
+                .iter()
+                .map(|&x| f64::from(x) * f64::from(x))
+                .sum::<f64>();
         }
     }
     sum.sqrt()
@@ -86,7 +90,8 @@ pub fn clip_grad_norm<P: ParamRef>(params: &[P], max_norm: f32) -> Result<f32> {
     if norm > f64::from(max_norm) {
         let scale = (f64::from(max_norm) / (norm + 1e-6)) as f32;
         for p in params {
-            p.variable().update_grad(|g| g.iter_mut().for_each(|x| *x *= scale));
+            p.variable()
+                .update_grad(|g| g.iter_mut().for_each(|x| *x *= scale));
         }
     }
     Ok(norm as f32)
@@ -104,7 +109,8 @@ pub fn clip_grad_value<P: ParamRef>(params: &[P], clip: f32) -> Result<()> {
         ));
     }
     for p in params {
-        p.variable().update_grad(|g| g.iter_mut().for_each(|x| *x = x.clamp(-clip, clip)));
+        p.variable()
+            .update_grad(|g| g.iter_mut().for_each(|x| *x = x.clamp(-clip, clip)));
     }
     Ok(())
     // END SOLUTION

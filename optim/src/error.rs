@@ -83,9 +83,15 @@ fn missing_grad_message(optimizer: &str, names: &[String]) -> String {
         String::new()
     };
     let (noun, verb) = if names.len() == 1 {
-        ("parameter", "received no gradient: is it part of the loss's graph?")
+        (
+            "parameter",
+            "received no gradient: is it part of the loss's graph?",
+        )
     } else {
-        ("parameters", "received no gradient: are they part of the loss's graph?")
+        (
+            "parameters",
+            "received no gradient: are they part of the loss's graph?",
+        )
     };
     format!(
         "{optimizer}.step: {noun} {}{more} {verb} (build the optimizer with allow_unused to skip such parameters)",
@@ -113,7 +119,10 @@ mod tests {
             names: (0..7).map(|i| format!("p{i}")).collect(),
         };
         let msg = many.to_string();
-        assert!(msg.contains("parameters 'p0', 'p1', 'p2', 'p3', 'p4' and 2 more"), "{msg}");
+        assert!(
+            msg.contains("parameters 'p0', 'p1', 'p2', 'p3', 'p4' and 2 more"),
+            "{msg}"
+        );
     }
 
     #[test]

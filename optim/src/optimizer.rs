@@ -133,7 +133,8 @@ impl ParamGroup {
     /// LayerNorm/BatchNorm weights and biases) do not. Always returns two groups, in that order
     /// (either may be empty); the order of parameters inside each group is kept.
     pub fn split_decay(params: Vec<(String, Variable)>, weight_decay: f64) -> Vec<ParamGroup> {
-        let (decay, no_decay): (Vec<_>, Vec<_>) = params.into_iter().partition(|(_, p)| p.ndim() >= 2);
+        let (decay, no_decay): (Vec<_>, Vec<_>) =
+            params.into_iter().partition(|(_, p)| p.ndim() >= 2);
         vec![
             ParamGroup::new(decay).with_weight_decay(weight_decay),
             ParamGroup::new(no_decay).with_weight_decay(0.0),
@@ -305,7 +306,9 @@ impl ParamGroups {
 
     /// Every parameter with its name, in group order.
     pub fn named_parameters(&self) -> Vec<(String, Variable)> {
-        self.params().map(|(n, v)| (n.to_string(), v.clone())).collect()
+        self.params()
+            .map(|(n, v)| (n.to_string(), v.clone()))
+            .collect()
     }
 
     /// Clear every parameter's gradient.
@@ -337,7 +340,10 @@ impl ParamGroups {
 /// Check that a hyper-parameter is finite and >= 0.
 pub(crate) fn check_non_negative(what: &'static str, name: &str, value: f64) -> Result<()> {
     if !value.is_finite() || value < 0.0 {
-        return Err(OptimError::config(what, format!("{name} must be finite and >= 0, got {value}")));
+        return Err(OptimError::config(
+            what,
+            format!("{name} must be finite and >= 0, got {value}"),
+        ));
     }
     Ok(())
 }
@@ -345,7 +351,10 @@ pub(crate) fn check_non_negative(what: &'static str, name: &str, value: f64) -> 
 /// Check that a hyper-parameter lies in `[0, 1)`.
 pub(crate) fn check_unit(what: &'static str, name: &str, value: f64) -> Result<()> {
     if !(0.0..1.0).contains(&value) {
-        return Err(OptimError::config(what, format!("{name} must be in [0, 1), got {value}")));
+        return Err(OptimError::config(
+            what,
+            format!("{name} must be in [0, 1), got {value}"),
+        ));
     }
     Ok(())
 }
@@ -390,35 +399,69 @@ mod tests {
         let a = p(&[2]);
         let e = ParamGroups::new(
             "Sgd",
-            vec![ParamGroup::new(vec![("a".into(), a.clone()), ("b".into(), a.clone())])],
+            vec![ParamGroup::new(vec![
+                ("a".into(), a.clone()),
+                ("b".into(), a.clone()),
+            ])],
             0.1,
             0.0,
             false,
         )
         .err()
         .unwrap();
-        assert!(e.to_string().contains("'b' is the same variable as 'a'"), "{e}");
+        assert!(
+            e.to_string().contains("'b' is the same variable as 'a'"),
+            "{e}"
+        );
         let e = ParamGroups::new(
             "Sgd",
-            vec![ParamGroup::new(vec![("a".into(), a.clone())]), ParamGroup::new(vec![("a".into(), p(&[1]))])],
+            vec![
+                ParamGroup::new(vec![("a".into(), a.clone())]),
+                ParamGroup::new(vec![("a".into(), p(&[1]))]),
+            ],
             0.1,
             0.0,
             false,
         )
         .err()
         .unwrap();
-        assert!(e.to_string().contains("two parameters are named 'a'"), "{e}");
+        assert!(
+            e.to_string().contains("two parameters are named 'a'"),
+            "{e}"
+        );
         let y = a.mul(&a).unwrap();
-        let e = ParamGroups::new("Sgd", vec![ParamGroup::new(vec![("y".into(), y)])], 0.1, 0.0, false)
+        let e = ParamGroups::new(
+            "Sgd",
+            vec![ParamGroup::new(vec![("y".into(), y)])],
+            0.1,
+            0.0,
+            false,
+        )
+        .err()
+        .unwrap();
+        assert!(
+            e.to_string()
+                .contains("'y' is not a leaf (it comes from MulBackward)"),
+            "{e}"
+        );
+        let e = ParamGroups::new("Sgd", vec![ParamGroup::new(vec![])], 0.1, 0.0, false)
             .err()
             .unwrap();
-        assert!(e.to_string().contains("'y' is not a leaf (it comes from MulBackward)"), "{e}");
-        let e = ParamGroups::new("Sgd", vec![ParamGroup::new(vec![])], 0.1, 0.0, false).err().unwrap();
         assert!(e.to_string().contains("empty parameter list"), "{e}");
-        let e = ParamGroups::new("Sgd", vec![ParamGroup::new(vec![("a".into(), a)]).with_lr(-1.0)], 0.1, 0.0, false)
-            .err()
-            .unwrap();
-        assert!(e.to_string().contains("group 0 lr must be finite and >= 0, got -1"), "{e}");
+        let e = ParamGroups::new(
+            "Sgd",
+            vec![ParamGroup::new(vec![("a".into(), a)]).with_lr(-1.0)],
+            0.1,
+            0.0,
+            false,
+        )
+        .err()
+        .unwrap();
+        assert!(
+            e.to_string()
+                .contains("group 0 lr must be finite and >= 0, got -1"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -440,7 +483,13 @@ mod tests {
         .unwrap();
         a.set_grad(Some(Tensor::ones(&[2]))).unwrap();
         let e = groups.check_grads("Adam").unwrap_err();
-        assert_eq!(e, OptimError::MissingGrad { optimizer: "Adam", names: vec!["b".into()] });
+        assert_eq!(
+            e,
+            OptimError::MissingGrad {
+                optimizer: "Adam",
+                names: vec!["b".into()]
+            }
+        );
         b.set_grad(Some(Tensor::ones(&[2]))).unwrap();
         groups.check_grads("Adam").unwrap();
     }

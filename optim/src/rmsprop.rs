@@ -21,7 +21,9 @@ use std::collections::BTreeMap;
 use autograd::Variable;
 
 use crate::error::Result;
-use crate::optimizer::{check_non_negative, check_unit, contiguous_grad, Optimizer, ParamGroup, ParamGroups};
+use crate::optimizer::{
+    check_non_negative, check_unit, contiguous_grad, Optimizer, ParamGroup, ParamGroups,
+};
 use crate::state::{export_state, import_state, OptimizerState, SlotState};
 
 /// The hyper-parameters of [`RmsProp`] (PyTorch's names and defaults).
@@ -86,7 +88,12 @@ pub struct RmsPropBuffers<'a> {
 }
 
 /// One RMSprop update of one parameter, in place.
-pub fn rmsprop_update(param: &mut [f32], grad: &[f32], buffers: RmsPropBuffers<'_>, h: &RmsPropHyper) {
+pub fn rmsprop_update(
+    param: &mut [f32],
+    grad: &[f32],
+    buffers: RmsPropBuffers<'_>,
+    h: &RmsPropHyper,
+) {
     // HINT: per element: g (+ weight_decay * p); s = alpha*s + (1-alpha)*g*g; centered: a = alpha*a + (1-alpha)*g and avg = sqrt(s - a*a) + eps, else avg = sqrt(s) + eps; momentum: b = momentum*b + g/avg, p -= lr*b; else p -= lr*g/avg
     // BEGIN SOLUTION
     let lr = h.lr as f32;
@@ -175,7 +182,13 @@ impl RmsProp {
         check_non_negative("RmsProp", "eps", config.eps)?;
         check_non_negative("RmsProp", "weight_decay", config.weight_decay)?;
         check_non_negative("RmsProp", "momentum", config.momentum)?;
-        let groups = ParamGroups::new("RmsProp", groups, config.lr, config.weight_decay, config.allow_unused)?;
+        let groups = ParamGroups::new(
+            "RmsProp",
+            groups,
+            config.lr,
+            config.weight_decay,
+            config.allow_unused,
+        )?;
         let slots = groups
             .params()
             .map(|(_, v)| {
@@ -189,7 +202,11 @@ impl RmsProp {
                 }
             })
             .collect();
-        Ok(RmsProp { groups, slots, config })
+        Ok(RmsProp {
+            groups,
+            slots,
+            config,
+        })
     }
 
     /// The configuration.
@@ -203,7 +220,10 @@ impl RmsProp {
             ("eps", self.config.eps),
             ("momentum", self.config.momentum),
             ("centered", f64::from(u8::from(self.config.centered))),
-            ("uses_momentum", f64::from(u8::from(self.config.momentum > 0.0))),
+            (
+                "uses_momentum",
+                f64::from(u8::from(self.config.momentum > 0.0)),
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -290,15 +310,33 @@ mod tests {
     #[test]
     fn first_step_by_hand() {
         // s = 0.01 * 4 = 0.04, avg = 0.2, p = 1 - 0.1 * 2 / 0.2 = 0.
-        let h = RmsPropHyper { lr: 0.1, alpha: 0.99, eps: 0.0, weight_decay: 0.0, momentum: 0.0, centered: false };
+        let h = RmsPropHyper {
+            lr: 0.1,
+            alpha: 0.99,
+            eps: 0.0,
+            weight_decay: 0.0,
+            momentum: 0.0,
+            centered: false,
+        };
         let (mut p, mut s) = ([1.0f32], [0.0f32]);
-        let b = RmsPropBuffers { square_avg: &mut s, grad_avg: &mut [], momentum_buffer: &mut [] };
+        let b = RmsPropBuffers {
+            square_avg: &mut s,
+            grad_avg: &mut [],
+            momentum_buffer: &mut [],
+        };
         rmsprop_update(&mut p, &[2.0], b, &h);
         assert!(p[0].abs() < 1e-6, "{}", p[0]);
         // Centered: a = 0.02, avg = sqrt(0.04 - 0.0004).
-        let h = RmsPropHyper { centered: true, ..h };
+        let h = RmsPropHyper {
+            centered: true,
+            ..h
+        };
         let (mut p, mut s, mut a) = ([1.0f32], [0.0f32], [0.0f32]);
-        let b = RmsPropBuffers { square_avg: &mut s, grad_avg: &mut a, momentum_buffer: &mut [] };
+        let b = RmsPropBuffers {
+            square_avg: &mut s,
+            grad_avg: &mut a,
+            momentum_buffer: &mut [],
+        };
         rmsprop_update(&mut p, &[2.0], b, &h);
         let expected = 1.0 - 0.1 * 2.0 / (0.04f32 - 0.0004).sqrt();
         assert!((p[0] - expected).abs() < 1e-5, "{} vs {expected}", p[0]);

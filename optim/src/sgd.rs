@@ -70,7 +70,13 @@ pub struct SgdHyper {
 
 /// One SGD update of one parameter, in place. `momentum_buffer` is empty when `momentum == 0`;
 /// `first_step` says whether the buffer must be initialised from the gradient.
-pub fn sgd_update(param: &mut [f32], grad: &[f32], momentum_buffer: &mut [f32], first_step: bool, h: &SgdHyper) {
+pub fn sgd_update(
+    param: &mut [f32],
+    grad: &[f32],
+    momentum_buffer: &mut [f32],
+    first_step: bool,
+    h: &SgdHyper,
+) {
     // HINT: for each element: d = g (+ weight_decay * p); with momentum, b = d on the first step, else b = momentum * b + (1 - dampening) * d, then d = d + momentum * b (Nesterov) or d = b; finally p -= lr * d
     // BEGIN SOLUTION
     let lr = h.lr as f32;
@@ -84,7 +90,11 @@ pub fn sgd_update(param: &mut [f32], grad: &[f32], momentum_buffer: &mut [f32], 
         }
         if momentum != 0.0 {
             let b = &mut momentum_buffer[i];
-            *b = if first_step { d } else { momentum * *b + keep * d };
+            *b = if first_step {
+                d
+            } else {
+                momentum * *b + keep * d
+            };
             d = if h.nesterov { d + momentum * *b } else { *b };
         }
         param[i] -= lr * d;
@@ -140,7 +150,10 @@ impl Sgd {
         check_non_negative("Sgd", "momentum", config.momentum)?;
         check_non_negative("Sgd", "weight_decay", config.weight_decay)?;
         if !config.dampening.is_finite() {
-            return Err(OptimError::config("Sgd", format!("dampening must be finite, got {}", config.dampening)));
+            return Err(OptimError::config(
+                "Sgd",
+                format!("dampening must be finite, got {}", config.dampening),
+            ));
         }
         if config.nesterov && (config.momentum <= 0.0 || config.dampening != 0.0) {
             return Err(OptimError::config(
@@ -151,16 +164,30 @@ impl Sgd {
                 ),
             ));
         }
-        let groups = ParamGroups::new("Sgd", groups, config.lr, config.weight_decay, config.allow_unused)?;
+        let groups = ParamGroups::new(
+            "Sgd",
+            groups,
+            config.lr,
+            config.weight_decay,
+            config.allow_unused,
+        )?;
         let with_buffer = config.momentum != 0.0;
         let slots = groups
             .params()
             .map(|(_, v)| SgdSlot {
                 step: 0,
-                momentum_buffer: if with_buffer { vec![0.0; v.numel()] } else { Vec::new() },
+                momentum_buffer: if with_buffer {
+                    vec![0.0; v.numel()]
+                } else {
+                    Vec::new()
+                },
             })
             .collect();
-        Ok(Sgd { groups, slots, config })
+        Ok(Sgd {
+            groups,
+            slots,
+            config,
+        })
     }
 
     /// The configuration (the lr and weight decay here are the defaults groups started from).
@@ -229,7 +256,14 @@ impl Optimizer for Sgd {
 
     fn load_state_dict(&mut self, state: &OptimizerState) -> Result<()> {
         let own = self.hyper();
-        import_state("Sgd", &mut self.groups, &mut self.slots, &own, &["nesterov"], state)?;
+        import_state(
+            "Sgd",
+            &mut self.groups,
+            &mut self.slots,
+            &own,
+            &["nesterov"],
+            state,
+        )?;
         self.config.momentum = state.hyper["momentum"];
         self.config.dampening = state.hyper["dampening"];
         Ok(())
@@ -243,7 +277,13 @@ mod tests {
     #[test]
     fn plain_step_by_hand() {
         let mut p = [1.0, -2.0];
-        let h = SgdHyper { lr: 0.5, momentum: 0.0, dampening: 0.0, nesterov: false, weight_decay: 0.0 };
+        let h = SgdHyper {
+            lr: 0.5,
+            momentum: 0.0,
+            dampening: 0.0,
+            nesterov: false,
+            weight_decay: 0.0,
+        };
         sgd_update(&mut p, &[0.2, 0.4], &mut [], true, &h);
         assert_eq!(p, [0.9, -2.2]);
     }
@@ -251,7 +291,13 @@ mod tests {
     #[test]
     fn momentum_by_hand() {
         // momentum 0.9, dampening 0.5: b1 = g1 = 1; b2 = 0.9 * 1 + 0.5 * 2 = 1.9.
-        let h = SgdHyper { lr: 0.1, momentum: 0.9, dampening: 0.5, nesterov: false, weight_decay: 0.0 };
+        let h = SgdHyper {
+            lr: 0.1,
+            momentum: 0.9,
+            dampening: 0.5,
+            nesterov: false,
+            weight_decay: 0.0,
+        };
         let (mut p, mut b) = ([0.0f32], [0.0f32]);
         sgd_update(&mut p, &[1.0], &mut b, true, &h);
         assert_eq!(b, [1.0]);
@@ -260,7 +306,13 @@ mod tests {
         assert!((b[0] - 1.9).abs() < 1e-6);
         assert!((p[0] + 0.1 + 0.19).abs() < 1e-6);
         // Nesterov with weight decay 0.1 at p = 1: d = 1 + 0.1 = 1.1; b = 1.1; d = 1.1 + 0.9 * 1.1.
-        let h = SgdHyper { lr: 1.0, momentum: 0.9, dampening: 0.0, nesterov: true, weight_decay: 0.1 };
+        let h = SgdHyper {
+            lr: 1.0,
+            momentum: 0.9,
+            dampening: 0.0,
+            nesterov: true,
+            weight_decay: 0.1,
+        };
         let (mut p, mut b) = ([1.0f32], [0.0f32]);
         sgd_update(&mut p, &[1.0], &mut b, true, &h);
         assert!((p[0] - (1.0 - 1.1 * 1.9)).abs() < 1e-6, "{p:?}");
@@ -268,10 +320,39 @@ mod tests {
 
     #[test]
     fn bad_configs_are_refused() {
-        let v = || vec![("w".to_string(), Variable::parameter(tensor::Tensor::zeros(&[1])))];
-        let e = Sgd::new(v(), SgdConfig { nesterov: true, ..Default::default() }).err().unwrap();
-        assert!(e.to_string().contains("Nesterov momentum needs momentum > 0"), "{e}");
-        let e = Sgd::new(v(), SgdConfig { lr: f64::NAN, ..Default::default() }).err().unwrap();
-        assert!(e.to_string().contains("Sgd: lr must be finite and >= 0, got NaN"), "{e}");
+        let v = || {
+            vec![(
+                "w".to_string(),
+                Variable::parameter(tensor::Tensor::zeros(&[1])),
+            )]
+        };
+        let e = Sgd::new(
+            v(),
+            SgdConfig {
+                nesterov: true,
+                ..Default::default()
+            },
+        )
+        .err()
+        .unwrap();
+        assert!(
+            e.to_string()
+                .contains("Nesterov momentum needs momentum > 0"),
+            "{e}"
+        );
+        let e = Sgd::new(
+            v(),
+            SgdConfig {
+                lr: f64::NAN,
+                ..Default::default()
+            },
+        )
+        .err()
+        .unwrap();
+        assert!(
+            e.to_string()
+                .contains("Sgd: lr must be finite and >= 0, got NaN"),
+            "{e}"
+        );
     }
 }

@@ -73,8 +73,12 @@ impl OptimizerState {
 
     /// Rebuild a state from [`OptimizerState::metadata_json`] and the buffers stored elsewhere.
     /// The buffers must be exactly those the header lists, with the listed shapes.
-    pub fn from_metadata_json(json: &str, buffers: BTreeMap<String, Tensor>) -> Result<OptimizerState> {
-        let header: Value = serde_json::from_str(json).map_err(|e| format_err(format!("header is not JSON: {e}")))?;
+    pub fn from_metadata_json(
+        json: &str,
+        buffers: BTreeMap<String, Tensor>,
+    ) -> Result<OptimizerState> {
+        let header: Value = serde_json::from_str(json)
+            .map_err(|e| format_err(format!("header is not JSON: {e}")))?;
         let (mut state, listed) = parse_header(&header)?;
         let mut problems = Vec::new();
         for (name, shape, _) in &listed {
@@ -119,18 +123,30 @@ impl OptimizerState {
     /// Parse [`OptimizerState::to_bytes`]; every inconsistency is an error, never a panic.
     pub fn from_bytes(bytes: &[u8]) -> Result<OptimizerState> {
         if bytes.len() < 16 || &bytes[..8] != MAGIC {
-            return Err(format_err("not an optimizer state (missing the TTOPTIM1 magic)"));
+            return Err(format_err(
+                "not an optimizer state (missing the TTOPTIM1 magic)",
+            ));
         }
         let header_len = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes"));
         let header_end = 16usize
-            .checked_add(usize::try_from(header_len).map_err(|_| format_err("header length overflows"))?)
+            .checked_add(
+                usize::try_from(header_len).map_err(|_| format_err("header length overflows"))?,
+            )
             .filter(|&end| end <= bytes.len())
-            .ok_or_else(|| format_err(format!("header length {header_len} exceeds the {} bytes given", bytes.len())))?;
+            .ok_or_else(|| {
+                format_err(format!(
+                    "header length {header_len} exceeds the {} bytes given",
+                    bytes.len()
+                ))
+            })?;
         let header: Value = serde_json::from_slice(&bytes[16..header_end])
             .map_err(|e| format_err(format!("header is not JSON: {e}")))?;
         let (mut state, listed) = parse_header(&header)?;
         let data = &bytes[header_end..];
-        let total: usize = listed.iter().map(|(_, s, _)| s.iter().product::<usize>()).sum();
+        let total: usize = listed
+            .iter()
+            .map(|(_, s, _)| s.iter().product::<usize>())
+            .sum();
         if data.len() != 4 * total {
             return Err(format_err(format!(
                 "the header lists {total} floats ({} bytes) but {} bytes of data follow",
@@ -139,7 +155,8 @@ impl OptimizerState {
             )));
         }
         for (name, shape, offset) in listed {
-            let offset = offset.ok_or_else(|| format_err(format!("buffer '{name}' has no offset")))?;
+            let offset =
+                offset.ok_or_else(|| format_err(format!("buffer '{name}' has no offset")))?;
             let n: usize = shape.iter().product();
             let range = offset
                 .checked_mul(4)
@@ -181,7 +198,11 @@ impl OptimizerState {
     }
 
     fn header(&self, with_offsets: bool) -> Value {
-        let hyper: Map<String, Value> = self.hyper.iter().map(|(k, &v)| (k.clone(), exact(v))).collect();
+        let hyper: Map<String, Value> = self
+            .hyper
+            .iter()
+            .map(|(k, &v)| (k.clone(), exact(v)))
+            .collect();
         let groups: Vec<Value> = self
             .groups
             .iter()
@@ -227,7 +248,9 @@ fn exact(v: f64) -> Value {
 }
 
 fn format_err(reason: impl Into<String>) -> OptimError {
-    OptimError::Format { reason: reason.into() }
+    OptimError::Format {
+        reason: reason.into(),
+    }
 }
 
 fn read_exact(v: &Value, what: &str) -> Result<f64> {
@@ -235,7 +258,11 @@ fn read_exact(v: &Value, what: &str) -> Result<f64> {
         .as_str()
         .and_then(|s| s.strip_prefix("0x"))
         .and_then(|s| u64::from_str_radix(s, 16).ok())
-        .ok_or_else(|| format_err(format!("{what}: expected {{\"value\", \"bits\": \"0x...\"}}, got {v}")))?;
+        .ok_or_else(|| {
+            format_err(format!(
+                "{what}: expected {{\"value\", \"bits\": \"0x...\"}}, got {v}"
+            ))
+        })?;
     Ok(f64::from_bits(bits))
 }
 
@@ -243,22 +270,45 @@ type Listed = Vec<(String, Vec<usize>, Option<usize>)>;
 
 fn parse_header(h: &Value) -> Result<(OptimizerState, Listed)> {
     if h["format"] != FORMAT {
-        return Err(format_err(format!("header format is {}, expected \"{FORMAT}\"", h["format"])));
+        return Err(format_err(format!(
+            "header format is {}, expected \"{FORMAT}\"",
+            h["format"]
+        )));
     }
     if h["version"] != VERSION {
-        return Err(format_err(format!("unsupported version {} (this build reads {VERSION})", h["version"])));
+        return Err(format_err(format!(
+            "unsupported version {} (this build reads {VERSION})",
+            h["version"]
+        )));
     }
-    let optimizer = h["optimizer"].as_str().ok_or_else(|| format_err("missing \"optimizer\""))?.to_string();
-    let steps = h["steps"].as_u64().ok_or_else(|| format_err("missing \"steps\""))?;
+    let optimizer = h["optimizer"]
+        .as_str()
+        .ok_or_else(|| format_err("missing \"optimizer\""))?
+        .to_string();
+    let steps = h["steps"]
+        .as_u64()
+        .ok_or_else(|| format_err("missing \"steps\""))?;
     let mut hyper = BTreeMap::new();
-    for (k, v) in h["hyper"].as_object().ok_or_else(|| format_err("missing \"hyper\""))? {
+    for (k, v) in h["hyper"]
+        .as_object()
+        .ok_or_else(|| format_err("missing \"hyper\""))?
+    {
         hyper.insert(k.clone(), read_exact(v, &format!("hyper.{k}"))?);
     }
     let mut groups = Vec::new();
-    for (i, g) in h["groups"].as_array().ok_or_else(|| format_err("missing \"groups\""))?.iter().enumerate() {
+    for (i, g) in h["groups"]
+        .as_array()
+        .ok_or_else(|| format_err("missing \"groups\""))?
+        .iter()
+        .enumerate()
+    {
         let params = g["params"]
             .as_array()
-            .and_then(|a| a.iter().map(|n| n.as_str().map(str::to_string)).collect::<Option<Vec<_>>>())
+            .and_then(|a| {
+                a.iter()
+                    .map(|n| n.as_str().map(str::to_string))
+                    .collect::<Option<Vec<_>>>()
+            })
             .ok_or_else(|| format_err(format!("groups[{i}].params must be a list of names")))?;
         groups.push(GroupHyper {
             lr: read_exact(&g["lr"], &format!("groups[{i}].lr"))?,
@@ -268,16 +318,30 @@ fn parse_header(h: &Value) -> Result<(OptimizerState, Listed)> {
         });
     }
     let mut param_steps = BTreeMap::new();
-    for (k, v) in h["param_steps"].as_object().ok_or_else(|| format_err("missing \"param_steps\""))? {
-        let s = v.as_u64().ok_or_else(|| format_err(format!("param_steps.{k} must be an integer")))?;
+    for (k, v) in h["param_steps"]
+        .as_object()
+        .ok_or_else(|| format_err("missing \"param_steps\""))?
+    {
+        let s = v
+            .as_u64()
+            .ok_or_else(|| format_err(format!("param_steps.{k} must be an integer")))?;
         param_steps.insert(k.clone(), s);
     }
     let mut listed = Vec::new();
-    for b in h["buffers"].as_array().ok_or_else(|| format_err("missing \"buffers\""))? {
-        let name = b["name"].as_str().ok_or_else(|| format_err(format!("buffer without a name: {b}")))?;
+    for b in h["buffers"]
+        .as_array()
+        .ok_or_else(|| format_err("missing \"buffers\""))?
+    {
+        let name = b["name"]
+            .as_str()
+            .ok_or_else(|| format_err(format!("buffer without a name: {b}")))?;
         let shape = b["shape"]
             .as_array()
-            .and_then(|a| a.iter().map(|d| d.as_u64().map(|d| d as usize)).collect::<Option<Vec<_>>>())
+            .and_then(|a| {
+                a.iter()
+                    .map(|d| d.as_u64().map(|d| d as usize))
+                    .collect::<Option<Vec<_>>>()
+            })
             .ok_or_else(|| format_err(format!("buffer '{name}' has no valid shape")))?;
         let offset = b["offset"].as_u64().map(|o| o as usize);
         listed.push((name.to_string(), shape, offset));
@@ -319,7 +383,8 @@ pub(crate) fn export_state<S: SlotState>(
         param_steps.insert(name.to_string(), slot.step());
         let shape = var.shape();
         for (buf, data) in slot.buffers() {
-            let t = Tensor::from_vec(data.to_vec(), &shape).expect("buffers have the parameter's size");
+            let t =
+                Tensor::from_vec(data.to_vec(), &shape).expect("buffers have the parameter's size");
             buffers.insert(format!("{name}.{buf}"), t);
         }
     }
@@ -392,7 +457,11 @@ pub(crate) fn import_state<S: SlotState>(
                     own.names()
                 ));
             }
-            for (what, v) in [("lr", saved.lr), ("base_lr", saved.base_lr), ("weight_decay", saved.weight_decay)] {
+            for (what, v) in [
+                ("lr", saved.lr),
+                ("base_lr", saved.base_lr),
+                ("weight_decay", saved.weight_decay),
+            ] {
                 if !v.is_finite() || v < 0.0 {
                     problems.push(format!("group {i} {what} is {v}"));
                 }
@@ -456,19 +525,29 @@ mod tests {
 
     fn sample() -> OptimizerState {
         let mut buffers = BTreeMap::new();
-        buffers.insert("w.exp_avg".to_string(), Tensor::from_vec(vec![0.1, -2.5e-8, f32::MIN_POSITIVE, 3.0], &[2, 2]).unwrap());
-        buffers.insert("b.exp_avg".to_string(), Tensor::from_vec(vec![1.0 / 3.0], &[1]).unwrap());
+        buffers.insert(
+            "w.exp_avg".to_string(),
+            Tensor::from_vec(vec![0.1, -2.5e-8, f32::MIN_POSITIVE, 3.0], &[2, 2]).unwrap(),
+        );
+        buffers.insert(
+            "b.exp_avg".to_string(),
+            Tensor::from_vec(vec![1.0 / 3.0], &[1]).unwrap(),
+        );
         OptimizerState {
             optimizer: "Adam".into(),
             steps: 7,
-            hyper: [("beta1".to_string(), 0.9), ("eps".to_string(), 1e-8)].into_iter().collect(),
+            hyper: [("beta1".to_string(), 0.9), ("eps".to_string(), 1e-8)]
+                .into_iter()
+                .collect(),
             groups: vec![GroupHyper {
                 lr: 0.1 + 0.2,
                 base_lr: 3e-4,
                 weight_decay: 0.0,
                 params: vec!["w".into(), "b".into()],
             }],
-            param_steps: [("w".to_string(), 7), ("b".to_string(), 6)].into_iter().collect(),
+            param_steps: [("w".to_string(), 7), ("b".to_string(), 6)]
+                .into_iter()
+                .collect(),
             buffers,
         }
     }
@@ -491,21 +570,36 @@ mod tests {
         let mut wrong = s.buffers.clone();
         wrong.remove("b.exp_avg");
         wrong.insert("z".into(), Tensor::zeros(&[1]));
-        let e = OptimizerState::from_metadata_json(&json, wrong).unwrap_err().to_string();
-        assert!(e.contains("'b.exp_avg' is listed but missing") && e.contains("'z' is not listed"), "{e}");
+        let e = OptimizerState::from_metadata_json(&json, wrong)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("'b.exp_avg' is listed but missing") && e.contains("'z' is not listed"),
+            "{e}"
+        );
     }
 
     #[test]
     fn corrupt_bytes_are_errors() {
         let bytes = sample().to_bytes();
-        assert!(OptimizerState::from_bytes(b"nope").unwrap_err().to_string().contains("magic"));
-        let e = OptimizerState::from_bytes(&bytes[..bytes.len() - 4]).unwrap_err().to_string();
+        assert!(OptimizerState::from_bytes(b"nope")
+            .unwrap_err()
+            .to_string()
+            .contains("magic"));
+        let e = OptimizerState::from_bytes(&bytes[..bytes.len() - 4])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("bytes of data follow"), "{e}");
         let mut long = bytes.clone();
         long[8] = 0xff;
         long[15] = 0x7f;
-        assert!(OptimizerState::from_bytes(&long).unwrap_err().to_string().contains("header length"));
-        let e = OptimizerState::load("/nonexistent/opt.bin").unwrap_err().to_string();
+        assert!(OptimizerState::from_bytes(&long)
+            .unwrap_err()
+            .to_string()
+            .contains("header length"));
+        let e = OptimizerState::load("/nonexistent/opt.bin")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("/nonexistent/opt.bin"), "{e}");
     }
 }

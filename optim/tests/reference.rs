@@ -7,10 +7,12 @@
 
 use autograd::Variable;
 use optim::schedule::{
-    CosineAnnealing, ExponentialLr, LrSchedule, OneCycle, OneCycleConfig, PlateauConfig, PlateauMode, ReduceLrOnPlateau,
-    StepLr, ThresholdMode, WarmupCosine,
+    CosineAnnealing, ExponentialLr, LrSchedule, OneCycle, OneCycleConfig, PlateauConfig,
+    PlateauMode, ReduceLrOnPlateau, StepLr, ThresholdMode, WarmupCosine,
 };
-use optim::{Adam, AdamConfig, AdamW, Optimizer, ParamGroup, RmsProp, RmsPropConfig, Sgd, SgdConfig};
+use optim::{
+    Adam, AdamConfig, AdamW, Optimizer, ParamGroup, RmsProp, RmsPropConfig, Sgd, SgdConfig,
+};
 use serde_json::Value;
 use tensor::Tensor;
 
@@ -23,8 +25,18 @@ fn fixture() -> Value {
 }
 
 fn tensor(v: &Value) -> Tensor {
-    let shape: Vec<usize> = v["shape"].as_array().expect("shape").iter().map(|d| d.as_u64().unwrap() as usize).collect();
-    let data: Vec<f32> = v["data"].as_array().expect("data").iter().map(|x| x.as_f64().unwrap() as f32).collect();
+    let shape: Vec<usize> = v["shape"]
+        .as_array()
+        .expect("shape")
+        .iter()
+        .map(|d| d.as_u64().unwrap() as usize)
+        .collect();
+    let data: Vec<f32> = v["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect();
     Tensor::from_vec(data, &shape).expect("shape matches data")
 }
 
@@ -51,7 +63,12 @@ fn build(case: &Value, w: &Variable, bias: &Variable) -> Box<dyn Optimizer> {
         Some(groups) => groups
             .iter()
             .map(|g| ParamGroup {
-                params: g["params"].as_array().unwrap().iter().map(|n| named(n.as_str().unwrap())).collect(),
+                params: g["params"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|n| named(n.as_str().unwrap()))
+                    .collect(),
                 lr: g.get("lr").and_then(Value::as_f64),
                 weight_decay: g.get("weight_decay").and_then(Value::as_f64),
             })
@@ -111,13 +128,25 @@ fn replay(name: &str) -> f32 {
     let bias = Variable::parameter(tensor(&fx["initial"]["b"]));
     let mut opt = build(case, &w, &bias);
     let mut worst = 0.0f32;
-    for (step, (grads, after)) in fx["grads"].as_array().unwrap().iter().zip(case["after"].as_array().unwrap()).enumerate() {
+    for (step, (grads, after)) in fx["grads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(case["after"].as_array().unwrap())
+        .enumerate()
+    {
         w.set_grad(Some(tensor(&grads["w"]))).unwrap();
         bias.set_grad(Some(tensor(&grads["b"]))).unwrap();
         opt.step().unwrap();
         for (pname, var) in [("w", &w), ("b", &bias)] {
             let expected = tensor(&after[pname]);
-            for (i, (got, want)) in var.value().to_vec().into_iter().zip(expected.to_vec()).enumerate() {
+            for (i, (got, want)) in var
+                .value()
+                .to_vec()
+                .into_iter()
+                .zip(expected.to_vec())
+                .enumerate()
+            {
                 let rel = (got - want).abs() / want.abs();
                 assert!(
                     rel <= REL,
@@ -197,13 +226,24 @@ fn schedules_match_torch() {
     let fx = fixture();
     let s = &fx["schedules"];
     let c = &s["step"];
-    let step = StepLr::new(c["base_lr"].as_f64().unwrap(), c["step_size"].as_u64().unwrap(), c["gamma"].as_f64().unwrap()).unwrap();
+    let step = StepLr::new(
+        c["base_lr"].as_f64().unwrap(),
+        c["step_size"].as_u64().unwrap(),
+        c["gamma"].as_f64().unwrap(),
+    )
+    .unwrap();
     check_lrs("StepLr", &step, &c["lrs"]);
     let c = &s["exponential"];
-    let exp = ExponentialLr::new(c["base_lr"].as_f64().unwrap(), c["gamma"].as_f64().unwrap()).unwrap();
+    let exp =
+        ExponentialLr::new(c["base_lr"].as_f64().unwrap(), c["gamma"].as_f64().unwrap()).unwrap();
     check_lrs("ExponentialLr", &exp, &c["lrs"]);
     let c = &s["cosine"];
-    let cos = CosineAnnealing::new(c["base_lr"].as_f64().unwrap(), c["t_max"].as_u64().unwrap(), c["eta_min"].as_f64().unwrap()).unwrap();
+    let cos = CosineAnnealing::new(
+        c["base_lr"].as_f64().unwrap(),
+        c["t_max"].as_u64().unwrap(),
+        c["eta_min"].as_f64().unwrap(),
+    )
+    .unwrap();
     check_lrs("CosineAnnealing", &cos, &c["lrs"]);
     for name in ["one_cycle", "one_cycle_three_phase"] {
         let c = &s[name];
@@ -242,11 +282,19 @@ fn plateau_matches_torch() {
     let fx = fixture();
     for (name, c) in fx["plateaus"].as_object().unwrap() {
         let config = PlateauConfig {
-            mode: if c["mode"] == "min" { PlateauMode::Min } else { PlateauMode::Max },
+            mode: if c["mode"] == "min" {
+                PlateauMode::Min
+            } else {
+                PlateauMode::Max
+            },
             factor: c["factor"].as_f64().unwrap(),
             patience: c["patience"].as_u64().unwrap(),
             threshold: c["threshold"].as_f64().unwrap(),
-            threshold_mode: if c["threshold_mode"] == "rel" { ThresholdMode::Rel } else { ThresholdMode::Abs },
+            threshold_mode: if c["threshold_mode"] == "rel" {
+                ThresholdMode::Rel
+            } else {
+                ThresholdMode::Abs
+            },
             cooldown: c["cooldown"].as_u64().unwrap(),
             min_lr: c["min_lr"].as_f64().unwrap(),
             eps: 1e-8,
@@ -259,9 +307,15 @@ fn plateau_matches_torch() {
             let before = sched.lr();
             let got = sched.observe(m.as_f64().unwrap());
             let want = want.as_f64().unwrap();
-            assert!((got - want).abs() <= 1e-12 * want, "{name}: observation {i}: lr {got} vs torch {want}");
+            assert!(
+                (got - want).abs() <= 1e-12 * want,
+                "{name}: observation {i}: lr {got} vs torch {want}"
+            );
             cuts += usize::from(got < before);
         }
-        assert!(cuts >= 3, "{name}: the sequence should exercise several cuts, saw {cuts}");
+        assert!(
+            cuts >= 3,
+            "{name}: the sequence should exercise several cuts, saw {cuts}"
+        );
     }
 }

@@ -26,7 +26,11 @@ impl CosineAnnealing {
         if t_max == 0 {
             return Err(OptimError::config("CosineAnnealing", "t_max must be > 0"));
         }
-        Ok(CosineAnnealing { base_lr, t_max, eta_min })
+        Ok(CosineAnnealing {
+            base_lr,
+            t_max,
+            eta_min,
+        })
     }
 }
 
@@ -34,7 +38,8 @@ impl LrSchedule for CosineAnnealing {
     fn lr_at(&self, step: u64) -> f64 {
         // BEGIN SOLUTION
         let progress = step as f64 / self.t_max as f64;
-        self.eta_min + (self.base_lr - self.eta_min) * (1.0 + (std::f64::consts::PI * progress).cos()) / 2.0
+        self.eta_min
+            + (self.base_lr - self.eta_min) * (1.0 + (std::f64::consts::PI * progress).cos()) / 2.0
         // END SOLUTION
     }
     fn name(&self) -> &'static str {

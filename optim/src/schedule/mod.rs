@@ -69,7 +69,10 @@ impl<S: LrSchedule + ?Sized> LrSchedule for Box<S> {
 /// Check that a rate is finite and >= 0.
 pub(crate) fn check_lr(what: &'static str, name: &str, value: f64) -> Result<()> {
     if !value.is_finite() || value < 0.0 {
-        return Err(OptimError::config(what, format!("{name} must be finite and >= 0, got {value}")));
+        return Err(OptimError::config(
+            what,
+            format!("{name} must be finite and >= 0, got {value}"),
+        ));
     }
     Ok(())
 }
@@ -77,7 +80,10 @@ pub(crate) fn check_lr(what: &'static str, name: &str, value: f64) -> Result<()>
 /// Check that a multiplicative factor is finite and > 0.
 pub(crate) fn check_factor(what: &'static str, name: &str, value: f64) -> Result<()> {
     if !(value > 0.0 && value.is_finite()) {
-        return Err(OptimError::config(what, format!("{name} must be finite and > 0, got {value}")));
+        return Err(OptimError::config(
+            what,
+            format!("{name} must be finite and > 0, got {value}"),
+        ));
     }
     Ok(())
 }

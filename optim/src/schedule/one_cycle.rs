@@ -60,7 +60,10 @@ impl OneCycle {
         check_factor(what, "div_factor", config.div_factor)?;
         check_factor(what, "final_div_factor", config.final_div_factor)?;
         if !(0.0..=1.0).contains(&config.pct_start) {
-            return Err(OptimError::config(what, format!("pct_start must be in [0, 1], got {}", config.pct_start)));
+            return Err(OptimError::config(
+                what,
+                format!("pct_start must be in [0, 1], got {}", config.pct_start),
+            ));
         }
         if config.total_steps == 0 {
             return Err(OptimError::config(what, "total_steps must be > 0"));
@@ -71,14 +74,34 @@ impl OneCycle {
         let up_end = config.pct_start * total - 1.0;
         let phases = if config.three_phase {
             vec![
-                Phase { end_step: up_end, start_lr: initial_lr, end_lr: config.max_lr },
-                Phase { end_step: 2.0 * config.pct_start * total - 2.0, start_lr: config.max_lr, end_lr: initial_lr },
-                Phase { end_step: total - 1.0, start_lr: initial_lr, end_lr: min_lr },
+                Phase {
+                    end_step: up_end,
+                    start_lr: initial_lr,
+                    end_lr: config.max_lr,
+                },
+                Phase {
+                    end_step: 2.0 * config.pct_start * total - 2.0,
+                    start_lr: config.max_lr,
+                    end_lr: initial_lr,
+                },
+                Phase {
+                    end_step: total - 1.0,
+                    start_lr: initial_lr,
+                    end_lr: min_lr,
+                },
             ]
         } else {
             vec![
-                Phase { end_step: up_end, start_lr: initial_lr, end_lr: config.max_lr },
-                Phase { end_step: total - 1.0, start_lr: config.max_lr, end_lr: min_lr },
+                Phase {
+                    end_step: up_end,
+                    start_lr: initial_lr,
+                    end_lr: config.max_lr,
+                },
+                Phase {
+                    end_step: total - 1.0,
+                    start_lr: config.max_lr,
+                    end_lr: min_lr,
+                },
             ]
         };
         let mut start = 0.0;

@@ -96,7 +96,9 @@ impl PlateauState {
 
     /// Parse [`PlateauState::to_json`].
     pub fn from_json(text: &str) -> Result<PlateauState> {
-        let bad = |reason: String| OptimError::Format { reason: format!("plateau state: {reason}") };
+        let bad = |reason: String| OptimError::Format {
+            reason: format!("plateau state: {reason}"),
+        };
         let v: Value = serde_json::from_str(text).map_err(|e| bad(format!("not JSON: {e}")))?;
         let float = |key: &str| {
             v[key]["bits"]
@@ -104,9 +106,17 @@ impl PlateauState {
                 .and_then(|s| s.strip_prefix("0x"))
                 .and_then(|s| u64::from_str_radix(s, 16).ok())
                 .map(f64::from_bits)
-                .ok_or_else(|| bad(format!("'{key}' must be {{\"value\", \"bits\": \"0x...\"}}")))
+                .ok_or_else(|| {
+                    bad(format!(
+                        "'{key}' must be {{\"value\", \"bits\": \"0x...\"}}"
+                    ))
+                })
         };
-        let int = |key: &str| v[key].as_u64().ok_or_else(|| bad(format!("'{key}' must be an integer")));
+        let int = |key: &str| {
+            v[key]
+                .as_u64()
+                .ok_or_else(|| bad(format!("'{key}' must be an integer")))
+        };
         Ok(PlateauState {
             lr: float("lr")?,
             best: float("best")?,
@@ -133,7 +143,10 @@ impl ReduceLrOnPlateau {
         check_lr(what, "threshold", config.threshold)?;
         check_lr(what, "eps", config.eps)?;
         if !(config.factor > 0.0 && config.factor < 1.0) {
-            return Err(OptimError::config(what, format!("factor must be in (0, 1), got {}", config.factor)));
+            return Err(OptimError::config(
+                what,
+                format!("factor must be in (0, 1), got {}", config.factor),
+            ));
         }
         let best = match config.mode {
             PlateauMode::Min => f64::INFINITY,

@@ -22,7 +22,11 @@ impl StepLr {
         if step_size == 0 {
             return Err(OptimError::config("StepLr", "step_size must be > 0"));
         }
-        Ok(StepLr { base_lr, step_size, gamma })
+        Ok(StepLr {
+            base_lr,
+            step_size,
+            gamma,
+        })
     }
 }
 

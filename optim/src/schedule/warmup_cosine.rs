@@ -30,13 +30,20 @@ pub struct WarmupCosine {
 
 impl WarmupCosine {
     /// The schedule; needs `warmup_iters < lr_decay_iters` and `min_lr <= max_lr`.
-    pub fn new(max_lr: f64, warmup_iters: u64, lr_decay_iters: u64, min_lr: f64) -> Result<WarmupCosine> {
+    pub fn new(
+        max_lr: f64,
+        warmup_iters: u64,
+        lr_decay_iters: u64,
+        min_lr: f64,
+    ) -> Result<WarmupCosine> {
         check_lr("WarmupCosine", "max_lr", max_lr)?;
         check_lr("WarmupCosine", "min_lr", min_lr)?;
         if warmup_iters >= lr_decay_iters {
             return Err(OptimError::config(
                 "WarmupCosine",
-                format!("warmup_iters ({warmup_iters}) must be < lr_decay_iters ({lr_decay_iters})"),
+                format!(
+                    "warmup_iters ({warmup_iters}) must be < lr_decay_iters ({lr_decay_iters})"
+                ),
             ));
         }
         if min_lr > max_lr {
@@ -45,7 +52,12 @@ impl WarmupCosine {
                 format!("min_lr ({min_lr}) must be <= max_lr ({max_lr})"),
             ));
         }
-        Ok(WarmupCosine { max_lr, warmup_iters, lr_decay_iters, min_lr })
+        Ok(WarmupCosine {
+            max_lr,
+            warmup_iters,
+            lr_decay_iters,
+            min_lr,
+        })
     }
 }
 
@@ -58,7 +70,8 @@ impl LrSchedule for WarmupCosine {
         if step > self.lr_decay_iters {
             return self.min_lr;
         }
-        let ratio = (step - self.warmup_iters) as f64 / (self.lr_decay_iters - self.warmup_iters) as f64;
+        let ratio =
+            (step - self.warmup_iters) as f64 / (self.lr_decay_iters - self.warmup_iters) as f64;
         let coeff = 0.5 * (1.0 + (std::f64::consts::PI * ratio).cos());
         self.min_lr + coeff * (self.max_lr - self.min_lr)
         // END SOLUTION
