@@ -1034,9 +1034,12 @@ impl Trainer {
             last = Some(stats);
 
             let step = self.step;
-            let at_eval = eval_every.is_some_and(|n| step % n == 0) || step == total;
-            let at_checkpoint = self.config.checkpoint_every.is_some_and(|n| step % n == 0);
-            if at_eval || at_checkpoint || step % self.config.log_every == 0 {
+            let at_eval = eval_every.is_some_and(|n| step.is_multiple_of(n)) || step == total;
+            let at_checkpoint = self
+                .config
+                .checkpoint_every
+                .is_some_and(|n| step.is_multiple_of(n));
+            if at_eval || at_checkpoint || step.is_multiple_of(self.config.log_every) {
                 let eval = if at_eval { task.evaluate()? } else { None };
                 if eval.is_some() {
                     last_eval = eval;

@@ -98,7 +98,7 @@ fn mlp_forward_matches_hand_computation_for_each_activation() {
         .collect();
     // pre = [0.5 - 0.5 + 0.1, -1 - 1.5 + 0.2] = [0.1, -2.3]
     assert!((pre[0] - 0.1).abs() < 1e-6 && (pre[1] + 2.3).abs() < 1e-6);
-    let erf = |v: f64| {
+    fn erf(v: f64) -> f64 {
         // Abramowitz-Stegun 7.1.26 (|error| < 1.5e-7).
         let t = 1.0 / (1.0 + 0.3275911 * v.abs());
         let y = 1.0
@@ -107,21 +107,23 @@ fn mlp_forward_matches_hand_computation_for_each_activation() {
                 * t
                 * (-v * v).exp();
         y.copysign(v)
-    };
-    let cases: [(Activation, fn(f64) -> f64); 3] = [
-        (Activation::ReLU, |v| v.max(0.0)),
-        (Activation::Tanh, f64::tanh),
-        (Activation::Sigmoid, |v| 1.0 / (1.0 + (-v).exp())),
-    ];
-    let mut all: Vec<(Activation, Box<dyn Fn(f64) -> f64>)> = cases
-        .into_iter()
-        .map(|(a, f)| (a, Box::new(f) as Box<dyn Fn(f64) -> f64>))
-        .collect();
-    all.push((
+    }
+    fn reference(act: Activation, v: f64) -> f64 {
+        match act {
+            Activation::ReLU => v.max(0.0),
+            Activation::Tanh => v.tanh(),
+            Activation::Sigmoid => 1.0 / (1.0 + (-v).exp()),
+            Activation::GELU => 0.5 * v * (1.0 + erf(v / 2f64.sqrt())),
+        }
+    }
+    let all = [
+        Activation::ReLU,
         Activation::GELU,
-        Box::new(move |v| 0.5 * v * (1.0 + erf(v / 2f64.sqrt()))),
-    ));
-    for (act, f) in all {
+        Activation::Tanh,
+        Activation::Sigmoid,
+    ];
+    for act in all {
+        let f = |v: f64| reference(act, v);
         let mlp = Mlp::new(MlpConfig::new(&[2, 2, 1]).activation(act)).unwrap();
         let state: BTreeMap<String, Tensor> = [
             (
