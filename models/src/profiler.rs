@@ -26,16 +26,29 @@
 //!
 //! The model is left as it was found: parameter gradients and buffers (BatchNorm running
 //! statistics) are restored afterwards. Dropout generators do advance.
+//!
+//! Entry points: [`profile`] for any list of modules, [`profile_sequential`], [`profile_mlp`]
+//! and [`profile_cnn`] (their stacks rebuilt around the model's own parameters, activations as
+//! layers of their own, dropout left out).
 
 use std::fmt::Write;
 use std::time::{Duration, Instant};
 
+use std::collections::HashMap;
+
 use autograd::Variable;
+use nn::batch_norm::BatchNorm2d;
+use nn::conv::{Conv2d, Conv2dConfig};
+use nn::flatten::Flatten;
+use nn::linear::Linear;
+use nn::pool::{AvgPool2d, MaxPool2d};
 use nn::sequential::Sequential;
 use nn::Module;
 use tensor::Tensor;
 
+use crate::cnn::{Cnn, CnnLayer};
 use crate::error::{ModelError, Result};
+use crate::mlp::{Activation, Mlp};
 
 /// How a layer's forward FLOPs are counted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -179,6 +192,10 @@ fn parse_edge(line: &str) -> Option<(u64, u64)> {
 /// layer's input leaf) or parameters: non-view op outputs, constants (masks), convolution
 /// columns and max-pool indices. See the module docs for what is and is not counted.
 pub fn graph_activation_bytes(output: &Variable, input: &Variable) -> usize {
+    if !output.requires_grad() {
+        // No graph: nothing is kept for a backward pass.
+        return 0;
+    }
     let dot = autograd::to_dot(output);
     let mut nodes = std::collections::HashMap::new();
     let mut edges: std::collections::HashMap<u64, Vec<u64>> = std::collections::HashMap::new();
@@ -602,6 +619,136 @@ pub fn profile_sequential(
         .map(|(i, l)| ProfileLayer::new(i.to_string(), l.as_ref()))
         .collect();
     profile(&layers, input, config)
+}
+
+/// An activation function as a layer of its own (so its time shows in the profile).
+struct ActivationLayer(Activation);
+
+impl Module for ActivationLayer {
+    fn forward(&self, input: &Variable) -> nn::Result<Variable> {
+        self.0.apply(input)
+    }
+
+    fn named_parameters(&self) -> Vec<(String, Variable)> {
+        Vec::new()
+    }
+}
+
+/// Owned layers (rebuilt around a model's parameters) with names and optional kinds.
+type Stack = Vec<(String, Option<String>, Box<dyn Module>)>;
+
+fn profile_stack(stack: &Stack, input: &Tensor, config: &ProfileConfig) -> Result<Profile> {
+    let layers: Vec<ProfileLayer> = stack
+        .iter()
+        .map(|(name, kind, module)| ProfileLayer {
+            name: name.clone(),
+            kind: kind.clone(),
+            module: module.as_ref(),
+            flops: FlopRule::Auto,
+        })
+        .collect();
+    profile(&layers, input, config)
+}
+
+/// The same `Linear` (sharing its parameters).
+fn share_linear(l: &Linear) -> Result<Linear> {
+    Ok(Linear::from_weights(l.weight.clone(), l.bias.clone())?)
+}
+
+/// Profile an [`Mlp`]: `flatten` (for inputs with more than two dims), then `layers.{i}` with
+/// `act.{i}` between them. The layers share the model's parameters; dropout is left out.
+pub fn profile_mlp(mlp: &Mlp, input: &Tensor, config: &ProfileConfig) -> Result<Profile> {
+    let act = mlp.config().activation;
+    let mut stack: Stack = Vec::new();
+    if input.ndim() > 2 {
+        stack.push(("flatten".into(), None, Box::new(Flatten::new())));
+    }
+    let n = mlp.layers().len();
+    for (i, l) in mlp.layers().iter().enumerate() {
+        stack.push((format!("layers.{i}"), None, Box::new(share_linear(l)?)));
+        if i + 1 < n {
+            stack.push((
+                format!("act.{i}"),
+                Some(act.name().into()),
+                Box::new(ActivationLayer(act)),
+            ));
+        }
+    }
+    profile_stack(&stack, input, config)
+}
+
+/// Profile a [`Cnn`]: `features.{i}` as configured, `flatten`, then `classifier.{j}` with
+/// activations between them. The stack is rebuilt around the model's own parameters (its layers
+/// are private); BatchNorm layers get running statistics of their own (so the model's are never
+/// touched) and run in training mode; dropout is left out. `input` is `(N, C, H, W)` or
+/// `(N, C*H*W)`.
+pub fn profile_cnn(cnn: &Cnn, input: &Tensor, config: &ProfileConfig) -> Result<Profile> {
+    let cfg = cnn.config();
+    let [c0, h0, w0] = cfg.input_shape;
+    let input = if input.ndim() == 2 && input.shape()[1] == c0 * h0 * w0 {
+        input.reshape_to(&[input.shape()[0], c0, h0, w0])?
+    } else {
+        input.clone()
+    };
+    let params: HashMap<String, Variable> = cnn.named_parameters().into_iter().collect();
+    let get = |name: String| {
+        params
+            .get(&name)
+            .cloned()
+            .ok_or_else(|| ModelError::Invalid {
+                what: "profile_cnn",
+                reason: format!("the model has no parameter '{name}'"),
+            })
+    };
+    let mut stack: Stack = Vec::new();
+    let mut c = c0;
+    for (i, layer) in cfg.features.iter().enumerate() {
+        let name = format!("features.{i}");
+        let (kind, module): (Option<String>, Box<dyn Module>) = match *layer {
+            CnnLayer::Conv {
+                out_channels,
+                kernel_size,
+                stride,
+                padding,
+            } => {
+                let bias = params.get(&format!("{name}.bias")).cloned();
+                let conv_cfg = Conv2dConfig::new(c, out_channels, kernel_size)
+                    .stride(stride)
+                    .padding(padding)
+                    .bias(bias.is_some());
+                c = out_channels;
+                let weight = get(format!("{name}.weight"))?;
+                (
+                    None,
+                    Box::new(Conv2d::from_weights(conv_cfg, weight, bias)?),
+                )
+            }
+            CnnLayer::BatchNorm => {
+                let mut bn = BatchNorm2d::new(c);
+                bn.set_parameters(get(format!("{name}.weight"))?, get(format!("{name}.bias"))?)?;
+                (Some("BatchNorm2d".into()), Box::new(bn))
+            }
+            CnnLayer::Act => (
+                Some(cfg.activation.name().into()),
+                Box::new(ActivationLayer(cfg.activation)),
+            ),
+            CnnLayer::MaxPool(k) => (Some("MaxPool2d".into()), Box::new(MaxPool2d::new(k))),
+            CnnLayer::AvgPool(k) => (Some("AvgPool2d".into()), Box::new(AvgPool2d::new(k))),
+        };
+        stack.push((name, kind, module));
+    }
+    stack.push(("flatten".into(), None, Box::new(Flatten::new())));
+    for (j, l) in cnn.classifier().iter().enumerate() {
+        if j > 0 {
+            stack.push((
+                format!("act.{}", j - 1),
+                Some(cfg.activation.name().into()),
+                Box::new(ActivationLayer(cfg.activation)),
+            ));
+        }
+        stack.push((format!("classifier.{j}"), None, Box::new(share_linear(l)?)));
+    }
+    profile_stack(&stack, &input, config)
 }
 
 #[cfg(test)]

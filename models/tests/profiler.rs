@@ -2,7 +2,11 @@
 //! hand-computed values, times are measured and positive, the table renders, and the model is
 //! left as it was found.
 
-use models::profiler::{profile, profile_sequential, FlopRule, ProfileConfig, ProfileLayer};
+use models::cnn::{Cnn, CnnConfig, CnnLayer};
+use models::mlp::{Activation, Mlp, MlpConfig};
+use models::profiler::{
+    profile, profile_cnn, profile_mlp, profile_sequential, FlopRule, ProfileConfig, ProfileLayer,
+};
 use nn::activation::ReLU;
 use nn::conv::{Conv2d, Conv2dConfig};
 use nn::flatten::Flatten;
@@ -234,4 +238,117 @@ fn table_renders_every_layer_and_a_total() {
         "{total}"
     );
     assert!(table.contains("median of 3 runs"));
+}
+
+#[test]
+fn lenet5_profile_matches_hand_computed_counts() {
+    let cnn = Cnn::new(CnnConfig::lenet5()).unwrap();
+    let n = 4u64;
+    let x = TensorRng::new(7).normal(&[4, 1, 28, 28], 0.0, 1.0).unwrap();
+    let p = profile_cnn(&cnn, &x, &config()).unwrap();
+    println!("{}", p.table());
+    let names: Vec<&str> = p.layers.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "features.0",
+            "features.1",
+            "features.2",
+            "features.3",
+            "features.4",
+            "features.5",
+            "flatten",
+            "classifier.0",
+            "act.0",
+            "classifier.1",
+            "act.1",
+            "classifier.2"
+        ]
+    );
+    assert_eq!(p.layers[0].kind, "Conv2d 1->6 5x5");
+    assert_eq!(p.layers[1].kind, "ReLU");
+    assert_eq!(p.layers[2].kind, "MaxPool2d");
+    // LeNet-5: 156 + 2,416 + 48,120 + 10,164 + 850.
+    assert_eq!(p.params(), 61_706);
+    assert_eq!(p.params(), cnn.num_parameters());
+    let flops: Vec<u64> = p
+        .layers
+        .iter()
+        .map(|l| l.flops)
+        .filter(|&f| f > 0)
+        .collect();
+    assert_eq!(
+        flops,
+        [
+            2 * n * 28 * 28 * 6 * 25,      // conv 1->6, 5x5, padding 2
+            2 * n * 10 * 10 * 16 * 6 * 25, // conv 6->16, 5x5
+            2 * n * 400 * 120,
+            2 * n * 120 * 84,
+            2 * n * 84 * 10
+        ]
+    );
+    assert_eq!(p.layers.last().unwrap().output_shape, [4, 10]);
+    // Flat inputs are viewed as images, like the model does.
+    let flat = x.reshape_to(&[4, 784]).unwrap();
+    assert_eq!(
+        profile_cnn(&cnn, &flat, &config()).unwrap().flops(),
+        p.flops()
+    );
+}
+
+#[test]
+fn cnn_profile_with_batch_norm_leaves_the_running_statistics() {
+    let cfg = CnnConfig {
+        input_shape: [3, 8, 8],
+        features: vec![
+            CnnLayer::conv(4, 3, 1),
+            CnnLayer::BatchNorm,
+            CnnLayer::Act,
+            CnnLayer::MaxPool(2),
+        ],
+        hidden: vec![],
+        num_classes: 2,
+        activation: Activation::ReLU,
+        dropout: 0.0,
+        seed: 1,
+    };
+    let cnn = Cnn::new(cfg).unwrap();
+    let before: Vec<Vec<f32>> = cnn
+        .named_buffers()
+        .iter()
+        .map(|(_, b)| b.value().to_vec())
+        .collect();
+    let x = TensorRng::new(8).normal(&[2, 3, 8, 8], 0.0, 1.0).unwrap();
+    let p = profile_cnn(&cnn, &x, &config()).unwrap();
+    println!("{}", p.table());
+    assert_eq!(p.layers[1].kind, "BatchNorm2d");
+    assert_eq!(p.layers[1].params, 8);
+    assert_eq!(p.params(), cnn.num_parameters());
+    let after: Vec<Vec<f32>> = cnn
+        .named_buffers()
+        .iter()
+        .map(|(_, b)| b.value().to_vec())
+        .collect();
+    assert_eq!(before, after);
+}
+
+#[test]
+fn mlp_profile_interleaves_activations() {
+    let mlp = Mlp::new(MlpConfig::new(&[784, 128, 64, 10]).activation(Activation::GELU)).unwrap();
+    let x = TensorRng::new(9).normal(&[8, 1, 28, 28], 0.0, 1.0).unwrap();
+    let p = profile_mlp(&mlp, &x, &config()).unwrap();
+    println!("{}", p.table());
+    let names: Vec<&str> = p.layers.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["flatten", "layers.0", "act.0", "layers.1", "act.1", "layers.2"]
+    );
+    assert_eq!(p.layers[0].kind, "reshape");
+    assert_eq!(p.layers[2].kind, "GELU");
+    assert_eq!(p.params(), 784 * 128 + 128 + 128 * 64 + 64 + 64 * 10 + 10);
+    assert_eq!(p.params(), mlp.num_parameters());
+    assert_eq!(p.flops(), 2 * 8 * (784 * 128 + 128 * 64 + 64 * 10));
+    // The flatten is a view (no activation memory) and has no gradient to compute.
+    assert_eq!(p.layers[0].activation_bytes, 0);
+    assert!(p.layers[0].backward.is_none());
 }
