@@ -7,6 +7,7 @@
 //! | module | what |
 //! |---|---|
 //! | [`corpus`] | the embedded corpus (a generated mini-language) and its grammar checker |
+//! | [`vision`] | image datasets by name, classifier training and reporting for the image milestones |
 //! | [`tasks`] | generated tasks: reversal, blobs, noisy XOR |
 //! | [`cli`] | the common flags (`--data-dir`, `--dataset`, `--epochs`, `--steps`, `--seed`, `--json`, `--plot`, `--quick`) |
 //! | [`progress`] | progress bars |
@@ -19,3 +20,4 @@ pub mod plot;
 pub mod progress;
 pub mod report;
 pub mod tasks;
+pub mod vision;

@@ -315,6 +315,9 @@ fn train_lm(
 }
 
 fn config_for(recipe: &Recipe, vocab_size: usize) -> GptConfig {
+    // nanoGPT's character-level Shakespeare run has no biases and ties the head to the
+    // embedding; the other recipes keep biases and a separate head.
+    let nanogpt = recipe.n_layer == 4 && recipe.n_embd == 128 && recipe.batch_size == 12;
     GptConfig {
         vocab_size,
         block_size: recipe.block_size,
@@ -322,8 +325,8 @@ fn config_for(recipe: &Recipe, vocab_size: usize) -> GptConfig {
         n_head: recipe.n_head,
         n_embd: recipe.n_embd,
         dropout: recipe.dropout,
-        bias: true,
-        tie_weights: false,
+        bias: !nanogpt,
+        tie_weights: nanogpt,
         gelu: Gelu::Exact,
     }
 }

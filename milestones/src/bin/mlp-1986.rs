@@ -1,0 +1,79 @@
+//! 1986: backpropagation (Rumelhart, Hinton, Williams) trains networks with hidden layers. A
+//! multi-layer perceptron learns to read handwritten digits: TinyDigits (8x8) by default,
+//! MNIST (28x28, 784-128-64-10) with `--dataset mnist`.
+
+use std::time::Instant;
+
+use clap::Parser;
+use milestones::cli::CommonArgs;
+use milestones::report::{format_count, RunReport};
+use milestones::vision::{fit_classifier, load_images, show_results, FitSettings};
+use models::mlp::{Mlp, MlpConfig};
+use nn::Module;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "mlp-1986",
+    about = "A multi-layer perceptron reads handwritten digits (TinyDigits or MNIST)"
+)]
+struct Args {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Mini-batch size.
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+}
+
+fn run(args: Args) -> Result<RunReport, Box<dyn std::error::Error>> {
+    let start = Instant::now();
+    let c = &args.common;
+    let data = load_images(c.dataset.as_deref(), c.data_dir.as_deref(), c.quick)?;
+    let [ch, h, w] = data.train.image_shape();
+    let inputs = ch * h * w;
+    let (sizes, default_epochs) = match data.name.as_str() {
+        "tinydigits" => (vec![inputs, 64, 32, data.train.num_classes], 30usize),
+        _ => (vec![inputs, 128, 64, data.train.num_classes], 5),
+    };
+    let epochs = c.epochs.unwrap_or(if c.quick {
+        default_epochs.div_ceil(5)
+    } else {
+        default_epochs
+    });
+    let model = Mlp::new(MlpConfig::new(&sizes).seed(c.seed))?;
+    println!(
+        "mlp-1986 on {}: {} training images, MLP {:?}, {} parameters, {} epochs",
+        data.name,
+        format_count(data.train.len()),
+        sizes,
+        format_count(model.num_parameters()),
+        epochs
+    );
+    let settings = FitSettings {
+        epochs,
+        batch_size: args.batch_size,
+        lr: args.lr,
+        seed: c.seed,
+        flatten: true,
+    };
+    let (model, outcome) = fit_classifier(model, &data, &settings)?;
+    let mut report = RunReport::new("mlp-1986", &data.name);
+    show_results(
+        &format!("mlp-1986 on {}", data.name),
+        &outcome,
+        c.plot.as_deref(),
+        &mut report,
+    )?;
+    report.params = model.num_parameters();
+    report.seconds = start.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+fn main() {
+    models::runtime::tune_allocator();
+    let args = Args::parse();
+    let json = args.common.json.clone();
+    milestones::report::finish(run(args), json.as_deref());
+}

@@ -1,0 +1,175 @@
+//! What the image milestones (`mlp-1986`, `cnn-1998`) share: loading an image dataset by name,
+//! training a classifier with the `models` trainer, and reporting accuracy and curves.
+
+use std::path::Path;
+
+use data::{DataLoader, ImageSet, Mnist, TinyDigits};
+use models::trainer::{Classification, History, Trainer, TrainerConfig};
+use nn::Module;
+use optim::{Adam, AdamConfig};
+
+use crate::plot::{svg_plot, terminal_plot, Series};
+use crate::report::RunReport;
+
+type BoxResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+/// A train/test pair of image sets with its name.
+pub struct ImageData {
+    pub name: String,
+    pub train: ImageSet,
+    pub test: ImageSet,
+}
+
+/// Load `tinydigits` (the default), `mnist` or `cifar10` from the data directory. With `quick`,
+/// MNIST and CIFAR-10 are cut to their first 10,000 training images.
+pub fn load_images(
+    dataset: Option<&str>,
+    data_dir: Option<&Path>,
+    quick: bool,
+) -> BoxResult<ImageData> {
+    let name = dataset.unwrap_or("tinydigits").to_string();
+    let (train, test) = match name.as_str() {
+        "tinydigits" => {
+            let d = TinyDigits::find(data_dir)?;
+            (d.train, d.test)
+        }
+        "mnist" => {
+            let dir = data::resolve_dataset_dir(data_dir, Mnist::NAME, &Mnist::FILES)?;
+            let d = Mnist::load(&dir)?;
+            (d.train, d.test)
+        }
+        "cifar10" => (
+            data::Cifar10::find(data_dir, data::Split::Train)?,
+            data::Cifar10::find(data_dir, data::Split::Test)?,
+        ),
+        other => {
+            return Err(
+                format!("unknown dataset '{other}': choose tinydigits, mnist or cifar10").into(),
+            )
+        }
+    };
+    let train = if quick && train.len() > 10_000 {
+        first(&train, 10_000)?
+    } else {
+        train
+    };
+    Ok(ImageData { name, train, test })
+}
+
+/// The first `n` images of a set.
+fn first(set: &ImageSet, n: usize) -> BoxResult<ImageSet> {
+    let images = set.images.narrow(0, 0, n)?.contiguous();
+    Ok(ImageSet::new(
+        images,
+        set.labels[..n].to_vec(),
+        set.num_classes,
+    )?)
+}
+
+/// Settings of one classifier run.
+pub struct FitSettings {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub seed: u64,
+    /// Flatten each image to a vector (for MLPs) instead of keeping `(C, H, W)`.
+    pub flatten: bool,
+}
+
+/// What a run produced.
+pub struct FitOutcome {
+    pub test_accuracy: f64,
+    pub test_loss: f64,
+    pub seconds_per_epoch: f64,
+    pub samples_per_second: f64,
+    pub history: History,
+}
+
+/// Train `model` on `data.train` with Adam and the trainer (progress bar, evaluation on the test
+/// set after every epoch), and return the final test accuracy.
+pub fn fit_classifier<M: Module>(
+    model: M,
+    data: &ImageData,
+    s: &FitSettings,
+) -> BoxResult<(M, FitOutcome)> {
+    let [c, h, w] = data.train.image_shape();
+    let shape: Vec<usize> = if s.flatten {
+        vec![c * h * w]
+    } else {
+        vec![c, h, w]
+    };
+    let train_set = data.train.to_dataset()?.with_sample_shape(&shape)?;
+    let test_set = data.test.to_dataset()?.with_sample_shape(&shape)?;
+    let train = DataLoader::new(train_set, s.batch_size)?.shuffle(s.seed);
+    let test = DataLoader::new(test_set, 500)?;
+    let mut task = Classification::new(model, train).with_val(test);
+    let optimizer = Adam::new(
+        task.model().named_parameters(),
+        AdamConfig {
+            lr: s.lr,
+            ..AdamConfig::default()
+        },
+    )?;
+    let mut trainer = Trainer::new(TrainerConfig::epochs(s.epochs), optimizer);
+    let report = trainer.fit(&mut task)?;
+    let eval = report.eval.ok_or("the trainer ran no evaluation")?;
+    let outcome = FitOutcome {
+        test_accuracy: eval.metric.unwrap_or(f64::NAN),
+        test_loss: eval.loss,
+        seconds_per_epoch: report.seconds / s.epochs.max(1) as f64,
+        samples_per_second: report.throughput,
+        history: trainer.history().clone(),
+    };
+    Ok((task.into_model(), outcome))
+}
+
+/// Print the loss and accuracy curves (and write the SVG with `--plot`), and fill the report.
+pub fn show_results(
+    title: &str,
+    outcome: &FitOutcome,
+    plot: Option<&Path>,
+    report: &mut RunReport,
+) -> BoxResult<()> {
+    let h = &outcome.history;
+    let x = |r: &models::trainer::Record| r.epoch.unwrap_or(r.step as f64);
+    let train: Vec<(f64, f64)> = h.records.iter().map(|r| (x(r), r.train_loss)).collect();
+    let val: Vec<(f64, f64)> = h
+        .evaluations()
+        .filter_map(|r| r.val_loss.map(|v| (x(r), v)))
+        .collect();
+    let acc: Vec<(f64, f64)> = h
+        .evaluations()
+        .filter_map(|r| r.val_metric.map(|v| (x(r), v)))
+        .collect();
+    let losses = vec![
+        Series::new("train loss", train),
+        Series::new("test loss", val),
+    ];
+    println!(
+        "{}",
+        terminal_plot(&format!("{title}: loss"), "epoch", &losses, 60, 12)
+    );
+    let accuracy = vec![Series::new("test accuracy", acc)];
+    println!(
+        "{}",
+        terminal_plot(
+            &format!("{title}: test accuracy"),
+            "epoch",
+            &accuracy,
+            60,
+            8
+        )
+    );
+    if let Some(path) = plot {
+        let mut all = losses;
+        all.extend(accuracy);
+        svg_plot(path, title, "epoch", &all)?;
+        println!("plot written to {}", path.display());
+    }
+    report
+        .metric("test_accuracy", outcome.test_accuracy)
+        .metric("test_loss", outcome.test_loss)
+        .metric("seconds_per_epoch", outcome.seconds_per_epoch)
+        .metric("samples_per_second", outcome.samples_per_second);
+    Ok(())
+}
