@@ -29,7 +29,9 @@
 //!
 //! Entry points: [`profile`] for any list of modules, [`profile_sequential`], [`profile_mlp`]
 //! and [`profile_cnn`] (their stacks rebuilt around the model's own parameters, activations as
-//! layers of their own, dropout left out).
+//! layers of their own, dropout left out), and [`profile_gpt`] (embeddings, each block, the
+//! final norm and the head). A parameter shared by two layers (a tied head) is counted once,
+//! in the first layer that uses it.
 
 use std::fmt::Write;
 use std::time::{Duration, Instant};
@@ -48,6 +50,7 @@ use tensor::Tensor;
 
 use crate::cnn::{Cnn, CnnLayer};
 use crate::error::{ModelError, Result};
+use crate::gpt::Gpt;
 use crate::mlp::{Activation, Mlp};
 
 /// How a layer's forward FLOPs are counted.
@@ -306,7 +309,7 @@ pub struct LayerProfile {
     pub input_shape: Vec<usize>,
     /// Its output shape.
     pub output_shape: Vec<usize>,
-    /// Trainable scalars.
+    /// Trainable scalars (a parameter shared with an earlier layer is not counted again).
     pub params: usize,
     /// Forward FLOPs by its [`FlopRule`].
     pub flops: u64,
@@ -548,6 +551,7 @@ fn profile_inner(
 ) -> Result<Profile> {
     let mut current = input.clone();
     let mut out_profiles = Vec::with_capacity(layers.len());
+    let mut counted = std::collections::HashSet::new();
     for (i, layer) in layers.iter().enumerate() {
         let params = layer.module.named_parameters();
         let mut forward = Vec::with_capacity(config.repeats);
@@ -589,7 +593,11 @@ fn profile_inner(
                 .kind
                 .clone()
                 .unwrap_or_else(|| infer_kind(&params, &input_shape, &output_shape)),
-            params: params.iter().map(|(_, p)| p.numel()).sum(),
+            params: params
+                .iter()
+                .filter(|(_, p)| counted.insert(p.id()))
+                .map(|(_, p)| p.numel())
+                .sum(),
             flops: count_flops(layer.flops, &params, &input_shape, &output_shape),
             activation_bytes,
             forward: median(forward),
@@ -749,6 +757,64 @@ pub fn profile_cnn(cnn: &Cnn, input: &Tensor, config: &ProfileConfig) -> Result<
         stack.push((format!("classifier.{j}"), None, Box::new(share_linear(l)?)));
     }
     profile_stack(&stack, &input, config)
+}
+
+/// A GPT's token and position embeddings as one layer (ids in, `(B, T, C)` out).
+struct GptEmbeddings<'a>(&'a Gpt);
+
+impl Module for GptEmbeddings<'_> {
+    fn forward(&self, input: &Variable) -> nn::Result<Variable> {
+        let ids = nn::embedding::ids_from_tensor(&input.value())?;
+        let tok = self.0.wte.forward_ids(&ids, &input.shape())?;
+        self.0.wpe.forward_at(&tok, 0)
+    }
+
+    fn named_parameters(&self) -> Vec<(String, Variable)> {
+        vec![
+            ("wte.weight".into(), self.0.wte.weight.clone()),
+            ("wpe.weight".into(), self.0.wpe.weight.clone()),
+        ]
+    }
+}
+
+/// Profile a [`Gpt`] on token ids `(B, T)` (as `f32`): `embeddings` (token + position lookups,
+/// no FLOPs counted), each block `h.{i}` ([`FlopRule::Transformer`]), `ln_f` and `lm_head`
+/// (`2 * B * T * C * vocab_size`). The embedding dropout is left out. A tied head's weight is
+/// counted once, in `embeddings`.
+pub fn profile_gpt(gpt: &Gpt, ids: &Tensor, config: &ProfileConfig) -> Result<Profile> {
+    let shape = ids.shape();
+    if shape.len() != 2 {
+        return Err(ModelError::Invalid {
+            what: "profile_gpt",
+            reason: format!("ids must be (B, T), got shape {shape:?}"),
+        });
+    }
+    let flat = nn::embedding::ids_from_tensor(ids)?;
+    gpt.check_ids("profile_gpt", &flat, shape[0], shape[1])?;
+    let embeddings = GptEmbeddings(gpt);
+    let mut layers = vec![ProfileLayer::new("embeddings", &embeddings)
+        .kind("wte + wpe")
+        .flops(FlopRule::Uncounted)];
+    for (i, block) in gpt.blocks.iter().enumerate() {
+        layers.push(
+            ProfileLayer::new(format!("h.{i}"), block)
+                .kind("TransformerBlock")
+                .flops(FlopRule::Transformer),
+        );
+    }
+    layers.push(ProfileLayer::new("ln_f", &gpt.ln_f).kind("LayerNorm"));
+    let head = format!(
+        "Linear {}->{}{}",
+        gpt.config().n_embd,
+        gpt.config().vocab_size,
+        if gpt.config().tie_weights {
+            " (tied to wte)"
+        } else {
+            ""
+        }
+    );
+    layers.push(ProfileLayer::new("lm_head", &gpt.lm_head).kind(head));
+    profile(&layers, ids, config)
 }
 
 #[cfg(test)]

@@ -9,7 +9,8 @@ use models::doctor::{
     DoctorSubject, LmData, LrRangeConfig, ModuleSubject, DATA_ALIGNMENT, GRADIENT_FLOW,
     LOADER_INTEGRATION, LOSS_ATTACHED, PARAMETERS_UPDATE,
 };
-use models::Result;
+use models::gpt::{Gelu, Gpt, GptConfig};
+use models::{ModelError, Result};
 use nn::activation::ReLU;
 use nn::conv::{Conv2d, Conv2dConfig};
 use nn::embedding::Embedding;
@@ -514,4 +515,125 @@ fn bad_config_is_an_error() {
     )
     .unwrap_err();
     assert!(e.to_string().contains("max_batches (0)"), "{e}");
+}
+
+// ----- GPT -----
+
+fn tiny_gpt(seed: u64) -> Gpt {
+    Gpt::new(
+        GptConfig {
+            vocab_size: 12,
+            block_size: 16,
+            n_layer: 2,
+            n_head: 2,
+            n_embd: 32,
+            dropout: 0.0,
+            bias: true,
+            tie_weights: false,
+            gelu: Gelu::Exact,
+        },
+        seed,
+    )
+    .unwrap()
+}
+
+#[test]
+fn healthy_gpt_passes_every_check() {
+    let report = diagnose(
+        || Ok(ModuleSubject::new(tiny_gpt(2))),
+        adam(1e-2),
+        &lm_data(1),
+        &DoctorConfig::default(),
+    )
+    .unwrap();
+    println!("{}", report.table());
+    assert_all_pass(&report);
+    assert!(report
+        .check(GRADIENT_FLOW)
+        .unwrap()
+        .detail
+        .contains("all 29 parameters"));
+}
+
+/// A GPT whose block `detached` adds its output to the residual stream through `.detach()`:
+/// the stream (and every other layer's gradient) flows on, but nothing reaches that block.
+struct GptWithDetachedBlock {
+    gpt: Gpt,
+    detached: usize,
+}
+
+impl DoctorSubject for GptWithDetachedBlock {
+    fn named_parameters(&self) -> Vec<(String, Variable)> {
+        self.gpt.named_parameters()
+    }
+
+    fn loss(&mut self, batch: &DoctorBatch) -> Result<Variable> {
+        let DoctorBatch::Lm(b) = batch else {
+            return Err(ModelError::Invalid {
+                what: "GptWithDetachedBlock",
+                reason: "needs language-model batches".into(),
+            });
+        };
+        let gpt = &self.gpt;
+        let tok = gpt
+            .wte
+            .forward_ids(&b.inputs, &[b.batch_size, b.block_size])?;
+        let mut x = gpt.wpe.forward_at(&tok, 0)?;
+        for (i, block) in gpt.blocks.iter().enumerate() {
+            let y = block.forward(&x)?;
+            x = if i == self.detached {
+                x.add(&y.sub(&x)?.detach())?
+            } else {
+                y
+            };
+        }
+        let logits = gpt.lm_head.forward(&gpt.ln_f.forward(&x)?)?;
+        Ok(logits.cross_entropy(&b.targets, None, 0.0)?)
+    }
+}
+
+#[test]
+fn gpt_with_a_detached_block_fails_by_name() {
+    let report = diagnose(
+        || {
+            Ok(GptWithDetachedBlock {
+                gpt: tiny_gpt(2),
+                detached: 1,
+            })
+        },
+        adam(1e-2),
+        &lm_data(1),
+        &DoctorConfig {
+            lr_range: None,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    println!("{}", report.table());
+    assert!(!report.all_passed());
+    let flow = report.check(GRADIENT_FLOW).unwrap();
+    assert!(!flow.passed);
+    let block1: Vec<String> = tiny_gpt(2)
+        .named_parameters()
+        .into_iter()
+        .map(|(n, _)| n)
+        .filter(|n| n.starts_with("transformer.h.1."))
+        .collect();
+    assert_eq!(block1.len(), 12);
+    // Exactly block 1's parameters, by their nanoGPT names.
+    assert_eq!(flow.failing, block1, "{}", flow.detail);
+    assert!(
+        flow.detail.contains("12 of 29 parameters"),
+        "{}",
+        flow.detail
+    );
+    assert!(flow
+        .detail
+        .contains("transformer.h.1.attn.c_attn.weight (no gradient)"));
+    let update = report.check(PARAMETERS_UPDATE).unwrap();
+    assert_eq!(update.failing, block1, "{}", update.detail);
+    assert_eq!(
+        failed_names(&report)[..2],
+        [GRADIENT_FLOW, PARAMETERS_UPDATE]
+    );
 }

@@ -3,9 +3,11 @@
 //! left as it was found.
 
 use models::cnn::{Cnn, CnnConfig, CnnLayer};
+use models::gpt::{Gelu, Gpt, GptConfig};
 use models::mlp::{Activation, Mlp, MlpConfig};
 use models::profiler::{
-    profile, profile_cnn, profile_mlp, profile_sequential, FlopRule, ProfileConfig, ProfileLayer,
+    profile, profile_cnn, profile_gpt, profile_mlp, profile_sequential, FlopRule, ProfileConfig,
+    ProfileLayer,
 };
 use nn::activation::ReLU;
 use nn::conv::{Conv2d, Conv2dConfig};
@@ -351,4 +353,50 @@ fn mlp_profile_interleaves_activations() {
     // The flatten is a view (no activation memory) and has no gradient to compute.
     assert_eq!(p.layers[0].activation_bytes, 0);
     assert!(p.layers[0].backward.is_none());
+}
+
+#[test]
+fn gpt_profile_per_block() {
+    for tie_weights in [false, true] {
+        let (v, c, l) = (12, 32, 2);
+        let gpt = Gpt::new(
+            GptConfig {
+                vocab_size: v,
+                block_size: 16,
+                n_layer: l,
+                n_head: 2,
+                n_embd: c,
+                dropout: 0.0,
+                bias: true,
+                tie_weights,
+                gelu: Gelu::Exact,
+            },
+            1,
+        )
+        .unwrap();
+        let (b, t) = (2, 16);
+        let ids: Vec<f32> = (0..b * t).map(|i| (i % v) as f32).collect();
+        let ids = Tensor::from_vec(ids, &[b, t]).unwrap();
+        let p = profile_gpt(&gpt, &ids, &config()).unwrap();
+        println!("{}", p.table());
+        let names: Vec<&str> = p.layers.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["embeddings", "h.0", "h.1", "ln_f", "lm_head"]);
+        // A tied head is counted once, in the embeddings.
+        assert_eq!(p.params(), gpt.num_parameters(), "tied: {tie_weights}");
+        assert_eq!(p.layers[4].params, if tie_weights { 0 } else { v * c });
+        assert_eq!(p.layers[1].params, 12 * c * c + 13 * c);
+        let block = (2 * b * t * 12 * c * c + 4 * b * t * t * c) as u64;
+        assert_eq!(p.flops(), l as u64 * block + (2 * b * t * c * v) as u64);
+        assert_eq!(p.layers[4].output_shape, [b, t, v]);
+        for layer in &p.layers {
+            assert!(
+                layer.forward.as_nanos() > 0 && layer.backward.is_some(),
+                "{}",
+                layer.name
+            );
+        }
+    }
+    let gpt = Gpt::new(GptConfig::nanogpt_baby(12), 1).unwrap();
+    let e = profile_gpt(&gpt, &Tensor::zeros(&[2, 65]), &config()).unwrap_err();
+    assert!(e.to_string().contains("exceeds block_size 64"), "{e}");
 }
