@@ -6,6 +6,7 @@ use std::path::Path;
 use data::{DataLoader, ImageSet, Mnist, TinyDigits};
 use models::trainer::{Classification, History, Trainer, TrainerConfig};
 use nn::Module;
+use optim::schedule::CosineAnnealing;
 use optim::{Adam, AdamConfig};
 
 use crate::plot::{svg_plot, terminal_plot, Series};
@@ -110,7 +111,11 @@ pub fn fit_classifier<M: Module>(
             ..AdamConfig::default()
         },
     )?;
-    let mut trainer = Trainer::new(TrainerConfig::epochs(s.epochs), optimizer);
+    // Cosine annealing to zero over the whole run: large steps early, fine ones at the end.
+    let steps = s.epochs * data.train.len().div_ceil(s.batch_size);
+    let schedule = CosineAnnealing::new(s.lr, steps as u64, 0.0)?;
+    let mut trainer =
+        Trainer::new(TrainerConfig::epochs(s.epochs), optimizer).with_schedule(schedule);
     let report = trainer.fit(&mut task)?;
     let eval = report.eval.ok_or("the trainer ran no evaluation")?;
     let outcome = FitOutcome {

@@ -22,8 +22,8 @@ struct Args {
     /// Mini-batch size.
     #[arg(long, default_value_t = 64)]
     batch_size: usize,
-    /// Adam learning rate.
-    #[arg(long, default_value_t = 1e-3)]
+    /// Peak Adam learning rate (annealed to zero by a cosine schedule).
+    #[arg(long, default_value_t = 2e-3)]
     lr: f64,
 }
 
