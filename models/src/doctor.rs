@@ -339,7 +339,7 @@ impl DoctorConfig {
                 self.overfit_drop, self.multi_batch_drop
             ));
         }
-        if !(self.check_seconds > 0.0) {
+        if self.check_seconds.is_nan() || self.check_seconds <= 0.0 {
             return bad(format!(
                 "check_seconds must be > 0, got {}",
                 self.check_seconds
@@ -939,10 +939,7 @@ pub fn train_step(
         return Ok(value);
     }
     loss.backward()?;
-    optimizer.step().map_err(|e| ModelError::Invalid {
-        what: "optimizer step",
-        reason: e.to_string(),
-    })?;
+    optimizer.step()?;
     Ok(value)
 }
 
@@ -1395,7 +1392,7 @@ mod tests {
 
     #[test]
     fn formatting() {
-        assert_eq!(fmt_num(2.302585), "2.3026");
+        assert_eq!(fmt_num(1.234567), "1.2346");
         assert_eq!(fmt_num(1.5e-5), "1.500e-5");
         assert_eq!(fmt_change(2.0, 1.0), "-50%");
     }
