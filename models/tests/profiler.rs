@@ -400,3 +400,37 @@ fn gpt_profile_per_block() {
     let e = profile_gpt(&gpt, &Tensor::zeros(&[2, 65]), &config()).unwrap_err();
     assert!(e.to_string().contains("exceeds block_size 64"), "{e}");
 }
+
+/// The README's measured profiles: LeNet-5 on a batch of 64 MNIST-sized images and nanoGPT's
+/// baby Shakespeare model on 12 windows of 64 characters. Run with
+/// `cargo test -p models --release --test profiler systems -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn systems_profiles() {
+    let repeat = ProfileConfig {
+        warmup: 2,
+        repeats: 10,
+    };
+    let cnn = Cnn::new(CnnConfig::lenet5()).unwrap();
+    let x = TensorRng::new(1)
+        .normal(&[64, 1, 28, 28], 0.0, 1.0)
+        .unwrap();
+    let p = profile_cnn(&cnn, &x, &repeat).unwrap();
+    println!("LeNet-5, batch 64\n{}", p.table());
+    println!(
+        "parameters {} KiB, activations {} KiB\n",
+        p.params() * F32 / 1024,
+        p.activation_bytes() / 1024
+    );
+
+    let gpt = Gpt::new(GptConfig::nanogpt_baby(65), 1).unwrap();
+    let ids: Vec<f32> = (0..12 * 64).map(|i| ((i * 7) % 65) as f32).collect();
+    let ids = Tensor::from_vec(ids, &[12, 64]).unwrap();
+    let p = profile_gpt(&gpt, &ids, &repeat).unwrap();
+    println!("nanogpt-baby, 12 x 64 tokens\n{}", p.table());
+    println!(
+        "parameters {} KiB, activations {} KiB",
+        p.params() * F32 / 1024,
+        p.activation_bytes() / 1024
+    );
+}
