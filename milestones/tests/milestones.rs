@@ -150,6 +150,29 @@ fn perceptron_and_xor() {
     assert!(metric(&j, "mlp_loss") < 0.05, "{j}");
 }
 
+/// The doctor passes healthy models and fails, by name and with a non-zero exit, a model whose
+/// layer was deliberately detached.
+#[test]
+fn doctor_catches_a_detached_layer() {
+    let dir = temp_dir("doctor");
+    let bin = env!("CARGO_BIN_EXE_doctor");
+    for model in ["gpt", "mlp", "cnn"] {
+        let out = run(bin, &["--model", model], &dir, None);
+        assert_ok(&out);
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("7/7 checks passed"),
+            "{model}"
+        );
+        let out = run(bin, &["--model", model, "--break", "detach"], &dir, None);
+        assert_eq!(out.status.code(), Some(2), "{model}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("gradient flow"), "{model}: {err}");
+    }
+    let out = run(bin, &["--break", "detach"], &dir, None);
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .contains("transformer.h.1.attn.c_attn.weight (no gradient)"));
+}
+
 /// A missing dataset is a clear error: non-zero exit, where it looked, no panic.
 #[test]
 fn missing_dataset_is_a_clear_error() {
