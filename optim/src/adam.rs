@@ -78,22 +78,16 @@ pub struct AdamHyper {
     pub decoupled: bool,
 }
 
-/// The moments of one parameter.
-pub struct AdamMoments<'a> {
-    /// First moment `m`.
-    pub exp_avg: &'a mut [f32],
-    /// Second moment `v`.
-    pub exp_avg_sq: &'a mut [f32],
-    /// Running max of `v` (empty without AMSGrad).
-    pub max_exp_avg_sq: &'a mut [f32],
-}
-
-/// One Adam (or AdamW) update of one parameter at step `step` (the first step is 1), in place.
-/// The bias corrections are computed in f64, like PyTorch's Python scalars.
+/// One Adam (or AdamW) update of one parameter at step `step` (the first step is 1), in place:
+/// `exp_avg` is the first moment `m`, `exp_avg_sq` the second `v`, `max_exp_avg_sq` the
+/// running max of `v` (empty without AMSGrad). The bias corrections are computed in f64, like
+/// PyTorch's Python scalars.
 pub fn adam_update(
     param: &mut [f32],
     grad: &[f32],
-    moments: AdamMoments<'_>,
+    exp_avg: &mut [f32],
+    exp_avg_sq: &mut [f32],
+    max_exp_avg_sq: &mut [f32],
     step: u64,
     h: &AdamHyper,
 ) {
@@ -109,11 +103,9 @@ pub fn adam_update(
     let wd = h.weight_decay as f32;
     let shrink = (1.0 - h.lr * h.weight_decay) as f32;
     let n = param.len();
-    let (grad, m, v) = (
-        &grad[..n],
-        &mut moments.exp_avg[..n],
-        &mut moments.exp_avg_sq[..n],
-    );
+    // Slicing to the parameter's length up front lets the compiler drop bounds checks.
+    let (grad, m, v) = (&grad[..n], &mut exp_avg[..n], &mut exp_avg_sq[..n]);
+    let vmax = &mut max_exp_avg_sq[..if h.amsgrad { n } else { 0 }];
     for i in 0..n {
         let mut g = grad[i];
         if wd != 0.0 {
@@ -126,9 +118,8 @@ pub fn adam_update(
         m[i] = beta1 * m[i] + one_minus_beta1 * g;
         v[i] = beta2 * v[i] + one_minus_beta2 * g * g;
         let second = if h.amsgrad {
-            let vmax = &mut moments.max_exp_avg_sq[i];
-            *vmax = vmax.max(v[i]);
-            *vmax
+            vmax[i] = vmax[i].max(v[i]);
+            vmax[i]
         } else {
             v[i]
         };
@@ -258,13 +249,13 @@ impl AdamCore {
                 };
                 let g = grad.as_slice().expect("contiguous");
                 slot.step += 1;
-                let moments = AdamMoments {
-                    exp_avg: &mut slot.exp_avg,
-                    exp_avg_sq: &mut slot.exp_avg_sq,
-                    max_exp_avg_sq: &mut slot.max_exp_avg_sq,
-                };
                 let step = slot.step;
-                if let Err(e) = var.update_data(|p| adam_update(p, g, moments, step, &h)) {
+                let (m, v, vmax) = (
+                    &mut slot.exp_avg,
+                    &mut slot.exp_avg_sq,
+                    &mut slot.max_exp_avg_sq,
+                );
+                if let Err(e) = var.update_data(|p| adam_update(p, g, m, v, vmax, step, &h)) {
                     slot.step -= 1;
                     return Err(OptimError::from(e));
                 }
@@ -383,12 +374,7 @@ mod tests {
         // At t = 1, m / bc1 = g and sqrt(v / bc2) = |g|: the step is lr * sign(g).
         for g in [1e-3f32, 1.0, 1e3] {
             let (mut p, mut m, mut v) = ([1.0f32], [0.0f32], [0.0f32]);
-            let moments = AdamMoments {
-                exp_avg: &mut m,
-                exp_avg_sq: &mut v,
-                max_exp_avg_sq: &mut [],
-            };
-            adam_update(&mut p, &[g], moments, 1, &hyper());
+            adam_update(&mut p, &[g], &mut m, &mut v, &mut [], 1, &hyper());
             assert!((p[0] - 0.9).abs() < 1e-5, "g {g}: p {}", p[0]);
             assert!((m[0] - 0.1 * g).abs() <= 1e-6 * g);
             assert!((v[0] - 0.001 * g * g).abs() <= 1e-6 * g * g);
@@ -403,12 +389,7 @@ mod tests {
             ..hyper()
         };
         let (mut p, mut m, mut v) = ([2.0f32], [0.0f32], [0.0f32]);
-        let moments = AdamMoments {
-            exp_avg: &mut m,
-            exp_avg_sq: &mut v,
-            max_exp_avg_sq: &mut [],
-        };
-        adam_update(&mut p, &[3.0], moments, 1, &h);
+        adam_update(&mut p, &[3.0], &mut m, &mut v, &mut [], 1, &h);
         // 2 * (1 - 0.1 * 0.5) - 0.1 = 1.8; the moments never see the decay.
         assert!((p[0] - 1.8).abs() < 1e-6, "{}", p[0]);
         assert!((m[0] - 0.3).abs() < 1e-6);
@@ -422,12 +403,7 @@ mod tests {
         };
         let (mut p, mut m, mut v, mut vmax) = ([0.0f32], [0.0f32], [0.0f32], [0.0f32]);
         for (t, g) in [(1, 10.0f32), (2, 0.0)] {
-            let moments = AdamMoments {
-                exp_avg: &mut m,
-                exp_avg_sq: &mut v,
-                max_exp_avg_sq: &mut vmax,
-            };
-            adam_update(&mut p, &[g], moments, t, &h);
+            adam_update(&mut p, &[g], &mut m, &mut v, &mut vmax, t, &h);
         }
         assert!((v[0] - 0.999 * 0.1).abs() < 1e-6);
         assert!((vmax[0] - 0.1).abs() < 1e-6, "{}", vmax[0]);

@@ -83,19 +83,26 @@ pub fn sgd_update(
     let wd = h.weight_decay as f32;
     let momentum = h.momentum as f32;
     let keep = (1.0 - h.dampening) as f32;
-    for i in 0..param.len() {
+    // Slicing to the parameter's length up front lets the compiler drop bounds checks.
+    let n = param.len();
+    let grad = &grad[..n];
+    let buf = &mut momentum_buffer[..if momentum != 0.0 { n } else { 0 }];
+    for i in 0..n {
         let mut d = grad[i];
         if wd != 0.0 {
             d += wd * param[i];
         }
         if momentum != 0.0 {
-            let b = &mut momentum_buffer[i];
-            *b = if first_step {
+            buf[i] = if first_step {
                 d
             } else {
-                momentum * *b + keep * d
+                momentum * buf[i] + keep * d
             };
-            d = if h.nesterov { d + momentum * *b } else { *b };
+            d = if h.nesterov {
+                d + momentum * buf[i]
+            } else {
+                buf[i]
+            };
         }
         param[i] -= lr * d;
     }

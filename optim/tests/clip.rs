@@ -55,7 +55,7 @@ fn clip_norm_preserves_direction() {
 fn clip_norm_accumulates_in_f64() {
     let n = 1_000_000;
     let v = with_grad(&[n], vec![1e-3; n]);
-    let norm = clip_grad_norm(&[v.clone()], 10.0).unwrap();
+    let norm = clip_grad_norm(&[&v], 10.0).unwrap();
     assert!((norm - 1.0).abs() < 1e-6, "norm {norm}");
     // Unnamed parameters and parameters without a gradient work too.
     let no_grad = Variable::parameter(Tensor::zeros(&[3]));
@@ -89,7 +89,7 @@ fn non_finite_norm_is_reported() {
     assert!(msg.contains("norm is inf"), "{msg}");
     // f32 overflow is not a problem for the f64 accumulator: 1e30^2 fits.
     let big = with_grad(&[2], vec![1e30, 1e30]);
-    let norm = clip_grad_norm(&[big.clone()], 1.0).unwrap();
+    let norm = clip_grad_norm(&[&big], 1.0).unwrap();
     assert!((f64::from(norm) / (2f64.sqrt() * 1e30) - 1.0).abs() < 1e-6);
     assert!((grad_norm(&[big]) - 1.0).abs() < 1e-6);
 
@@ -103,7 +103,7 @@ fn non_finite_norm_is_reported() {
 #[test]
 fn clip_value_clamps_elements() {
     let v = with_grad(&[4], vec![-3.0, -0.5, 0.25, 7.0]);
-    clip_grad_value(&[v.clone()], 1.0).unwrap();
+    clip_grad_value(&[&v], 1.0).unwrap();
     assert_eq!(v.grad().unwrap().to_vec(), vec![-1.0, -0.5, 0.25, 1.0]);
     assert!(clip_grad_value(&[v], f32::NAN)
         .unwrap_err()
