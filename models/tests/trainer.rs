@@ -482,6 +482,72 @@ fn the_same_trainer_trains_a_language_model_and_resumes_it() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+type GptLoss = fn(&models::gpt::Gpt, &LmBatch) -> models::Result<Variable>;
+
+fn gpt_loss(gpt: &models::gpt::Gpt, b: &LmBatch) -> models::Result<Variable> {
+    gpt.loss(&b.inputs, &b.targets, b.batch_size, b.block_size)
+}
+
+/// A one-layer GPT on a cyclic token stream, trained by the same trainer.
+fn gpt_run(steps: usize) -> (LanguageModel<models::gpt::Gpt, GptLoss>, Trainer) {
+    use models::gpt::{Gelu, Gpt, GptConfig};
+    let config = GptConfig {
+        vocab_size: 6,
+        block_size: 8,
+        n_layer: 1,
+        n_head: 2,
+        n_embd: 16,
+        dropout: 0.0,
+        bias: true,
+        tie_weights: true,
+        gelu: Gelu::Exact,
+    };
+    let gpt = Gpt::new(config, 4).unwrap();
+    let tokens: Vec<usize> = (0..600).map(|i| (i * i / 3 + i) % 6).collect();
+    let (train, val) = data::split_train_val(&tokens, 0.2).unwrap();
+    let train = LmBatcher::new(train, 8, 4, 3).unwrap();
+    let val = LmBatcher::new(val, 8, 4, 0).unwrap();
+    let opt = optim::AdamW::new(gpt.named_parameters(), AdamConfig::adamw()).unwrap();
+    let loss: GptLoss = gpt_loss;
+    let task = LanguageModel::new(gpt, train, loss).with_val(&val, 2);
+    let schedule = WarmupCosine::new(3e-3, 3, steps as u64, 3e-4).unwrap();
+    let trainer = Trainer::new(
+        TrainerConfig::steps(steps)
+            .eval_every(10)
+            .clip_grad_norm(1.0)
+            .quiet(),
+        opt,
+    )
+    .with_schedule(schedule);
+    (task, trainer)
+}
+
+#[test]
+fn the_trainer_trains_a_gpt_and_resumes_it_bit_identically() {
+    let (mut straight, mut t1) = gpt_run(30);
+    t1.fit(&mut straight).unwrap();
+    let h = &t1.history().records;
+    assert!(h.last().unwrap().train_loss < h[0].train_loss);
+    assert_eq!(t1.history().evaluations().count(), 3);
+
+    let dir = tmp("gpt");
+    let path = dir.join("gpt.safetensors");
+    let (mut a, mut ta) = gpt_run(30);
+    for _ in 0..12 {
+        ta.train_step(&mut a).unwrap();
+    }
+    ta.save_checkpoint(&a, &path).unwrap();
+    let (mut b, mut tb) = gpt_run(30);
+    tb.resume(&mut b, &path).unwrap();
+    assert_eq!(tb.step(), 12);
+    tb.fit(&mut b).unwrap();
+    assert_eq!(
+        bits(&straight.model().named_parameters()),
+        bits(&b.model().named_parameters())
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[test]
 fn an_epoch_budget_needs_a_task_with_epochs() {
     let (mut task, _) = bigram_run(1);
