@@ -36,6 +36,7 @@ impl CosineAnnealing {
 
 impl LrSchedule for CosineAnnealing {
     fn lr_at(&self, step: u64) -> f64 {
+        // HINT: eta_min + (base_lr - eta_min) * (1 + cos(pi * step / t_max)) / 2, in f64
         // BEGIN SOLUTION
         let progress = step as f64 / self.t_max as f64;
         self.eta_min

@@ -23,6 +23,7 @@ impl ExponentialLr {
 
 impl LrSchedule for ExponentialLr {
     fn lr_at(&self, step: u64) -> f64 {
+        // HINT: base_lr * gamma^step
         // BEGIN SOLUTION
         self.base_lr * self.gamma.powf(step as f64)
         // END SOLUTION

@@ -32,6 +32,7 @@ impl StepLr {
 
 impl LrSchedule for StepLr {
     fn lr_at(&self, step: u64) -> f64 {
+        // HINT: base_lr * gamma^(number of completed step_size periods)
         // BEGIN SOLUTION
         self.base_lr * self.gamma.powf((step / self.step_size) as f64)
         // END SOLUTION
