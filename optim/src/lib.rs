@@ -39,6 +39,8 @@
 //! opt.zero_grad();
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod adam;
 pub mod adamw;
 pub mod clip;
