@@ -207,11 +207,22 @@ impl Feature {
 
     fn name(&self) -> String {
         match self {
-            Feature::Conv(l) => format!("{l:?}"),
+            Feature::Conv(l) => {
+                let c = l.config();
+                format!(
+                    "Conv2d({} -> {}, {}x{}, stride {}, pad {})",
+                    c.in_channels,
+                    c.out_channels,
+                    c.kernel_size.0,
+                    c.kernel_size.1,
+                    c.stride.0,
+                    c.padding.0
+                )
+            }
             Feature::BatchNorm(l) => format!("BatchNorm2d({})", l.weight().numel()),
-            Feature::Act(a) => format!("{}()", a.name()),
-            Feature::MaxPool(l) => format!("MaxPool2d({:?})", l.config.kernel_size),
-            Feature::AvgPool(l) => format!("AvgPool2d({:?})", l.config.kernel_size),
+            Feature::Act(a) => a.name().to_string(),
+            Feature::MaxPool(l) => format!("MaxPool2d({})", l.config.kernel_size.0),
+            Feature::AvgPool(l) => format!("AvgPool2d({})", l.config.kernel_size.0),
         }
     }
 }
@@ -329,21 +340,34 @@ impl Cnn {
     /// One line per layer (name, output shape, parameters) and the total, counted from the model.
     pub fn summary(&self) -> String {
         let count = |m: &dyn Module| -> usize { m.parameters().iter().map(|p| p.numel()).sum() };
-        let mut out = format!("input {:?}\n", self.config.input_shape);
+        let shape = |s: &[usize]| format!("{s:?}");
+        let mut out = format!(
+            "{:<14} {:<40} {:<14} {:>9}\n",
+            "layer", "type", "output", "params"
+        );
+        out += &format!(
+            "{:<14} {:<40} {}\n",
+            "input",
+            "",
+            shape(&self.config.input_shape)
+        );
         for (i, (f, s)) in self.features.iter().zip(&self.shapes).enumerate() {
             let n = f.module().map_or(0, count);
-            out += &format!(
-                "features.{i:<3} {:<60} -> {:?} {n:>10} params\n",
-                f.name(),
-                s
-            );
+            let name = format!("features.{i}");
+            out += &format!("{name:<14} {:<40} {:<14} {n:>9}\n", f.name(), shape(s));
         }
-        out += &format!("flatten          -> {}\n", self.flat_features());
+        out += &format!(
+            "{:<14} {:<40} {}\n",
+            "flatten",
+            "",
+            shape(&[self.flat_features()])
+        );
         for (j, l) in self.classifier.iter().enumerate() {
+            let name = format!("classifier.{j}");
+            let kind = format!("Linear({} -> {})", l.in_features(), l.out_features());
             out += &format!(
-                "classifier.{j:<3} Linear({} -> {}) {:>10} params\n",
-                l.in_features(),
-                l.out_features(),
+                "{name:<14} {kind:<40} {:<14} {:>9}\n",
+                shape(&[l.out_features()]),
                 count(l)
             );
         }

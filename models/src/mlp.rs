@@ -247,15 +247,16 @@ impl Mlp {
 
     /// One line per layer (name, shape, parameters) and the total, counted from the model.
     pub fn summary(&self) -> String {
-        let mut out = String::new();
+        let mut out = format!("{:<10} {:<22} {:>9}\n", "layer", "type", "params");
         for (i, l) in self.layers.iter().enumerate() {
             let n: usize = l.parameters().iter().map(|p| p.numel()).sum();
-            out += &format!(
-                "layers.{i:<3} Linear({} -> {}){:>12} params\n",
-                l.in_features(),
-                l.out_features(),
-                n
-            );
+            let name = format!("layers.{i}");
+            let kind = format!("Linear({} -> {})", l.in_features(), l.out_features());
+            out += &format!("{name:<10} {kind:<22} {n:>9}\n");
+            if i + 1 < self.layers.len() {
+                let act = self.config.activation.name();
+                out += &format!("{:<10} {act:<22} {:>9}\n", "", 0);
+            }
         }
         out += &format!("total {} parameters", self.num_parameters());
         out

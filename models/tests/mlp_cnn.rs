@@ -62,6 +62,7 @@ fn mlp_shapes_names_and_parameter_count() {
     let b = mlp.forward(&flat).unwrap();
     assert_eq!(a.shape(), vec![5, 10]);
     assert_eq!(a.value(), b.value());
+    println!("{mlp}");
     assert!(
         mlp.summary().ends_with("total 109386 parameters"),
         "{}",
@@ -224,6 +225,7 @@ fn lenet5_shapes_and_parameter_count() {
     // Flat rows are viewed as images.
     let flat = Variable::constant(x.value().reshape_to(&[3, 784]).unwrap());
     assert_eq!(net.forward(&flat).unwrap().value(), y.value());
+    println!("{net}");
     assert!(net.summary().ends_with("total 61706 parameters"));
     let e = net
         .forward(&randn(&[2, 3, 28, 28], 0))
@@ -269,6 +271,7 @@ fn tiny_digits_and_cifar_configs() {
     let bns = 2 * (32 + 32 + 64 + 64 + 128);
     let fcs = (2048 * 256 + 256) + (256 * 10 + 10);
     assert_eq!(cifar.num_parameters(), convs + bns + fcs);
+    println!("{cifar}");
     assert_eq!(cifar.num_parameters(), 667_178);
     // BatchNorm buffers and the dropout counter are in the state dict.
     let state = cifar.state_dict();
