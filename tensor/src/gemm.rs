@@ -22,15 +22,19 @@ use rayon::prelude::*;
 
 use crate::error::{Result, TensorError};
 
-/// Products with fewer multiply-adds (`m * k * n`) than this run on the calling thread.
+/// A single product with fewer multiply-adds (`m * k * n`) than this runs on the calling thread.
 ///
-/// Below about 32k multiply-adds a product takes a few microseconds on one core, which is the
-/// order of waking a second thread.
-pub const THREADING_THRESHOLD: usize = 1 << 15;
+/// Measured on the 2-core AVX-512 machine (see `benches/README.md`): one core does about
+/// 240 GFLOP/s, so 8M multiply-adds take about 70 us, and splitting a product over two threads
+/// only broke even around 7M (192^3: 0.99x) and lost below (128^3: 0.7x, 96^3: 0.6x), while it
+/// paid from 12M up (256x128x384: 1.25x, 256^3: 1.4x, 384^3: 1.65x). The kernel's own threshold
+/// (about 0.6M) is far too low here, so products below this one are never handed threads.
+pub const THREADING_THRESHOLD: usize = 1 << 23;
 
-/// In a batch, products with at least this many multiply-adds are threaded one at a time
-/// (a sequential loop over the batch); smaller ones share the threads through a parallel loop.
-pub const LARGE_PRODUCT: usize = 1 << 21;
+/// A batch of products with fewer multiply-adds in total than this runs on the calling thread;
+/// above it, products too small to thread one by one share the threads through one parallel
+/// loop over the batch (one fork-join for the whole batch, about 10 us of overhead here).
+pub const BATCH_THRESHOLD: usize = 1 << 22;
 
 /// How a product may use threads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -329,18 +333,14 @@ unsafe fn run_batch(
     let threaded = parallelism == Parallelism::Threaded && threads > 1;
     // SAFETY (all three loops): each chunk is one product's exclusive output, of the length
     // `kernel` expects; initialised whenever `c` is.
-    if !threaded || per_product * a.len() < THREADING_THRESHOLD {
+    if threaded && per_product >= THREADING_THRESHOLD && a.len() < 4 * threads {
+        // A few large products: one after another, each split over the threads.
+        for ((x, y), out) in a.iter().zip(b).zip(c.chunks_exact_mut(chunk)) {
+            unsafe { kernel(*x, *y, out, accumulate, threads) };
+        }
+    } else if !threaded || a.len() == 1 || per_product * a.len() < BATCH_THRESHOLD {
         for ((x, y), out) in a.iter().zip(b).zip(c.chunks_exact_mut(chunk)) {
             unsafe { kernel(*x, *y, out, accumulate, 1) };
-        }
-    } else if a.len() == 1 || (per_product >= LARGE_PRODUCT && a.len() < 4 * threads) {
-        let inner = if per_product >= THREADING_THRESHOLD {
-            threads
-        } else {
-            1
-        };
-        for ((x, y), out) in a.iter().zip(b).zip(c.chunks_exact_mut(chunk)) {
-            unsafe { kernel(*x, *y, out, accumulate, inner) };
         }
     } else {
         a.par_iter()
@@ -584,10 +584,12 @@ mod tests {
 
     #[test]
     fn batch_paths_agree() {
-        // Small products (parallel loop), a large one (threaded), a mixed-shape batch (error).
+        // Sequential small products, a parallel loop over the batch, large threaded products,
+        // and a mixed-shape batch (error).
         for &(batch, m, k, n) in &[
             (7, 9, 5, 11),
-            (2, 160, 130, 120),
+            (60, 40, 40, 40),
+            (2, 210, 200, 200),
             (1, 3, 4, 5),
             (0, 2, 2, 2),
         ] {

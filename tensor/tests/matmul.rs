@@ -247,9 +247,13 @@ fn batch_dimensions_broadcast() {
     assert_eq!(a.matmul(&b).unwrap().shape(), &[1, 3, 5, 2]);
     assert_matches_naive(&a, &b, 7);
     // Few large products (the sequential loop of threaded GEMMs).
-    let a = rand(&mut rng, &[2, 150, 140]);
-    let b = rand(&mut rng, &[2, 140, 130]);
-    assert_matches_naive(&a, &b, 140);
+    let a = rand(&mut rng, &[2, 220, 200]);
+    let b = rand(&mut rng, &[2, 200, 200]);
+    assert_matches_naive(&a, &b, 200);
+    // Many small products (one parallel loop over the batch).
+    let a = rand(&mut rng, &[64, 40, 40]);
+    let b = rand(&mut rng, &[64, 40, 40]);
+    assert_matches_naive(&a, &b, 40);
 }
 
 #[test]
