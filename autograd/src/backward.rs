@@ -18,6 +18,9 @@ use crate::variable::Variable;
 
 /// Nodes that require grad reachable from `root`, each after all of its inputs.
 pub(crate) fn topological_order(root: &Variable) -> Vec<Variable> {
+    // HINT: Depth-first search with an explicit stack of (node, children_pushed) pairs: skip
+    // HINT: visited ids, push a node back marked expanded before its inputs that require grad, and
+    // HINT: emit it when popped expanded (post-order), so every node comes after its inputs.
     // BEGIN SOLUTION
     let mut order = Vec::new();
     let mut visited = HashSet::new();
@@ -53,6 +56,10 @@ pub(crate) fn run_backward(root: &Variable, seed: Tensor, retain_graph: bool) ->
     let order = topological_order(root);
     let mut grads: HashMap<u64, Tensor> = HashMap::new();
     grads.insert(root.id(), seed);
+    // HINT: Walk the order in reverse; take each node's gradient out of `grads`, add it into `grad`
+    // HINT: for a leaf, otherwise call its grad_fn's backward and add each input's share into
+    // HINT: `grads` (a value used twice receives the sum), checking shapes and anomalies, then drop
+    // HINT: the grad_fn unless retain_graph.
     // BEGIN SOLUTION
     for var in order.iter().rev() {
         let Some(grad) = grads.remove(&var.id()) else {
@@ -106,8 +113,8 @@ pub(crate) fn run_backward(root: &Variable, seed: Tensor, retain_graph: bool) ->
             node.grad_fn.borrow_mut().take();
         }
     }
-    // END SOLUTION
     Ok(())
+    // END SOLUTION
 }
 
 /// "NaN" or "infinity", for anomaly messages.

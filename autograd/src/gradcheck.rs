@@ -37,6 +37,9 @@ pub fn gradcheck(
     eps: f64,
     tolerance: f64,
 ) -> Result<GradcheckReport> {
+    // HINT: Backpropagate L = sum(f(x) * w) with fixed random weights w, then for every element of
+    // HINT: every input compare the analytic gradient with the central difference (L(x + eps) - L(x
+    // HINT: - eps)) / (2 eps) and report the worst element above tolerance * (1 + |numeric|).
     // BEGIN SOLUTION
     let leaves: Vec<Variable> = inputs
         .iter()

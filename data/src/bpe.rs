@@ -116,6 +116,8 @@ pub fn split_chunks(text: &str) -> Vec<&str> {
 
 /// Replace every non-overlapping occurrence of `pair` in `ids` (left to right) by `new_id`.
 pub fn merge_pair(ids: &[u32], pair: (u32, u32), new_id: u32) -> Vec<u32> {
+    // HINT: scan left to right; where the two ids of `pair` appear side by side, emit new_id and
+    // HINT: skip both, otherwise copy one id (so overlapping pairs such as a a a merge once).
     // BEGIN SOLUTION
     let mut out = Vec::with_capacity(ids.len());
     let mut i = 0;
@@ -191,7 +193,8 @@ impl BpeTokenizer {
 
     /// Training proper: learn up to `num_merges` merges from `text` (see [`train`](Self::train)).
     fn learn_merges(text: &str, num_merges: usize) -> Result<Self> {
-        // HINT: count distinct chunks; keep pair -> count and pair -> chunks containing it; after each merge, update only those chunks.
+        // HINT: count distinct chunks; keep pair -> count and pair -> chunks containing it; after
+        // HINT: each merge, update only those chunks.
         // BEGIN SOLUTION
         use std::collections::HashSet;
         let mut chunk_counts: HashMap<&str, i64> = HashMap::new();
@@ -261,7 +264,8 @@ impl BpeTokenizer {
     /// The tokens of one chunk: start from its bytes and apply the learned merges, lowest rank
     /// (earliest learned) first, until no adjacent pair has a merge.
     pub fn encode_chunk(&self, chunk: &[u8]) -> Vec<u32> {
-        // HINT: find the adjacent pair with the smallest rank in self.ranks, merge it with merge_pair, repeat.
+        // HINT: find the adjacent pair with the smallest rank in self.ranks, merge it with
+        // HINT: merge_pair, repeat.
         // BEGIN SOLUTION
         let mut ids: Vec<u32> = chunk.iter().map(|&b| u32::from(b)).collect();
         while ids.len() >= 2 {

@@ -207,7 +207,8 @@ impl Tokenizer for CharTokenizer {
     }
 
     fn decode(&self, ids: &[usize]) -> Result<String> {
-        // HINT: id i is self.chars[i]; the unk id decodes as REPLACEMENT_CHAR; anything else is an error.
+        // HINT: id i is self.chars[i]; the unk id decodes as REPLACEMENT_CHAR; anything else is an
+        // HINT: error.
         // BEGIN SOLUTION
         let vocab_size = self.vocab_size();
         let mut text = String::with_capacity(ids.len());

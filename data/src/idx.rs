@@ -37,7 +37,8 @@ pub struct IdxView<'a> {
 /// names the file in errors: a wrong magic number, a header or body shorter or longer than the
 /// dimensions say.
 pub fn parse_idx<'a>(bytes: &'a [u8], expected_ndim: usize, path: &Path) -> Result<IdxView<'a>> {
-    // HINT: magic = u32 big-endian of bytes 0..4, must be 0x0800 | ndim; then ndim u32 sizes; then exactly prod(sizes) bytes.
+    // HINT: magic = u32 big-endian of bytes 0..4, must be 0x0800 | ndim; then ndim u32 sizes; then
+    // HINT: exactly prod(sizes) bytes.
     // BEGIN SOLUTION
     if bytes.len() < 4 {
         return Err(DataError::format(

@@ -141,7 +141,8 @@ impl LmBatcher {
     /// A random training batch: `B` windows whose starts are drawn uniformly from every valid start
     /// `0..=len - T - 1`.
     pub fn sample(&mut self) -> LmBatch {
-        // HINT: draw B starts with self.rng.below(len - T); input = tokens[s..s+T], target = tokens[s+1..s+T+1].
+        // HINT: draw B starts with self.rng.below(len - T); input = tokens[s..s+T], target =
+        // HINT: tokens[s+1..s+T+1].
         // BEGIN SOLUTION
         let t = self.block_size;
         let starts = self.tokens.len() - t;

@@ -31,7 +31,8 @@ use crate::transforms::Transform;
 /// `Vec<usize>`, value targets a `[n, ...]` tensor. Every sample must have the same input shape
 /// and the same kind (and shape) of target. `Batch::indices` is left as `0..n`.
 pub fn collate(samples: Vec<Sample>) -> Result<Batch> {
-    // HINT: check every shape against the first sample's, then append each input's elements to one Vec.
+    // HINT: check every shape against the first sample's, then append each input's elements to one
+    // HINT: Vec.
     // BEGIN SOLUTION
     use crate::dataset::{Target, Targets};
     use tensor::Tensor;

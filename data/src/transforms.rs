@@ -156,7 +156,8 @@ impl RandomCrop {
 
     /// The crop whose top-left corner in the padded image is `(top, left)`.
     pub fn crop_at(&self, input: &Tensor, top: usize, left: usize) -> Result<Tensor> {
-        // HINT: output pixel (y, x) comes from input pixel (top + y - padding, left + x - padding), zero outside.
+        // HINT: output pixel (y, x) comes from input pixel (top + y - padding, left + x - padding),
+        // HINT: zero outside.
         // BEGIN SOLUTION
         let shape = input.shape().to_vec();
         let (planes, h, w) = image_dims("RandomCrop", &shape)?;
@@ -229,6 +230,7 @@ impl RandomHorizontalFlip {
 
 /// Mirror an image `[.., H, W]` left-right (reverse every row).
 pub fn hflip(input: &Tensor) -> Result<Tensor> {
+    // HINT: reverse every row of width W in the last dim: output (y, x) is input (y, W - 1 - x).
     // BEGIN SOLUTION
     let (_, _, w) = image_dims("hflip", input.shape())?;
     let mut v = input.to_vec();

@@ -395,7 +395,7 @@ impl Module for Cnn {
             });
         };
         // HINT: run the feature layers in order, flatten to (N, C*H*W), then the classifier:
-        // activation (then dropout) between Linear layers, none after the last.
+        // HINT: activation (then dropout) between Linear layers, none after the last.
         // BEGIN SOLUTION
         let mut x = input;
         for f in &self.features {

@@ -790,7 +790,8 @@ pub fn check_loss_attached(loss: &Variable) -> CheckResult {
 /// and not all zero. The failing parameters are named, each with its reason; on success the
 /// detail gives the smallest and largest gradient norms.
 pub fn check_gradient_flow(params: &[(String, Variable)]) -> CheckResult {
-    // HINT: for each trainable parameter look at p.grad(): None (no path from the loss), non-finite, or all zeros are failures; report the L2 norms of the others.
+    // HINT: for each trainable parameter look at p.grad(): None (no path from the loss),
+    // HINT: non-finite, or all zeros are failures; report the L2 norms of the others.
     // BEGIN SOLUTION
     let mut failing = Vec::new();
     let mut reasons = Vec::new();
@@ -952,7 +953,8 @@ pub fn check_overfit_single_batch(
     batch: &DoctorBatch,
     config: &DoctorConfig,
 ) -> CheckResult {
-    // HINT: record the first loss; step on the same batch until loss <= first * (1 - overfit_drop), a non-finite loss, an error, or the step/time limit.
+    // HINT: record the first loss; step on the same batch until loss <= first * (1 - overfit_drop),
+    // HINT: a non-finite loss, an error, or the step/time limit.
     // BEGIN SOLUTION
     let start = Instant::now();
     let mut first = None;

@@ -278,7 +278,7 @@ impl Module for Mlp {
             });
         }
         // HINT: flatten (N, ...) to (N, features) in the graph; after every layer but the last,
-        // apply the activation, then dropout if there is one.
+        // HINT: apply the activation, then dropout if there is one.
         // BEGIN SOLUTION
         let mut x = if shape.len() > 2 {
             input.flatten(1, -1)?

@@ -917,9 +917,10 @@ impl Trainer {
     /// The body of a training step on the current batch: schedule, zero_grad, forward + loss,
     /// the finiteness check, backward, clipping, the optimizer step.
     fn optimize<T: TrainTask + ?Sized>(&mut self, task: &mut T) -> Result<StepStats> {
-        // HINT: lr from the schedule (if any) at self.step -> optimizer.set_lr; zero_grad; loss =
-        // task.loss(); a non-finite loss.item() is NonFiniteLoss { step: self.step, op: None };
-        // backward; clip_grad_norm(&self.params, max) when configured; optimizer.step(); step += 1.
+        // HINT: one step of gradient descent: set the lr from the schedule at this step (if any),
+        // HINT: zero the gradients, compute the task's loss (a non-finite value is NonFiniteLoss),
+        // HINT: backpropagate, clip the global gradient norm when configured, step the optimizer,
+        // HINT: count the step, and return the loss, lr and gradient norm.
         // BEGIN SOLUTION
         let lr = match &self.schedule {
             Some(schedule) => {

@@ -37,6 +37,8 @@ pub fn gelu(x: &Variable) -> Result<Variable> {
 /// The tanh approximation of GELU used by GPT-2 (PyTorch's `approximate="tanh"`):
 /// `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`, composed from autograd ops.
 pub fn gelu_tanh(x: &Variable) -> Result<Variable> {
+    // HINT: gelu(x) ~ 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), built from graph ops so
+    // HINT: autograd differentiates it.
     // BEGIN SOLUTION
     let c = (2.0 / std::f32::consts::PI).sqrt();
     let inner = x.add(&x.powf(3.0)?.mul_scalar(0.044715)?)?.mul_scalar(c)?;

@@ -85,7 +85,8 @@ fn batch_norm_formula(
     eps: f32,
 ) -> Result<Variable> {
     // HINT: reduce over every dim except 1 with keepdim, so the statistics broadcast back.
-    // HINT: update the running statistics on tensor values (outside the graph), with the unbiased variance.
+    // HINT: update the running statistics on tensor values (outside the graph), with the unbiased
+    // HINT: variance.
     // BEGIN SOLUTION
     let shape = x.shape();
     let c = shape[1];
@@ -103,8 +104,9 @@ fn batch_norm_formula(
     let (centered, var) = if training {
         let mean = mean_over(x)?;
         let centered = x.sub(&mean)?;
-        let var = mean_over(&centered.mul(&centered)?)?; // biased
-                                                         // Running statistics live outside the graph: plain tensor arithmetic on the values.
+        // The biased variance normalises; the running statistics live outside the graph (plain
+        // tensor arithmetic on the values).
+        let var = mean_over(&centered.mul(&centered)?)?;
         {
             let m = per_channel as f32;
             let batch_mean = mean.value().reshape_to(&[c])?;

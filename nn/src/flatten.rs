@@ -41,6 +41,8 @@ impl Default for Flatten {
 
 impl Module for Flatten {
     fn forward(&self, input: &Variable) -> Result<Variable> {
+        // HINT: merge dims start_dim..=end_dim into one with the graph's flatten (a reshape, never
+        // HINT: a re-wrap of the raw data).
         // BEGIN SOLUTION
         Ok(input.flatten(self.start_dim, self.end_dim)?)
         // END SOLUTION

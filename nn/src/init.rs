@@ -85,6 +85,7 @@ pub fn normal_002(rng: &mut TensorRng, shape: &[usize]) -> Tensor {
 /// `U(-1/sqrt(fan_in), 1/sqrt(fan_in))`: PyTorch's default for the bias of `Linear` and `Conv2d`
 /// (and, through `kaiming_uniform(a = sqrt(5))`, for their weight).
 pub fn fan_in_uniform(rng: &mut TensorRng, shape: &[usize], fan_in: usize) -> Tensor {
+    // HINT: sample U(-b, b) with b = 1 / sqrt(fan_in).
     // BEGIN SOLUTION
     let bound = 1.0 / (fan_in as f32).sqrt();
     symmetric_uniform(rng, shape, bound)
@@ -108,6 +109,8 @@ pub fn kaiming_uniform(rng: &mut TensorRng, shape: &[usize], a: f32) -> Tensor {
 /// Glorot (Xavier) uniform: `U(-b, b)` with `b = gain * sqrt(6 / (fan_in + fan_out))`, which
 /// keeps the variance of both the forward signal and the backward gradient near `gain^2`.
 pub fn xavier_uniform(rng: &mut TensorRng, shape: &[usize], gain: f32) -> Tensor {
+    // HINT: sample U(-b, b) with b = gain * sqrt(6 / (fan_in + fan_out)), so forward and backward
+    // HINT: variances are both preserved.
     // BEGIN SOLUTION
     let (fan_in, fan_out) = fans(shape);
     let bound = gain.abs() * (6.0 / (fan_in + fan_out) as f32).sqrt();

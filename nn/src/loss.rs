@@ -65,6 +65,7 @@ pub fn mse_loss(input: &Variable, target: &Variable, reduction: Reduction) -> Re
 
 /// `reduce((input - target)^2)` for inputs already checked to have equal shapes.
 fn mse_formula(input: &Variable, target: &Variable, reduction: Reduction) -> Result<Variable> {
+    // HINT: the squared difference (input - target)^2, reduced by the mean or the sum.
     // BEGIN SOLUTION
     let diff = input.sub(target)?;
     reduce(&diff.mul(&diff)?, reduction)
@@ -109,7 +110,8 @@ pub fn cross_entropy(
     label_smoothing: f32,
     reduction: Reduction,
 ) -> Result<Variable> {
-    // HINT: Variable::cross_entropy is the fused, max-shifted mean; a sum is the mean times the count.
+    // HINT: Variable::cross_entropy is the fused, max-shifted mean; a sum is the mean times the
+    // HINT: count.
     // BEGIN SOLUTION
     let mean = logits.cross_entropy(targets, ignore_index, label_smoothing)?;
     match reduction {
@@ -297,6 +299,8 @@ fn bce_with_logits_formula(
     target: &Variable,
     reduction: Reduction,
 ) -> Result<Variable> {
+    // HINT: with z the logits, the per-element loss is (1 - y) z - log_sigmoid(z), which never
+    // HINT: takes the log of a rounded probability; then reduce.
     // BEGIN SOLUTION
     let one_minus_y = target.neg()?.add_scalar(1.0)?;
     let per_element = one_minus_y.mul(logits)?.sub(&log_sigmoid(logits)?)?;
@@ -370,6 +374,8 @@ pub fn binary_cross_entropy(
 
 /// `-(y log p + (1 - y) log(1 - p))` with floored logs, reduced, for checked inputs.
 fn bce_formula(probs: &Variable, target: &Variable, reduction: Reduction) -> Result<Variable> {
+    // HINT: the per-element loss is -(y log p + (1 - y) log(1 - p)), with both logs floored so a p
+    // HINT: of 0 or 1 stays finite; then reduce.
     // BEGIN SOLUTION
     let log_p = floored_log(probs)?;
     let log_q = floored_log(&probs.neg()?.add_scalar(1.0)?)?;

@@ -48,6 +48,8 @@ impl PoolConfig {
 
 /// Max pooling of `(N, C, H, W)` with the window, stride and padding of `config`.
 pub fn max_pool2d(x: &Variable, config: &PoolConfig) -> Result<Variable> {
+    // HINT: Variable::max_pool2d takes the maximum of each kernel window and sends its gradient to
+    // HINT: that element.
     // BEGIN SOLUTION
     let c = config;
     Ok(x.max_pool2d(c.kernel_size, c.stride, c.padding)?)
@@ -56,6 +58,7 @@ pub fn max_pool2d(x: &Variable, config: &PoolConfig) -> Result<Variable> {
 
 /// Average pooling of `(N, C, H, W)` with the window, stride and padding of `config`.
 pub fn avg_pool2d(x: &Variable, config: &PoolConfig) -> Result<Variable> {
+    // HINT: Variable::avg_pool2d takes the mean of each kernel window (padding counts as zeros).
     // BEGIN SOLUTION
     let c = config;
     Ok(x.avg_pool2d(c.kernel_size, c.stride, c.padding)?)

@@ -56,6 +56,7 @@ impl Sequential {
 
 impl Module for Sequential {
     fn forward(&self, input: &Variable) -> Result<Variable> {
+        // HINT: feed the input through every layer in order, each output becoming the next input.
         // BEGIN SOLUTION
         let mut x = input.clone();
         for layer in &self.layers {

@@ -76,6 +76,7 @@ impl FeedForward {
 
 impl Module for FeedForward {
     fn forward(&self, input: &Variable) -> Result<Variable> {
+        // HINT: the position-wise MLP is proj(gelu(fc(x))) followed by dropout.
         // BEGIN SOLUTION
         let hidden = self.fc.forward(input)?.gelu()?;
         self.dropout.forward(&self.proj.forward(&hidden)?)

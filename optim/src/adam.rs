@@ -91,7 +91,10 @@ pub fn adam_update(
     step: u64,
     h: &AdamHyper,
 ) {
-    // HINT: bias corrections bc1 = 1 - beta1^t, bc2 = 1 - beta2^t (in f64); per element: decay (decoupled: p *= 1 - lr*wd; else g += wd*p), m = beta1*m + (1-beta1)*g, v = beta2*v + (1-beta2)*g*g, (AMSGrad: vmax = max(vmax, v), use vmax), p -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps)
+    // HINT: bias corrections bc1 = 1 - beta1^t, bc2 = 1 - beta2^t (in f64); per element: decay
+    // HINT: (decoupled: p *= 1 - lr*wd; else g += wd*p), m = beta1*m + (1-beta1)*g, v = beta2*v +
+    // HINT: (1-beta2)*g*g, (AMSGrad: vmax = max(vmax, v), use vmax), p -= lr/bc1 * m /
+    // HINT: (sqrt(v)/sqrt(bc2) + eps)
     // BEGIN SOLUTION
     let t = step as f64;
     let bias_correction1 = 1.0 - h.beta1.powf(t);

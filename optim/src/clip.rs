@@ -71,7 +71,10 @@ pub fn grad_norm<P: ParamRef>(params: &[P]) -> f64 {
 /// norm before clipping. Errors on a NaN/Inf norm (naming the first bad parameter when the
 /// parameters are named) and on a negative or NaN `max_norm`.
 pub fn clip_grad_norm<P: ParamRef>(params: &[P], max_norm: f32) -> Result<f32> {
-    // HINT: refuse a NaN/negative max_norm; norm = sqrt(sum of g^2 over every gradient) in f64 (grad_norm); if it is not finite, return NonFiniteNorm naming the first parameter whose gradient is not all finite; if norm > max_norm, multiply every gradient by max_norm / (norm + 1e-6) through update_grad; return the norm as f32
+    // HINT: refuse a NaN/negative max_norm; norm = sqrt(sum of g^2 over every gradient) in f64
+    // HINT: (grad_norm); if it is not finite, return NonFiniteNorm naming the first parameter whose
+    // HINT: gradient is not all finite; if norm > max_norm, multiply every gradient by max_norm /
+    // HINT: (norm + 1e-6) through update_grad; return the norm as f32
     // BEGIN SOLUTION
     if max_norm.is_nan() || max_norm < 0.0 {
         return Err(OptimError::config(
@@ -100,7 +103,8 @@ pub fn clip_grad_norm<P: ParamRef>(params: &[P], max_norm: f32) -> Result<f32> {
 
 /// Clamp every gradient element into `[-clip, clip]`, in place.
 pub fn clip_grad_value<P: ParamRef>(params: &[P], clip: f32) -> Result<()> {
-    // HINT: refuse a NaN/negative clip, then clamp every element of every gradient into [-clip, clip] through update_grad
+    // HINT: refuse a NaN/negative clip, then clamp every element of every gradient into [-clip,
+    // HINT: clip] through update_grad
     // BEGIN SOLUTION
     if clip.is_nan() || clip < 0.0 {
         return Err(OptimError::config(

@@ -321,7 +321,9 @@ impl ParamGroups {
     /// Refuse to step when a trainable parameter has no gradient (unless unused ones are
     /// allowed), naming every such parameter. Allocates nothing when all is well.
     pub fn check_grads(&self, optimizer: &'static str) -> Result<()> {
-        // HINT: nothing to check when unused parameters are allowed; otherwise collect the names of the parameters that require grad but have none, and return OptimError::MissingGrad { optimizer, names } if there are any (without allocating when there are none)
+        // HINT: nothing to check when unused parameters are allowed; otherwise collect the names of
+        // HINT: the parameters that require grad but have none, and return OptimError::MissingGrad
+        // HINT: { optimizer, names } if there are any (without allocating when there are none)
         // BEGIN SOLUTION
         if self.allow_unused {
             return Ok(());

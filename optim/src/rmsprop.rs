@@ -110,7 +110,9 @@ fn rmsprop_loop<const CENTERED: bool, const MOMENTUM: bool>(
     momentum_buffer: &mut [f32],
     h: &RmsPropHyper,
 ) {
-    // HINT: per element: g (+ weight_decay * p); s = alpha*s + (1-alpha)*g*g; if CENTERED: a = alpha*a + (1-alpha)*g and avg = sqrt(s - a*a) + eps, else avg = sqrt(s) + eps; if MOMENTUM: b = momentum*b + g/avg, p -= lr*b; else p -= lr*g/avg
+    // HINT: per element: g (+ weight_decay * p); s = alpha*s + (1-alpha)*g*g; if CENTERED: a =
+    // HINT: alpha*a + (1-alpha)*g and avg = sqrt(s - a*a) + eps, else avg = sqrt(s) + eps; if
+    // HINT: MOMENTUM: b = momentum*b + g/avg, p -= lr*b; else p -= lr*g/avg
     // BEGIN SOLUTION
     let lr = h.lr as f32;
     let (alpha, one_minus_alpha) = (h.alpha as f32, (1.0 - h.alpha) as f32);

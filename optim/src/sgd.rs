@@ -77,7 +77,9 @@ pub fn sgd_update(
     first_step: bool,
     h: &SgdHyper,
 ) {
-    // HINT: for each element: d = g (+ weight_decay * p); with momentum, b = d on the first step, else b = momentum * b + (1 - dampening) * d, then d = d + momentum * b (Nesterov) or d = b; finally p -= lr * d
+    // HINT: for each element: d = g (+ weight_decay * p); with momentum, b = d on the first step,
+    // HINT: else b = momentum * b + (1 - dampening) * d, then d = d + momentum * b (Nesterov) or d
+    // HINT: = b; finally p -= lr * d
     // BEGIN SOLUTION
     let lr = h.lr as f32;
     let wd = h.weight_decay as f32;

@@ -32,11 +32,14 @@ impl GradFn for Conv2dBackward {
         v
     }
     fn backward(&self, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+        // HINT: With g reshaped to (N, O, L) and the weight to (O, C*k*k): dcols = W^T @ g folded
+        // HINT: back by col2im gives dx, dW = sum over images of g[n] @ cols[n]^T
+        // HINT: (weight_gradient), and the bias gradient is g summed over images and positions.
+        // BEGIN SOLUTION
         let w = self.weight.value();
         let (n, o) = (g.shape()[0], g.shape()[1]);
         let l = g.shape()[2] * g.shape()[3];
         let ckk = w.numel() / o;
-        // BEGIN SOLUTION
         let g3 = g.reshape_to(&[n, o, l])?;
         let w2 = w.reshape_to(&[o, ckk])?;
         let dx = grad_if(&self.x, || {
@@ -50,8 +53,8 @@ impl GradFn for Conv2dBackward {
         if let Some(b) = &self.bias {
             out.push(grad_if(b, || g3.sum(2, false)?.sum(0, false))?);
         }
-        // END SOLUTION
         Ok(out)
+        // END SOLUTION
     }
 }
 

@@ -21,6 +21,8 @@ impl GradFn for AddBackward {
         vec![self.a.clone(), self.b.clone()]
     }
     fn backward(&self, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+        // HINT: For a + b both inputs receive g, each reduced to its own shape with sum_to_shape to
+        // HINT: undo broadcasting.
         // BEGIN SOLUTION
         Ok(vec![
             grad_if(&self.a, || g.sum_to_shape(&self.a.shape()))?,
@@ -44,6 +46,8 @@ impl GradFn for SubBackward {
         vec![self.a.clone(), self.b.clone()]
     }
     fn backward(&self, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+        // HINT: For a - b, a receives g and b receives -g, each reduced to its own shape with
+        // HINT: sum_to_shape.
         // BEGIN SOLUTION
         Ok(vec![
             grad_if(&self.a, || g.sum_to_shape(&self.a.shape()))?,
@@ -67,6 +71,8 @@ impl GradFn for MulBackward {
         vec![self.a.clone(), self.b.clone()]
     }
     fn backward(&self, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+        // HINT: For a * b, a receives g * b and b receives g * a (the other input), each reduced to
+        // HINT: its own shape with sum_to_shape.
         // BEGIN SOLUTION
         Ok(vec![
             grad_if(&self.a, || {
@@ -94,6 +100,8 @@ impl GradFn for DivBackward {
         vec![self.a.clone(), self.b.clone()]
     }
     fn backward(&self, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+        // HINT: For a / b, a receives g / b and b receives -g * a / b^2, each reduced to its own
+        // HINT: shape with sum_to_shape.
         // BEGIN SOLUTION
         let b = self.b.value();
         Ok(vec![
@@ -257,6 +265,7 @@ impl GradFn for PowScalarBackward {
         vec![self.a.clone()]
     }
     fn backward(&self, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+        // HINT: For a^p with a scalar p, the gradient is g * p * a^(p-1) (zero when p is 0).
         // BEGIN SOLUTION
         let p = self.p;
         let d = self

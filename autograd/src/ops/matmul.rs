@@ -25,8 +25,10 @@ impl GradFn for MatMulBackward {
     }
 
     fn backward(&self, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
-        let (a, b) = (self.a.value(), self.b.value());
+        // HINT: For C = A @ B, dA = dC @ B^T and dB = A^T @ dC, each summed back to its operand's
+        // HINT: shape with sum_to_shape (broadcast batch dims).
         // BEGIN SOLUTION
+        let (a, b) = (self.a.value(), self.b.value());
         let da = grad_if(&self.a, || {
             g.matmul(&b.transpose(-1, -2)?)?.sum_to_shape(a.shape())
         })?;
@@ -42,8 +44,8 @@ impl GradFn for MatMulBackward {
                 a.transpose(-1, -2)?.matmul(g)?.sum_to_shape(b.shape())
             }
         })?;
-        // END SOLUTION
         Ok(vec![da, db])
+        // END SOLUTION
     }
 }
 

@@ -42,8 +42,11 @@ impl GradFn for ReduceBackward {
     }
 
     fn backward(&self, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
-        let shape = self.input.shape();
+        // HINT: Restore the reduced axis as size 1, then spread the gradient back over it:
+        // HINT: broadcast for sum, divided by n for mean, times the one-hot mask for max/min, and 2
+        // HINT: (x - mean) / denom times g for var.
         // BEGIN SOLUTION
+        let shape = self.input.shape();
         // Put the reduced axis back (size 1) so the gradient broadcasts over it.
         let g = match self.dim {
             Some(d) if !self.keepdim => g.unsqueeze(d as isize)?,
@@ -56,8 +59,8 @@ impl GradFn for ReduceBackward {
             Reduction::Select { mask } => mask.mul(&g)?,
             Reduction::Var { centered, denom } => centered.mul(&g)?.mul_scalar(2.0 / denom),
         };
-        // END SOLUTION
         Ok(vec![Some(dx)])
+        // END SOLUTION
     }
 }
 

@@ -68,6 +68,9 @@ impl GradFn for ViewBackward {
     }
 
     fn backward(&self, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+        // HINT: Undo each view on the gradient: reshape back, transpose the same two dims, permute
+        // HINT: by the inverse, unsqueeze what was squeezed (and vice versa), sum_to_shape a
+        // HINT: broadcast, and scatter a slice or index_select back into zeros of the input shape.
         // BEGIN SOLUTION
         let dx = match &self.op {
             View::Reshape { input_shape } => g.reshape_to(input_shape)?,
@@ -88,8 +91,8 @@ impl GradFn for ViewBackward {
                 indices,
             } => index_select_backward(g, input_shape, *dim, indices)?,
         };
-        // END SOLUTION
         Ok(vec![Some(dx)])
+        // END SOLUTION
     }
 }
 

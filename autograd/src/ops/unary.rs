@@ -54,6 +54,10 @@ impl GradFn for UnaryBackward {
     }
 
     fn backward(&self, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+        // HINT: Multiply g by each function's local derivative: -1 for neg, e^x (the saved output)
+        // HINT: for exp, 1/x for log, 1/(2 sqrt x) for sqrt, sign(x) for abs, 1 inside [min, max]
+        // HINT: for clamp, and the tensor::activation backward kernels for relu, leaky_relu,
+        // HINT: sigmoid, tanh and gelu.
         // BEGIN SOLUTION
         let dx = match &self.op {
             Unary::Neg => g.neg(),
@@ -85,8 +89,8 @@ impl GradFn for UnaryBackward {
             Unary::Tanh { out } => tanh_backward(out, g)?,
             Unary::Gelu { x } => gelu_backward(x, g)?,
         };
-        // END SOLUTION
         Ok(vec![Some(dx)])
+        // END SOLUTION
     }
 }
 

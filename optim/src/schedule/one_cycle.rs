@@ -138,7 +138,10 @@ fn anneal_cos(start: f64, end: f64, pct: f64) -> f64 {
 
 impl LrSchedule for OneCycle {
     fn lr_at(&self, step: u64) -> f64 {
-        // HINT: past total_steps: min_lr(); otherwise find the first phase whose end_step >= step (or the last phase), pct = (step - phase start) / (end_step - phase start), and anneal_cos(start_lr, end_lr, pct); a phase starts where the previous one ended (the first at 0)
+        // HINT: past total_steps: min_lr(); otherwise find the first phase whose end_step >= step
+        // HINT: (or the last phase), pct = (step - phase start) / (end_step - phase start), and
+        // HINT: anneal_cos(start_lr, end_lr, pct); a phase starts where the previous one ended (the
+        // HINT: first at 0)
         // BEGIN SOLUTION
         if step > self.config.total_steps {
             return self.min_lr();

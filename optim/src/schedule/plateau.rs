@@ -197,7 +197,10 @@ impl ReduceLrOnPlateau {
 
     /// Record one measurement (e.g. a validation loss) and return the rate to use next.
     pub fn observe(&mut self, metric: f64) -> f64 {
-        // HINT: improvement (is_better) resets the bad count and records best, else count one more bad observation; during cooldown decrement it and ignore bad observations; once bad > patience, lr = max(lr * factor, min_lr) if that changes it by more than eps, start a cooldown, reset the bad count
+        // HINT: improvement (is_better) resets the bad count and records best, else count one more
+        // HINT: bad observation; during cooldown decrement it and ignore bad observations; once bad
+        // HINT: > patience, lr = max(lr * factor, min_lr) if that changes it by more than eps,
+        // HINT: start a cooldown, reset the bad count
         // BEGIN SOLUTION
         let better = self.is_better(metric, self.state.best);
         let s = &mut self.state;

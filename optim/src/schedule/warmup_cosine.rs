@@ -63,7 +63,9 @@ impl WarmupCosine {
 
 impl LrSchedule for WarmupCosine {
     fn lr_at(&self, step: u64) -> f64 {
-        // HINT: warmup: max_lr * (step + 1) / (warmup_iters + 1); past lr_decay_iters: min_lr; otherwise cosine from max_lr to min_lr over (step - warmup_iters) / (lr_decay_iters - warmup_iters)
+        // HINT: warmup: max_lr * (step + 1) / (warmup_iters + 1); past lr_decay_iters: min_lr;
+        // HINT: otherwise cosine from max_lr to min_lr over (step - warmup_iters) / (lr_decay_iters
+        // HINT: - warmup_iters)
         // BEGIN SOLUTION
         if step < self.warmup_iters {
             return self.max_lr * (step + 1) as f64 / (self.warmup_iters + 1) as f64;
