@@ -73,23 +73,35 @@ pub enum FlopRule {
 
 /// `2 * rows * in * out`: a Linear layer on `rows` rows.
 pub fn linear_flops(rows: usize, in_features: usize, out_features: usize) -> u64 {
+    // HINT: each output element is a dot product of in_features multiply-adds (2 FLOPs each), and
+    // HINT: there are rows * out_features of them.
+    // BEGIN SOLUTION
     2 * rows as u64 * in_features as u64 * out_features as u64
+    // END SOLUTION
 }
 
 /// `2 * N * OH * OW * numel(weight)`: a Conv2d producing `(N, O, OH, OW)` with a weight
 /// `(O, C/groups, KH, KW)` (each output element is one dot product of `C/groups * KH * KW`).
 pub fn conv2d_flops(output_shape: &[usize], weight_shape: &[usize]) -> u64 {
+    // HINT: each output element is one dot product of C/groups * KH * KW multiply-adds, so 2 * N *
+    // HINT: OH * OW * numel(weight) (0 unless both shapes are 4-D).
+    // BEGIN SOLUTION
     if output_shape.len() != 4 || weight_shape.len() != 4 {
         return 0;
     }
     let per_map = output_shape[0] as u64 * output_shape[2] as u64 * output_shape[3] as u64;
     2 * per_map * weight_shape.iter().product::<usize>() as u64
+    // END SOLUTION
 }
 
 /// `4 * B * T^2 * C`: the two attention matmuls (`Q K^T` and `A V`, `2 * B * T * T * C` each)
 /// over the full square, whatever the number of heads.
 pub fn attention_flops(batch: usize, seq: usize, n_embd: usize) -> u64 {
+    // HINT: Q K^T and A V each take T * T * C multiply-adds per sequence (2 FLOPs each, heads
+    // HINT: do not change the total), so 4 * B * T^2 * C in all.
+    // BEGIN SOLUTION
     4 * batch as u64 * (seq as u64).pow(2) * n_embd as u64
+    // END SOLUTION
 }
 
 /// The forward FLOPs of a layer with `params`, by `rule`, given its input and output shapes.

@@ -49,10 +49,15 @@ impl Dropout {
 
     /// A fresh mask of the given shape: `1 / (1 - p)` with probability `1 - p`, else 0.
     pub fn sample_mask(&self, shape: &[usize]) -> Result<Tensor> {
+        // HINT: Inverted dropout: each element is 0 with probability p and 1 / (1 - p) otherwise,
+        // HINT: from one uniform draw per element of the layer's own generator, so the expected
+        // HINT: value is unchanged.
+        // BEGIN SOLUTION
         let p = self.p;
         let scale = 1.0 / (1.0 - p);
         let u = self.rng.borrow_mut().uniform(shape, 0.0, 1.0)?;
         Ok(u.map(move |v| if v < p { 0.0 } else { scale }))
+        // END SOLUTION
     }
 }
 

@@ -133,6 +133,9 @@ impl GradFn for PowBackward {
         vec![self.a.clone(), self.b.clone()]
     }
     fn backward(&self, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+        // HINT: For a^b elementwise, a receives g * b * a^(b-1) and b receives g * a^b * ln a (zero
+        // HINT: where a <= 0), each reduced to its own shape with sum_to_shape.
+        // BEGIN SOLUTION
         let a = self.a.value();
         let b = self.b.value();
         Ok(vec![
@@ -157,6 +160,7 @@ impl GradFn for PowBackward {
                 g.mul(&d)?.sum_to_shape(&self.b.shape())
             })?,
         ])
+        // END SOLUTION
     }
 }
 
@@ -177,6 +181,10 @@ impl GradFn for SelectBackward {
         vec![self.a.clone(), self.b.clone()]
     }
     fn backward(&self, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+        // HINT: The gradient goes where the value came from: a receives g times the saved
+        // HINT: a_selected mask and b receives g times (1 - mask), each reduced to its own shape
+        // HINT: with sum_to_shape.
+        // BEGIN SOLUTION
         Ok(vec![
             grad_if(&self.a, || {
                 g.mul(&self.a_selected)?.sum_to_shape(&self.a.shape())
@@ -186,6 +194,7 @@ impl GradFn for SelectBackward {
                     .sum_to_shape(&self.b.shape())
             })?,
         ])
+        // END SOLUTION
     }
 }
 
@@ -204,6 +213,9 @@ impl GradFn for WhereBackward {
         vec![self.a.clone(), self.b.clone()]
     }
     fn backward(&self, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+        // HINT: a receives g where the condition holds and 0 elsewhere, b the opposite
+        // HINT: (Tensor::where_cond with a zero), each reduced to its own shape with sum_to_shape.
+        // BEGIN SOLUTION
         let zero = Tensor::scalar(0.0);
         Ok(vec![
             grad_if(&self.a, || {
@@ -213,6 +225,7 @@ impl GradFn for WhereBackward {
                 Tensor::where_cond(&self.condition, &zero, g)?.sum_to_shape(&self.b.shape())
             })?,
         ])
+        // END SOLUTION
     }
 }
 
@@ -229,7 +242,10 @@ impl GradFn for AddScalarBackward {
         vec![self.a.clone()]
     }
     fn backward(&self, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+        // HINT: Adding a constant has derivative 1: the gradient passes through unchanged.
+        // BEGIN SOLUTION
         Ok(vec![Some(g.clone())])
+        // END SOLUTION
     }
 }
 
@@ -247,7 +263,10 @@ impl GradFn for MulScalarBackward {
         vec![self.a.clone()]
     }
     fn backward(&self, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+        // HINT: Scaling by a constant s has derivative s: the gradient is g * s.
+        // BEGIN SOLUTION
         Ok(vec![Some(g.mul_scalar(self.s))])
+        // END SOLUTION
     }
 }
 
@@ -291,7 +310,11 @@ impl GradFn for MaskedFillBackward {
         vec![self.a.clone()]
     }
     fn backward(&self, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+        // HINT: Replaced elements no longer depend on the input, so the gradient is g with zeros
+        // HINT: where the mask is set.
+        // BEGIN SOLUTION
         Ok(vec![Some(g.masked_fill(&self.mask, 0.0)?)])
+        // END SOLUTION
     }
 }
 

@@ -111,6 +111,9 @@ impl GradFn for CatBackward {
         self.inputs.clone()
     }
     fn backward(&self, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+        // HINT: Each input receives its own slice of g along dim (narrow from a running start by
+        // HINT: its size), or None when it does not require grad.
+        // BEGIN SOLUTION
         let mut start = 0;
         let mut out = Vec::with_capacity(self.sizes.len());
         for (input, &size) in self.inputs.iter().zip(&self.sizes) {
@@ -122,6 +125,7 @@ impl GradFn for CatBackward {
             start += size;
         }
         Ok(out)
+        // END SOLUTION
     }
 }
 
@@ -139,6 +143,9 @@ impl GradFn for StackBackward {
         self.inputs.clone()
     }
     fn backward(&self, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+        // HINT: Input i receives index i of the new dim of g (narrow to length 1, then squeeze), or
+        // HINT: None when it does not require grad.
+        // BEGIN SOLUTION
         let mut out = Vec::with_capacity(self.inputs.len());
         for (i, input) in self.inputs.iter().enumerate() {
             out.push(if input.requires_grad() {
@@ -148,6 +155,7 @@ impl GradFn for StackBackward {
             });
         }
         Ok(out)
+        // END SOLUTION
     }
 }
 
