@@ -241,6 +241,12 @@ impl Tensor {
 
     /// Apply `f` to every element, in parallel for large tensors.
     pub fn map(&self, f: impl Fn(f32) -> f32 + Sync + Send) -> Tensor {
+        if let Some(a) = self.as_slice() {
+            return crate::elementwise::from_parts(
+                crate::elementwise::map_slice(a, f),
+                self.shape(),
+            );
+        }
         if self.numel() >= PARALLEL_THRESHOLD {
             Tensor::from_array(Zip::from(&self.data).par_map_collect(|&v| f(v)))
         } else {
