@@ -49,6 +49,7 @@ pub fn sigmoid_scalar(x: f32) -> f32 {
 #[inline(always)]
 fn erfc_nonneg(z: f32) -> f32 {
     let t = 1.0 / 0.5f32.mul_add(z, 1.0);
+    // The coefficients are written as in the f64 fit and rounded to f32 when used.
     let mut p: f32 = 0.170_872_77;
     for c in [
         -0.822_152_23,
@@ -59,9 +60,9 @@ fn erfc_nonneg(z: f32) -> f32 {
         0.096_784_18,
         0.374_091_96,
         1.000_023_68,
-        -1.265_512_23,
+        -1.265_512_23f64,
     ] {
-        p = p.mul_add(t, c);
+        p = p.mul_add(t, c as f32);
     }
     t * fast_exp(p - z * z)
 }
