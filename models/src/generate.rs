@@ -4,9 +4,11 @@
 //! the last position's logits are used and every earlier position's keys and values are the
 //! same as the step before. With a [`KvCache`] per layer:
 //!
-//! 1. **prefill**: the prompt goes through the model once; each layer keeps its keys and values;
+//! 1. **prefill**: the prompt goes through the model once; each layer keeps its keys and values
+//!    in buffers preallocated for `block_size` positions;
 //! 2. **decode**: each new token alone goes through the model at the next position; each layer
-//!    appends its key and value and attends over everything cached;
+//!    writes its key and value into the next slot (in place: nothing cached is copied) and
+//!    attends over everything cached (a dot product per cached key, per head);
 //! 3. **slide**: positions are learned absolute ones, so a context can hold at most
 //!    `block_size` tokens. When the cache is full, the window moves by one token: the caches are
 //!    cleared and the last `block_size` tokens are prefilled again (every key changes, because
@@ -82,14 +84,16 @@ pub fn sample_next(
 }
 
 impl Gpt {
-    /// One empty cache per block.
+    /// One empty cache per block, each with room for `block_size` positions (allocated by the
+    /// first forward, when the batch size is known; never reallocated while decoding).
     pub fn new_caches(&self) -> Vec<KvCache> {
-        vec![KvCache::new(); self.blocks.len()]
+        vec![KvCache::with_capacity(self.config().block_size); self.blocks.len()]
     }
 
     /// Logits `(batch, t, vocab_size)` of `t` new positions per sequence that follow the
     /// `caches[0].len()` positions already cached, appending their keys and values to `caches`
     /// (one per block). Equals the last `t` positions of [`Gpt::forward`] on the whole sequence.
+    /// Inference only: call it under `no_grad` (the cache records no graph).
     pub fn forward_cached(
         &self,
         ids: &[usize],

@@ -16,9 +16,11 @@
 //!   attention dropout in training, or asking for the weights takes the composed path
 //!   ([`attention`] on the views of [`MultiHeadAttention::split_heads`]: matmul, masked softmax,
 //!   matmul), which is also the reference the fused kernels are tested against.
-//! - [`KvCache`] makes generation incremental: each step projects only the new tokens, appends
-//!   their keys and values, and attends over everything cached. The output equals the uncached
-//!   forward on the whole sequence.
+//! - [`KvCache`] makes generation incremental: each step projects only the new tokens, writes
+//!   their keys and values into buffers preallocated for the whole context (nothing cached is
+//!   ever copied again), and attends over everything cached with one tight loop per query row
+//!   (for one new token, a matrix-vector product per head). The output equals the uncached
+//!   forward on the whole sequence; it runs under `no_grad` (inference only).
 
 use autograd::{custom_op, GradFn, Variable};
 use tensor::sdpa::{
@@ -274,16 +276,8 @@ impl GradFn for PackedAttentionBackward {
 /// with the heads merged, as one graph node whose gradient lands in `qkv`'s layout. The same
 /// as [`MultiHeadAttention::split_heads`], [`scaled_dot_product_attention`] and a merge.
 pub fn packed_attention(qkv: &Variable, n_head: usize, causal: bool) -> Result<Variable> {
-    let shape = qkv.shape();
-    if shape.len() != 3 || n_head == 0 || !shape[2].is_multiple_of(3 * n_head) {
-        return Err(NnError::Invalid {
-            layer: "packed_attention",
-            reason: format!(
-                "qkv must be (B, T, 3C) with C a multiple of n_head = {n_head}, got {shape:?}"
-            ),
-        });
-    }
-    let scale = 1.0 / ((shape[2] / 3 / n_head) as f32).sqrt();
+    let (_, _, c) = packed_dims("packed_attention", &qkv.shape(), n_head)?;
+    let scale = 1.0 / ((c / n_head) as f32).sqrt();
     let (out, lse) = packed_kernel(&qkv.value(), n_head, scale, causal)?;
     let grad_fn = PackedAttentionBackward {
         qkv: qkv.clone(),
@@ -311,61 +305,334 @@ pub struct AttentionConfig {
     pub seed: u64,
 }
 
-/// The keys and values of every position seen so far, per layer, for incremental decoding.
-/// Shapes `(B, H, S, D)`. Use it under `no_grad` when generating.
+/// The keys and values of every position seen so far, for one attention layer, for incremental
+/// decoding (what PyTorch code calls `past_key_values`, as a preallocated "static" cache).
+///
+/// Storage is two flat buffers laid out `(B, H, capacity, D)`: position `s` of head `h` of
+/// sequence `b` lives at `((b * H + h) * capacity + s) * D`. Appending writes the new positions
+/// in place; nothing already cached is copied. [`KvCache::with_capacity`] reserves room for a
+/// whole context (a GPT's `block_size`) up front, so a generation never reallocates;
+/// [`KvCache::clear`] keeps the buffers for the next sequence. A cache created with
+/// [`KvCache::new`] starts empty and grows like a `Vec` (doubling) when it must.
+///
+/// The cache is an inference tool: cached attention computes values, not a graph, so
+/// [`MultiHeadAttention::forward_cached`] must run under `no_grad` (generation does).
 #[derive(Clone, Debug, Default)]
 pub struct KvCache {
-    k: Option<Variable>,
-    v: Option<Variable>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    /// `(B, H, D)` of the cached keys, fixed by the first append after a clear.
+    dims: Option<[usize; 3]>,
+    /// Positions each head's buffer can hold before it must grow.
+    capacity: usize,
+    /// Positions cached.
+    len: usize,
 }
 
 impl KvCache {
-    /// An empty cache.
+    /// An empty cache that allocates on the first append and grows when it must.
     pub fn new() -> KvCache {
         KvCache::default()
     }
 
+    /// An empty cache with room for `capacity` positions per head (allocated by the first append,
+    /// when the batch size, heads and head width are known); it grows only past `capacity`.
+    pub fn with_capacity(capacity: usize) -> KvCache {
+        KvCache {
+            capacity,
+            ..KvCache::default()
+        }
+    }
+
     /// The number of cached positions `S`.
     pub fn len(&self) -> usize {
-        self.k.as_ref().map_or(0, |k| k.shape()[2])
+        self.len
     }
 
     /// Whether nothing is cached yet.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.len == 0
     }
 
-    /// Forget every cached position (start a new sequence).
+    /// Positions that fit without reallocating.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// `(B, H, D)` of the cached keys and values (`None` while empty).
+    pub fn dims(&self) -> Option<[usize; 3]> {
+        self.dims.filter(|_| self.len > 0)
+    }
+
+    /// Forget every cached position (start a new sequence); the buffers are kept.
     pub fn clear(&mut self) {
-        self.k = None;
-        self.v = None;
+        self.len = 0;
+        self.dims = None;
     }
 
-    /// Append the keys and values of new positions (along the sequence dim) and return all of
-    /// them.
-    pub fn append(&mut self, k: &Variable, v: &Variable) -> Result<(Variable, Variable)> {
-        let (k_all, v_all) = match (&self.k, &self.v) {
-            (Some(k0), Some(v0)) => {
-                let (ks, k0s) = (k.shape(), k0.shape());
-                if ks.len() != 4 || ks[..2] != k0s[..2] || ks[3] != k0s[3] {
-                    return Err(NnError::Invalid {
-                        layer: "KvCache",
-                        reason: format!(
-                            "new keys of shape {ks:?} do not continue the cached {k0s:?} (same B, H and D needed)"
-                        ),
-                    });
-                }
-                (
-                    Variable::cat(&[k0.clone(), k.clone()], 2)?,
-                    Variable::cat(&[v0.clone(), v.clone()], 2)?,
-                )
+    /// Make room for `t` more positions of `(B, H, D)` = `dims`: check they continue the cached
+    /// ones, allocate on first use, grow (doubling, copying each head's prefix) past capacity.
+    fn reserve(&mut self, dims: [usize; 3], t: usize) -> Result<()> {
+        if let Some(have) = self.dims.filter(|_| self.len > 0) {
+            if have != dims {
+                return Err(NnError::Invalid {
+                    layer: "KvCache",
+                    reason: format!(
+                        "new keys with (B, H, D) = {dims:?} do not continue the cached {have:?} (same B, H and D needed; clear() starts a new sequence)"
+                    ),
+                });
             }
-            _ => (k.clone(), v.clone()),
+        }
+        self.dims = Some(dims);
+        let heads = dims[0] * dims[1];
+        let d = dims[2];
+        let needed = self.len + t;
+        let cap = if needed > self.capacity {
+            needed.max(2 * self.capacity)
+        } else {
+            self.capacity
         };
-        self.k = Some(k_all.clone());
-        self.v = Some(v_all.clone());
-        Ok((k_all, v_all))
+        if self.k.len() != heads * cap * d {
+            // A first allocation, a new (B, H, D) after clear(), or growth: lay the buffers out
+            // for `cap` positions and move each head's cached prefix to its new place.
+            let mut k = vec![0.0; heads * cap * d];
+            let mut v = vec![0.0; heads * cap * d];
+            if self.len > 0 {
+                let old = self.capacity * d;
+                for h in 0..heads {
+                    let (src, dst) = (h * old, h * cap * d);
+                    let n = self.len * d;
+                    k[dst..dst + n].copy_from_slice(&self.k[src..src + n]);
+                    v[dst..dst + n].copy_from_slice(&self.v[src..src + n]);
+                }
+            }
+            self.k = k;
+            self.v = v;
+            self.capacity = cap;
+        }
+        Ok(())
     }
+
+    /// Append the keys and values of `t` new positions, each `(B, H, T, D)`, after the cached
+    /// ones (written in place).
+    pub fn append(&mut self, k: &Tensor, v: &Tensor) -> Result<()> {
+        let (ks, vs) = (k.shape(), v.shape());
+        if ks.len() != 4 || ks != vs {
+            return Err(NnError::Invalid {
+                layer: "KvCache",
+                reason: format!("keys and values must both be (B, H, T, D), got {ks:?} and {vs:?}"),
+            });
+        }
+        let (t, dims) = (ks[2], [ks[0], ks[1], ks[3]]);
+        self.reserve(dims, t)?;
+        let (k, v) = (k.contiguous(), v.contiguous());
+        let (k, v) = (k.to_vec(), v.to_vec());
+        let d = dims[2];
+        for h in 0..dims[0] * dims[1] {
+            let src = h * t * d;
+            let dst = (h * self.capacity + self.len) * d;
+            self.k[dst..dst + t * d].copy_from_slice(&k[src..src + t * d]);
+            self.v[dst..dst + t * d].copy_from_slice(&v[src..src + t * d]);
+        }
+        self.len += t;
+        Ok(())
+    }
+
+    /// Append the keys and values of the `t` positions of a fused projection `qkv` `(B, T, 3C)`
+    /// (queries, keys, values of `n_head` heads side by side, as [`packed_attention`] reads it).
+    pub fn append_packed(&mut self, qkv: &Tensor, n_head: usize) -> Result<()> {
+        let (b, t, c) = packed_dims("KvCache::append_packed", qkv.shape(), n_head)?;
+        self.reserve([b, n_head, c / n_head], t)?;
+        let qkv = qkv.contiguous();
+        let rows = qkv.as_slice().unwrap_or(&[]);
+        self.write_packed(rows, b, t, n_head);
+        self.len += t;
+        Ok(())
+    }
+
+    /// Copy keys and values of `t` new positions out of the row-major `(B, T, 3C)` projection
+    /// `qkv` into positions `len .. len + t` of the buffers (room is reserved; `len` unchanged).
+    fn write_packed(&mut self, qkv: &[f32], b: usize, t: usize, n_head: usize) {
+        // HINT: row (b, i) of qkv holds [q | k | v], each C = H * D wide; head h's key is the
+        // HINT: D floats at C + h * D of that row. Its slot: ((b * H + h) * capacity + len + i) * D.
+        // BEGIN SOLUTION
+        let d = self.dims.map_or(1, |dims| dims[2]);
+        let c = n_head * d;
+        for bi in 0..b {
+            for i in 0..t {
+                let row = &qkv[(bi * t + i) * 3 * c..(bi * t + i + 1) * 3 * c];
+                for h in 0..n_head {
+                    let dst = ((bi * n_head + h) * self.capacity + self.len + i) * d;
+                    self.k[dst..dst + d].copy_from_slice(&row[c + h * d..c + (h + 1) * d]);
+                    self.v[dst..dst + d].copy_from_slice(&row[2 * c + h * d..2 * c + (h + 1) * d]);
+                }
+            }
+        }
+        // END SOLUTION
+    }
+
+    /// The cached keys `(B, H, S, D)` (a copy, for inspection).
+    pub fn keys(&self) -> Tensor {
+        self.gather(&self.k)
+    }
+
+    /// The cached values `(B, H, S, D)` (a copy, for inspection).
+    pub fn values(&self) -> Tensor {
+        self.gather(&self.v)
+    }
+
+    fn gather(&self, buffer: &[f32]) -> Tensor {
+        let Some([b, h, d]) = self.dims() else {
+            return Tensor::zeros(&[0, 0, 0, 0]);
+        };
+        let mut out = Vec::with_capacity(b * h * self.len * d);
+        for head in 0..b * h {
+            let start = head * self.capacity * d;
+            out.extend_from_slice(&buffer[start..start + self.len * d]);
+        }
+        Tensor::from_vec(out, &[b, h, self.len, d]).unwrap_or_else(|_| Tensor::zeros(&[0]))
+    }
+
+    /// Causal attention of the last `T` cached positions' queries `q` `(B, H, T, D)` over every
+    /// cached key: query `i` sees keys `0 ..= S - T + i`. Append the new keys and values first.
+    /// Returns `(B, H, T, D)`.
+    pub fn attend(&self, q: &Tensor) -> Result<Tensor> {
+        let shape = q.shape();
+        let fits = shape.len() == 4
+            && self.dims() == Some([shape[0], shape[1], shape[3]])
+            && shape[2] <= self.len;
+        if !fits {
+            return Err(NnError::Invalid {
+                layer: "KvCache",
+                reason: format!(
+                    "queries must be (B, H, T, D) with (B, H, D) = {:?} and T <= {} cached positions, got {shape:?}",
+                    self.dims(),
+                    self.len
+                ),
+            });
+        }
+        let (b, h, t, d) = (shape[0], shape[1], shape[2], shape[3]);
+        let q = q.contiguous();
+        let mut out = vec![0.0; b * h * t * d];
+        let layout = RowLayout {
+            batch: h * t * d,
+            head: t * d,
+            row: d,
+        };
+        let scale = 1.0 / (d.max(1) as f32).sqrt();
+        self.attend_rows(
+            q.as_slice().unwrap_or(&[]),
+            layout,
+            t,
+            &mut out,
+            layout,
+            scale,
+        );
+        Ok(Tensor::from_vec(out, shape)?)
+    }
+
+    /// `out[b, h, i] = softmax(scale * q[b, h, i] . K[b, h, 0..=S-T+i]) V[b, h, ...]` for every
+    /// sequence `b`, head `h` and new position `i < t`: one query row against the cached keys, a
+    /// dot product per key, a max-shifted softmax, a weighted sum of value rows. `q` and `out`
+    /// rows of `D` floats sit at `b * batch + h * head + i * row` (so packed `(B, T, 3C)`
+    /// projections and merged `(B, T, C)` outputs are read and written in place).
+    fn attend_rows(
+        &self,
+        q: &[f32],
+        q_at: RowLayout,
+        t: usize,
+        out: &mut [f32],
+        out_at: RowLayout,
+        scale: f32,
+    ) {
+        // HINT: for each (b, h, i): the visible keys are 0..=len - t + i. scores[s] = scale *
+        // HINT: dot(q_row, k_row(s)); subtract the max, exponentiate, sum; then
+        // HINT: out_row = sum_s (e_s / total) * v_row(s). Keep the scores in one reused buffer.
+        // BEGIN SOLUTION
+        let Some([b, h, d]) = self.dims() else {
+            return;
+        };
+        let mut scores = vec![0.0f32; self.len];
+        for bi in 0..b {
+            for hi in 0..h {
+                let base = (bi * h + hi) * self.capacity * d;
+                let keys = &self.k[base..base + self.len * d];
+                let values = &self.v[base..base + self.len * d];
+                for i in 0..t {
+                    let visible = self.len - t + i + 1;
+                    let qo = bi * q_at.batch + hi * q_at.head + i * q_at.row;
+                    let q_row = &q[qo..qo + d];
+                    let mut max = f32::NEG_INFINITY;
+                    for (s, key) in keys.chunks_exact(d).take(visible).enumerate() {
+                        let score = scale * dot(q_row, key);
+                        scores[s] = score;
+                        max = max.max(score);
+                    }
+                    let mut total = 0.0f32;
+                    for score in &mut scores[..visible] {
+                        *score = (*score - max).exp();
+                        total += *score;
+                    }
+                    let oo = bi * out_at.batch + hi * out_at.head + i * out_at.row;
+                    let out_row = &mut out[oo..oo + d];
+                    out_row.fill(0.0);
+                    let inv = 1.0 / total;
+                    for (value, &e) in values.chunks_exact(d).zip(&scores[..visible]) {
+                        let p = e * inv;
+                        for (o, &x) in out_row.iter_mut().zip(value) {
+                            *o += p * x;
+                        }
+                    }
+                }
+            }
+        }
+        // END SOLUTION
+    }
+}
+
+/// Where the `D`-float rows of a `(B, H, T)` grid of vectors start: `b * batch + h * head + i *
+/// row` elements into a buffer.
+#[derive(Clone, Copy, Debug)]
+struct RowLayout {
+    batch: usize,
+    head: usize,
+    row: usize,
+}
+
+/// `sum_i a[i] * b[i]` with eight independent partial sums (so the compiler can use vector
+/// registers; a single running sum would have to be added strictly in order).
+#[inline]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (a8.remainder(), b8.remainder());
+    for (x, y) in a8.zip(b8) {
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    let mut sum = (acc[0] + acc[4]) + (acc[1] + acc[5]) + (acc[2] + acc[6]) + (acc[3] + acc[7]);
+    for (x, y) in ra.iter().zip(rb) {
+        sum += x * y;
+    }
+    sum
+}
+
+/// `(B, T, C)` of a fused projection `(B, T, 3C)` with `C` a multiple of `n_head`.
+fn packed_dims(
+    layer: &'static str,
+    shape: &[usize],
+    n_head: usize,
+) -> Result<(usize, usize, usize)> {
+    if shape.len() != 3 || n_head == 0 || !shape[2].is_multiple_of(3 * n_head) {
+        return Err(NnError::Invalid {
+            layer,
+            reason: format!(
+                "qkv must be (B, T, 3C) with C a multiple of n_head = {n_head}, got {shape:?}"
+            ),
+        });
+    }
+    Ok((shape[0], shape[1], shape[2] / 3))
 }
 
 /// Multi-head self-attention with a fused `qkv` projection and an output projection `proj`:
@@ -550,25 +817,65 @@ impl MultiHeadAttention {
     }
 
     /// Causal attention of new positions `x_new` `(B, T, C)` that follow the `cache.len()`
-    /// cached ones: their keys and values are appended to `cache`, and each new query attends
+    /// cached ones: their keys and values are written into `cache`, and each new query attends
     /// to every cached position and the new ones up to itself. Feeding a sequence in pieces
     /// gives the outputs of [`Module::forward`] on the whole sequence.
+    ///
+    /// Inference only: fails unless gradients are off (`no_grad`) or nothing requires them, and
+    /// in training mode with attention dropout. A prefill (empty cache) runs the same fused
+    /// kernel as the uncached forward; later pieces attend over the cache in place.
     pub fn forward_cached(&self, x_new: &Variable, cache: &mut KvCache) -> Result<Variable> {
-        let (q, k, v) = self.split_heads(x_new)?;
-        let (k_all, v_all) = cache.append(&k, &v)?;
-        let y = if self.attention_dropout_active() {
-            attention(
-                &q,
-                &k_all,
-                &v_all,
-                &AttentionMask::Causal,
-                Some(&self.attn_dropout),
-            )?
-            .0
-        } else {
-            scaled_dot_product_attention(&q, &k_all, &v_all, &AttentionMask::Causal)?
+        self.check_input(x_new)?;
+        let trainable = |l: &Linear| {
+            l.weight.requires_grad() || l.bias.as_ref().is_some_and(Variable::requires_grad)
         };
-        self.merge_heads(&y)
+        let needs_graph = autograd::is_grad_enabled()
+            && (x_new.requires_grad() || trainable(&self.qkv) || trainable(&self.proj));
+        if needs_graph {
+            return Err(NnError::Invalid {
+                layer: "KvCache",
+                reason: "cached attention computes no gradients: run it under no_grad (as generation does)"
+                    .to_string(),
+            });
+        }
+        if self.attention_dropout_active() {
+            return Err(NnError::Invalid {
+                layer: "KvCache",
+                reason: format!(
+                    "attention dropout {} is active: call eval() before decoding with a cache",
+                    self.attn_dropout.p()
+                ),
+            });
+        }
+        let qkv = self.qkv.forward(x_new)?.value();
+        let (b, t, c) = packed_dims("MultiHeadAttention", qkv.shape(), self.n_head)?;
+        let d = c / self.n_head;
+        let scale = 1.0 / (d as f32).sqrt();
+        let y = if cache.is_empty() {
+            // Prefill: exactly the uncached causal attention of these positions.
+            let (y, _) = packed_kernel(&qkv, self.n_head, scale, true)?;
+            cache.append_packed(&qkv, self.n_head)?;
+            y
+        } else {
+            cache.append_packed(&qkv, self.n_head)?;
+            let qkv = qkv.contiguous();
+            let mut out = vec![0.0f32; b * t * c];
+            let q_at = RowLayout {
+                batch: t * 3 * c,
+                head: d,
+                row: 3 * c,
+            };
+            let out_at = RowLayout {
+                batch: t * c,
+                head: d,
+                row: c,
+            };
+            let rows = qkv.as_slice().unwrap_or(&[]);
+            cache.attend_rows(rows, q_at, t, &mut out, out_at, scale);
+            Tensor::from_vec(out, &[b, t, c])?
+        };
+        self.resid_dropout
+            .forward(&self.proj.forward(&Variable::constant(y))?)
     }
 }
 

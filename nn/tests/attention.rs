@@ -552,10 +552,131 @@ fn bad_masks_and_inputs_are_clear_errors() {
     assert!(msg.contains("(B, H, T, D)"), "{msg}");
     // A cache refuses keys from another batch size.
     let mut cache = KvCache::new();
-    mha.forward_cached(&x, &mut cache).unwrap();
+    no_grad(|| mha.forward_cached(&x, &mut cache)).unwrap();
     let other = Variable::constant(randn(&[1, 1, 8], 1.0, 63));
-    let msg = invalid_reason(mha.forward_cached(&other, &mut cache).unwrap_err());
-    assert!(msg.contains("KvCache"), "{msg}");
+    let msg = invalid_reason(no_grad(|| mha.forward_cached(&other, &mut cache)).unwrap_err());
+    assert!(
+        msg.contains("KvCache") && msg.contains("[1, 2, 4]"),
+        "{msg}"
+    );
+    // Cached attention builds no graph: with gradients on it refuses instead of cutting one.
+    let msg = invalid_reason(mha.forward_cached(&other, &mut KvCache::new()).unwrap_err());
+    assert!(msg.contains("no_grad"), "{msg}");
+    // Keys and values of different shapes, queries that do not match the cache.
+    let mut cache = KvCache::new();
+    let msg = invalid_reason(
+        cache
+            .append(&Tensor::zeros(&[1, 2, 3, 4]), &Tensor::zeros(&[1, 2, 3, 5]))
+            .unwrap_err(),
+    );
+    assert!(msg.contains("[1, 2, 3, 5]"), "{msg}");
+    cache
+        .append(&Tensor::zeros(&[1, 2, 3, 4]), &Tensor::zeros(&[1, 2, 3, 4]))
+        .unwrap();
+    let msg = invalid_reason(cache.attend(&Tensor::zeros(&[1, 2, 4, 4])).unwrap_err());
+    assert!(msg.contains("T <= 3"), "{msg}");
+}
+
+/// The reference for the cache: causal attention of the last `T` of `S` positions, composed
+/// from matmul and softmax on the full keys and values.
+fn reference_tail_attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Tensor {
+    let (q, k, v) = (
+        Variable::constant(q.clone()),
+        Variable::constant(k.clone()),
+        Variable::constant(v.clone()),
+    );
+    attention(&q, &k, &v, &AttentionMask::Causal, None)
+        .unwrap()
+        .0
+        .value()
+}
+
+#[test]
+fn kv_cache_writes_in_place_and_attends_like_the_reference() {
+    let (b, h, d) = (2, 3, 12);
+    let k = randn(&[b, h, 7, d], 1.0, 70);
+    let v = randn(&[b, h, 7, d], 1.0, 71);
+    let q = randn(&[b, h, 7, d], 1.0, 72);
+    // Room for 7 positions, filled in pieces of 4, 1, 2: the capacity never changes.
+    let mut cache = KvCache::with_capacity(7);
+    assert_eq!((cache.len(), cache.capacity(), cache.dims()), (0, 7, None));
+    let mut start = 0;
+    for t in [4, 1, 2] {
+        let first = start;
+        let piece = move |x: &Tensor| x.narrow(2, first, t).unwrap().contiguous();
+        cache.append(&piece(&k), &piece(&v)).unwrap();
+        start += t;
+        assert_eq!((cache.len(), cache.capacity()), (start, 7));
+        // The new queries against every cached key: the last t rows of full causal attention.
+        let got = cache.attend(&piece(&q)).unwrap();
+        let all = |x: &Tensor| x.narrow(2, 0, start).unwrap().contiguous();
+        let want = reference_tail_attention(&all(&q), &all(&k), &all(&v));
+        let want = want.narrow(2, start - t, t).unwrap().contiguous();
+        assert_close(
+            &got,
+            &want,
+            1e-5,
+            &format!("queries {}..{start}", start - t),
+        );
+    }
+    assert_eq!(cache.dims(), Some([b, h, d]));
+    assert_eq!(cache.keys().to_vec(), k.contiguous().to_vec());
+    assert_eq!(cache.values().to_vec(), v.contiguous().to_vec());
+    // Clearing keeps the buffers: a new sequence of another batch size reuses the room.
+    cache.clear();
+    assert!(cache.is_empty() && cache.dims().is_none());
+    cache
+        .append(&k.narrow(0, 0, 1).unwrap(), &v.narrow(0, 0, 1).unwrap())
+        .unwrap();
+    assert_eq!(cache.dims(), Some([1, h, d]));
+    assert_eq!(cache.keys().to_vec(), k.narrow(0, 0, 1).unwrap().to_vec());
+}
+
+#[test]
+fn kv_cache_without_capacity_grows_and_keeps_its_contents() {
+    let (b, h, d) = (1, 2, 4);
+    let k = randn(&[b, h, 9, d], 1.0, 80);
+    let v = randn(&[b, h, 9, d], 1.0, 81);
+    let mut cache = KvCache::new();
+    let mut capacities = Vec::new();
+    for s in 0..9 {
+        let one = |x: &Tensor| x.narrow(2, s, 1).unwrap();
+        cache.append(&one(&k), &one(&v)).unwrap();
+        capacities.push(cache.capacity());
+    }
+    // Doubling: 1, 2, 4, 4, 8, 8, 8, 8, 16 (a logarithmic number of regrowths).
+    assert_eq!(capacities, vec![1, 2, 4, 4, 8, 8, 8, 8, 16]);
+    assert_eq!(cache.keys().to_vec(), k.to_vec());
+    assert_eq!(cache.values().to_vec(), v.to_vec());
+}
+
+#[test]
+fn kv_cached_window_slides_by_refilling() {
+    // A model with learned positions can hold `block` positions. When the window moves by one
+    // token every position changes, so the cache is cleared and refilled with the last `block`
+    // inputs: its outputs are then those of the full forward on the new window, and the buffers
+    // are reused (same capacity).
+    let block = 6;
+    let mha = MultiHeadAttention::new(&config(16, 4, 0.0, 12)).unwrap();
+    let x = randn(&[1, block + 3, 16], 1.0, 90);
+    let mut cache = KvCache::with_capacity(block);
+    for shift in 0..=3 {
+        let window = x.narrow(1, shift, block).unwrap().contiguous();
+        let full = no_grad(|| {
+            mha.forward(&Variable::constant(window.clone()))
+                .unwrap()
+                .value()
+        });
+        cache.clear();
+        // Refill: a prefill of block - 1 positions, then one decoded position.
+        let prefill = Variable::constant(window.narrow(1, 0, block - 1).unwrap());
+        let last = Variable::constant(window.narrow(1, block - 1, 1).unwrap());
+        let a = no_grad(|| mha.forward_cached(&prefill, &mut cache).unwrap().value());
+        let b = no_grad(|| mha.forward_cached(&last, &mut cache).unwrap().value());
+        assert_eq!(cache.capacity(), block);
+        assert_close(&a, &full.narrow(1, 0, block - 1).unwrap(), 1e-6, "prefill");
+        assert_close(&b, &full.narrow(1, block - 1, 1).unwrap(), 1e-5, "decoded");
+    }
 }
 
 #[test]

@@ -1,0 +1,233 @@
+//! Text generation speed, with and without the KV cache, on equal work: the same model, prompt,
+//! number of new tokens, temperature, top-k and seed, and the same tokens out (checked).
+//!
+//! ```text
+//! cargo run -p benches --release --bin generate -- --preset nanogpt-baby --threads 2
+//! cargo run -p benches --release --bin generate -- --preset tiny --new-tokens 200
+//! ```
+//!
+//! | preset | layers | heads | n_embd | block | vocab | biases | head | parameters |
+//! |---|---|---|---|---|---|---|---|---|
+//! | `nanogpt-baby` (alias `shakespeare`) | 4 | 4 | 128 | 64 | 65 | no | tied | 804,096 |
+//! | `tiny` | 2 | 4 | 64 | 64 | 30 | yes | untied | 108,032 |
+//!
+//! Weights are random (seeded): speed does not depend on what the model learned.
+//!
+//! Flags: `--preset NAME`, `--new-tokens N` (default `block_size - prompt_len`: the window
+//! fills exactly; more tokens make it slide), `--prompt-len N` (default 1), `--threads N`
+//! (default 2), `--repeats N` (timed runs of each path, the best is reported; default 3),
+//! `--temperature T` (default 1.0), `--top-k K` (default 10, 0 = none), `--seed N`,
+//! `--json PATH` (write the summary), `--only cached|uncached` (time one path, e.g. under a
+//! profiler; no comparison then). Prints tokens per second of both paths and the speedup.
+
+use std::time::Instant;
+
+use models::gpt::{Gelu, Gpt, GptConfig};
+use nn::Module;
+use serde_json::json;
+
+fn preset(name: &str) -> Option<(&'static str, GptConfig)> {
+    match name {
+        "nanogpt-baby" | "shakespeare" => Some(("nanogpt-baby", GptConfig::nanogpt_baby(65))),
+        "tiny" => Some((
+            "tiny",
+            GptConfig {
+                vocab_size: 30,
+                block_size: 64,
+                n_layer: 2,
+                n_head: 4,
+                n_embd: 64,
+                dropout: 0.0,
+                bias: true,
+                tie_weights: false,
+                gelu: Gelu::Exact,
+            },
+        )),
+        _ => None,
+    }
+}
+
+struct Args {
+    preset: String,
+    new_tokens: Option<usize>,
+    prompt_len: usize,
+    threads: usize,
+    repeats: usize,
+    temperature: f32,
+    top_k: usize,
+    seed: u64,
+    json: Option<String>,
+    only: Option<String>,
+}
+
+const USAGE: &str = "usage: generate [--preset nanogpt-baby|tiny] [--new-tokens N] \
+[--prompt-len N] [--threads N] [--repeats N] [--temperature T] [--top-k K] [--seed N] \
+[--json PATH] [--only cached|uncached]";
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        preset: "nanogpt-baby".to_string(),
+        new_tokens: None,
+        prompt_len: 1,
+        threads: 2,
+        repeats: 3,
+        temperature: 1.0,
+        top_k: 10,
+        seed: 0,
+        json: None,
+        only: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        if flag == "--help" || flag == "-h" {
+            return Err(USAGE.to_string());
+        }
+        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        let number = |v: &str| {
+            v.parse::<usize>()
+                .map_err(|_| format!("{flag} needs a whole number, got {v:?}"))
+        };
+        match flag.as_str() {
+            "--preset" => args.preset = value,
+            "--new-tokens" => args.new_tokens = Some(number(&value)?),
+            "--prompt-len" => args.prompt_len = number(&value)?.max(1),
+            "--threads" => args.threads = number(&value)?.max(1),
+            "--repeats" => args.repeats = number(&value)?.max(1),
+            "--temperature" => {
+                args.temperature = value
+                    .parse()
+                    .map_err(|_| format!("--temperature needs a number, got {value:?}"))?
+            }
+            "--top-k" => args.top_k = number(&value)?,
+            "--seed" => args.seed = number(&value)? as u64,
+            "--json" => args.json = Some(value),
+            "--only" if value == "cached" || value == "uncached" => args.only = Some(value),
+            other => return Err(format!("unknown flag {other}\n{USAGE}")),
+        }
+    }
+    Ok(args)
+}
+
+fn main() {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(msg) => {
+            eprintln!("{msg}");
+            std::process::exit(2);
+        }
+    };
+    let Some((name, config)) = preset(&args.preset) else {
+        eprintln!(
+            "unknown preset {:?}: choose nanogpt-baby (shakespeare) or tiny",
+            args.preset
+        );
+        std::process::exit(2);
+    };
+    // rayon reads this when its global pool starts (on the first parallel kernel).
+    std::env::set_var("RAYON_NUM_THREADS", args.threads.to_string());
+    models::runtime::tune_allocator();
+    if let Err(e) = run(&args, name, config) {
+        eprintln!("generate: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// The best (shortest) time of `repeats` runs of `f`, and its output.
+fn best_of<T>(
+    repeats: usize,
+    mut f: impl FnMut() -> models::Result<T>,
+) -> models::Result<(f64, T)> {
+    let mut best = f64::INFINITY;
+    let mut out = None;
+    for _ in 0..repeats {
+        let t0 = Instant::now();
+        let value = f()?;
+        best = best.min(t0.elapsed().as_secs_f64());
+        out = Some(value);
+    }
+    Ok((best, out.expect("repeats >= 1")))
+}
+
+fn run(args: &Args, name: &str, config: GptConfig) -> Result<(), Box<dyn std::error::Error>> {
+    let mut model = Gpt::new(config.clone(), args.seed)?;
+    model.eval();
+    let block = config.block_size;
+    let prompt: Vec<usize> = (0..args.prompt_len)
+        .map(|i| (i * 7 + 1) % config.vocab_size)
+        .collect();
+    let new_tokens = args
+        .new_tokens
+        .unwrap_or_else(|| block.saturating_sub(args.prompt_len).max(1));
+    let top_k = (args.top_k > 0).then_some(args.top_k);
+    let (temperature, seed) = (args.temperature, args.seed ^ 0x9e37);
+    println!(
+        "# preset {name} ({} threads): {} parameters, block {block}, prompt {} tokens, {new_tokens} new tokens{}",
+        args.threads,
+        model.num_parameters(),
+        prompt.len(),
+        if prompt.len() + new_tokens > block {
+            format!(
+                " (the window slides {} times)",
+                prompt.len() + new_tokens - block
+            )
+        } else {
+            String::new()
+        }
+    );
+    // Warm up both paths (thread pool, allocator).
+    model.generate(&prompt, 8, temperature, top_k, seed)?;
+    model.generate_uncached(&prompt, 8, temperature, top_k, seed)?;
+    let cached_run = || model.generate(&prompt, new_tokens, temperature, top_k, seed);
+    let uncached_run = || model.generate_uncached(&prompt, new_tokens, temperature, top_k, seed);
+    if let Some(only) = &args.only {
+        let (t, _) = if only == "cached" {
+            best_of(args.repeats, cached_run)?
+        } else {
+            best_of(args.repeats, uncached_run)?
+        };
+        println!(
+            "{name} threads={} new_tokens={new_tokens}: {only} {:.0} tokens/s ({:.3} ms/token, best of {})",
+            args.threads,
+            new_tokens as f64 / t,
+            t * 1e3 / new_tokens as f64,
+            args.repeats
+        );
+        return Ok(());
+    }
+    let (t_cached, cached) = best_of(args.repeats, cached_run)?;
+    let (t_uncached, uncached) = best_of(args.repeats, uncached_run)?;
+    if cached != uncached {
+        return Err("cached and uncached generation produced different tokens".into());
+    }
+    let cached_tps = new_tokens as f64 / t_cached;
+    let uncached_tps = new_tokens as f64 / t_uncached;
+    let speedup = cached_tps / uncached_tps;
+    println!(
+        "{name} threads={} new_tokens={new_tokens}: cached {cached_tps:.0} tokens/s ({:.3} ms/token), \
+         uncached {uncached_tps:.0} tokens/s ({:.3} ms/token), speedup {speedup:.2}x (best of {}; identical tokens)",
+        args.threads,
+        t_cached * 1e3 / new_tokens as f64,
+        t_uncached * 1e3 / new_tokens as f64,
+        args.repeats
+    );
+    if let Some(path) = &args.json {
+        let summary = json!({
+            "preset": name,
+            "threads": args.threads,
+            "params": model.num_parameters(),
+            "block_size": block,
+            "prompt_len": prompt.len(),
+            "new_tokens": new_tokens,
+            "temperature": temperature,
+            "top_k": top_k,
+            "repeats": args.repeats,
+            "cached_tokens_per_s": cached_tps,
+            "uncached_tokens_per_s": uncached_tps,
+            "speedup": speedup,
+            "identical_tokens": true,
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&summary)? + "\n")
+            .map_err(|e| format!("{path}: {e}"))?;
+    }
+    Ok(())
+}
