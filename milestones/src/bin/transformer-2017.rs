@@ -57,6 +57,27 @@ struct Args {
     /// Peak learning rate (default depends on the dataset).
     #[arg(long)]
     lr: Option<f64>,
+    /// Transformer blocks (default depends on the dataset).
+    #[arg(long)]
+    n_layer: Option<usize>,
+    /// Attention heads per block.
+    #[arg(long)]
+    n_head: Option<usize>,
+    /// Embedding width.
+    #[arg(long)]
+    n_embd: Option<usize>,
+    /// Context length in characters.
+    #[arg(long)]
+    block_size: Option<usize>,
+    /// Sequences per training step.
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Dropout probability in the blocks.
+    #[arg(long)]
+    dropout: Option<f32>,
+    /// AdamW weight decay of the matrices (biases and norms never decay).
+    #[arg(long)]
+    weight_decay: Option<f64>,
 }
 
 /// Model size and optimisation settings of one run.
@@ -68,6 +89,7 @@ struct Recipe {
     block_size: usize,
     batch_size: usize,
     dropout: f32,
+    weight_decay: f64,
     lr: f64,
     min_lr: f64,
     warmup: u64,
@@ -86,6 +108,7 @@ fn recipe(dataset: &str, quick: bool) -> Recipe {
             block_size: 64,
             batch_size: 12,
             dropout: 0.0,
+            weight_decay: 0.1,
             lr: 1e-3,
             min_lr: 1e-4,
             warmup: 100,
@@ -101,6 +124,7 @@ fn recipe(dataset: &str, quick: bool) -> Recipe {
             block_size: 128,
             batch_size: 32,
             dropout: 0.1,
+            weight_decay: 0.1,
             lr: 1e-3,
             min_lr: 1e-4,
             warmup: 100,
@@ -115,6 +139,7 @@ fn recipe(dataset: &str, quick: bool) -> Recipe {
             block_size: 64,
             batch_size: 16,
             dropout: 0.1,
+            weight_decay: 0.1,
             lr: 2e-3,
             min_lr: 2e-4,
             warmup: 100,
@@ -130,6 +155,7 @@ fn recipe(dataset: &str, quick: bool) -> Recipe {
             block_size: 64,
             batch_size: 16,
             dropout: 0.0,
+            weight_decay: 0.1,
             lr: 3e-3,
             min_lr: 3e-4,
             warmup: 100,
@@ -244,7 +270,7 @@ fn train_lm(
     let mut train_batches =
         LmBatcher::new(train.to_vec(), recipe.block_size, recipe.batch_size, seed)?;
     let val_batches = LmBatcher::new(val.to_vec(), recipe.block_size, recipe.batch_size, seed)?;
-    let groups = ParamGroup::split_decay(gpt.named_parameters(), 0.1);
+    let groups = ParamGroup::split_decay(gpt.named_parameters(), recipe.weight_decay);
     let mut opt = AdamW::with_groups(
         groups,
         AdamConfig {
@@ -314,6 +340,26 @@ fn train_lm(
     })
 }
 
+/// Apply the model and regularisation flags on top of the dataset's recipe.
+fn override_model(recipe: &mut Recipe, args: &Args) {
+    let set = |slot: &mut usize, value: Option<usize>| {
+        if let Some(v) = value {
+            *slot = v.max(1);
+        }
+    };
+    set(&mut recipe.n_layer, args.n_layer);
+    set(&mut recipe.n_head, args.n_head);
+    set(&mut recipe.n_embd, args.n_embd);
+    set(&mut recipe.block_size, args.block_size);
+    set(&mut recipe.batch_size, args.batch_size);
+    if let Some(p) = args.dropout {
+        recipe.dropout = p;
+    }
+    if let Some(wd) = args.weight_decay {
+        recipe.weight_decay = wd;
+    }
+}
+
 fn config_for(recipe: &Recipe, vocab_size: usize) -> GptConfig {
     // nanoGPT's character-level Shakespeare run has no biases and ties the head to the
     // embedding; the other recipes keep biases and a separate head.
@@ -381,6 +427,7 @@ fn run_lm(args: &Args) -> BoxResult<RunReport> {
         recipe.lr = lr;
         recipe.min_lr = lr / 10.0;
     }
+    override_model(&mut recipe, args);
     // The vocabulary comes from the training text; unseen validation characters are skipped.
     let tok = CharTokenizer::from_corpus(&corpus.train, UnknownPolicy::Skip);
     let train = tok.encode(&corpus.train)?;
@@ -532,6 +579,7 @@ fn run_reverse(args: &Args) -> BoxResult<RunReport> {
         block_size: 2 * len,
         batch_size: 64,
         dropout: 0.0,
+        weight_decay: 0.01,
         lr: args.lr.unwrap_or(3e-3),
         min_lr: 3e-4,
         warmup: 50,
@@ -541,7 +589,7 @@ fn run_reverse(args: &Args) -> BoxResult<RunReport> {
     };
     let config = config_for(&recipe, REVERSE_VOCAB);
     let mut gpt = Gpt::new(config, seed)?;
-    let groups = ParamGroup::split_decay(gpt.named_parameters(), 0.01);
+    let groups = ParamGroup::split_decay(gpt.named_parameters(), recipe.weight_decay);
     let mut opt = AdamW::with_groups(
         groups,
         AdamConfig {
