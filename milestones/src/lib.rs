@@ -9,12 +9,14 @@
 //! | [`corpus`] | the embedded corpus (a generated mini-language) and its grammar checker |
 //! | [`vision`] | image datasets by name, classifier training and reporting for the image milestones |
 //! | [`tasks`] | generated tasks: reversal, blobs, noisy XOR |
+//! | [`course`] | course mode: student editions, chapter grading, milestone unlocking (the `course` binary) |
 //! | [`cli`] | the common flags (`--data-dir`, `--dataset`, `--epochs`, `--steps`, `--seed`, `--json`, `--plot`, `--quick`) |
 //! | [`progress`] | progress bars |
 //! | [`report`] | results table and JSON output |
 //! | [`plot`] | terminal and SVG training curves |
 
 pub mod cli;
+pub mod course;
 pub mod corpus;
 pub mod plot;
 pub mod progress;
