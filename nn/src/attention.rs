@@ -27,6 +27,7 @@ use tensor::sdpa::{
     packed_attention as packed_kernel, packed_attention_backward,
     scaled_dot_product_attention as sdpa, scaled_dot_product_attention_backward,
 };
+use tensor::softmax::fast_exp;
 use tensor::{Tensor, TensorRng};
 
 use crate::dropout::Dropout;
@@ -520,7 +521,7 @@ impl KvCache {
             row: d,
         };
         let scale = 1.0 / (d.max(1) as f32).sqrt();
-        self.attend_rows(
+        self.attend_rows_simd(
             q.as_slice().unwrap_or(&[]),
             layout,
             t,
@@ -536,6 +537,7 @@ impl KvCache {
     /// dot product per key, a max-shifted softmax, a weighted sum of value rows. `q` and `out`
     /// rows of `D` floats sit at `b * batch + h * head + i * row` (so packed `(B, T, 3C)`
     /// projections and merged `(B, T, C)` outputs are read and written in place).
+    #[inline(always)]
     fn attend_rows(
         &self,
         q: &[f32],
@@ -546,8 +548,8 @@ impl KvCache {
         scale: f32,
     ) {
         // HINT: for each (b, h, i): the visible keys are 0..=len - t + i. scores[s] = scale *
-        // HINT: dot(q_row, k_row(s)); subtract the max, exponentiate, sum; then
-        // HINT: out_row = sum_s (e_s / total) * v_row(s). Keep the scores in one reused buffer.
+        // HINT: dot(q_row, key s); subtract the max, exponentiate (fast_exp), sum; then out_row =
+        // HINT: weighted_sum(values, scores) / total. Keep the scores in one reused buffer.
         // BEGIN SOLUTION
         let Some([b, h, d]) = self.dims() else {
             return;
@@ -560,33 +562,86 @@ impl KvCache {
                 let values = &self.v[base..base + self.len * d];
                 for i in 0..t {
                     let visible = self.len - t + i + 1;
+                    let scores = &mut scores[..visible];
                     let qo = bi * q_at.batch + hi * q_at.head + i * q_at.row;
                     let q_row = &q[qo..qo + d];
-                    let mut max = f32::NEG_INFINITY;
-                    for (s, key) in keys.chunks_exact(d).take(visible).enumerate() {
-                        let score = scale * dot(q_row, key);
-                        scores[s] = score;
-                        max = max.max(score);
+                    for (score, key) in scores.iter_mut().zip(keys.chunks_exact(d)) {
+                        *score = scale * dot(q_row, key);
                     }
-                    let mut total = 0.0f32;
-                    for score in &mut scores[..visible] {
-                        *score = (*score - max).exp();
-                        total += *score;
+                    let max = scores.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+                    for score in scores.iter_mut() {
+                        *score = fast_exp(*score - max);
                     }
+                    let total: f32 = scores.iter().sum();
                     let oo = bi * out_at.batch + hi * out_at.head + i * out_at.row;
                     let out_row = &mut out[oo..oo + d];
-                    out_row.fill(0.0);
-                    let inv = 1.0 / total;
-                    for (value, &e) in values.chunks_exact(d).zip(&scores[..visible]) {
-                        let p = e * inv;
-                        for (o, &x) in out_row.iter_mut().zip(value) {
-                            *o += p * x;
-                        }
+                    weighted_sum(values, scores, out_row);
+                    for o in out_row.iter_mut() {
+                        *o /= total;
                     }
                 }
             }
         }
         // END SOLUTION
+    }
+}
+
+impl KvCache {
+    /// [`KvCache::attend_rows`] compiled for the CPU's vector unit (AVX-512, or AVX2 with FMA)
+    /// when it has one: the crate is built for baseline x86-64 (4-wide SSE2), but the dot
+    /// products and weighted sums are plain loops the compiler widens when told it may. The
+    /// arithmetic and its order are the same on every path, so results do not depend on the CPU.
+    fn attend_rows_simd(
+        &self,
+        q: &[f32],
+        q_at: RowLayout,
+        t: usize,
+        out: &mut [f32],
+        out_at: RowLayout,
+        scale: f32,
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU supports AVX-512F (and so FMA and AVX2), checked just above.
+                return unsafe { self.attend_rows_avx512(q, q_at, t, out, out_at, scale) };
+            }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+                return unsafe { self.attend_rows_avx2(q, q_at, t, out, out_at, scale) };
+            }
+        }
+        self.attend_rows(q, q_at, t, out, out_at, scale)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn attend_rows_avx512(
+        &self,
+        q: &[f32],
+        q_at: RowLayout,
+        t: usize,
+        out: &mut [f32],
+        out_at: RowLayout,
+        scale: f32,
+    ) {
+        self.attend_rows(q, q_at, t, out, out_at, scale)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn attend_rows_avx2(
+        &self,
+        q: &[f32],
+        q_at: RowLayout,
+        t: usize,
+        out: &mut [f32],
+        out_at: RowLayout,
+        scale: f32,
+    ) {
+        self.attend_rows(q, q_at, t, out, out_at, scale)
     }
 }
 
@@ -601,7 +656,7 @@ struct RowLayout {
 
 /// `sum_i a[i] * b[i]` with eight independent partial sums (so the compiler can use vector
 /// registers; a single running sum would have to be added strictly in order).
-#[inline]
+#[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0.0f32; 8];
     let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
@@ -616,6 +671,32 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
         sum += x * y;
     }
     sum
+}
+
+/// `out = sum_s weights[s] * rows[s]` for the first `weights.len()` rows of `out.len()` floats
+/// in `rows`. Sixteen output columns at a time stay in one accumulator (a vector register)
+/// while every row streams past, instead of re-reading and re-writing `out` once per row.
+#[inline(always)]
+fn weighted_sum(rows: &[f32], weights: &[f32], out: &mut [f32]) {
+    let d = out.len();
+    for (c0, chunk) in (0..d).step_by(16).zip(out.chunks_mut(16)) {
+        let mut acc = [0.0f32; 16];
+        for (row, &w) in rows.chunks_exact(d).zip(weights) {
+            match <&[f32; 16]>::try_from(&row[c0..c0 + chunk.len()]) {
+                Ok(x) => {
+                    for l in 0..16 {
+                        acc[l] += w * x[l];
+                    }
+                }
+                Err(_) => {
+                    for (a, &x) in acc.iter_mut().zip(&row[c0..c0 + chunk.len()]) {
+                        *a += w * x;
+                    }
+                }
+            }
+        }
+        chunk.copy_from_slice(&acc[..chunk.len()]);
+    }
 }
 
 /// `(B, T, C)` of a fused projection `(B, T, 3C)` with `C` a multiple of `n_head`.
@@ -871,7 +952,7 @@ impl MultiHeadAttention {
                 row: c,
             };
             let rows = qkv.as_slice().unwrap_or(&[]);
-            cache.attend_rows(rows, q_at, t, &mut out, out_at, scale);
+            cache.attend_rows_simd(rows, q_at, t, &mut out, out_at, scale);
             Tensor::from_vec(out, &[b, t, c])?
         };
         self.resid_dropout
