@@ -453,3 +453,85 @@ fn kv_cache_speedup_larger_model() {
     speed(config.clone(), 1, 127);
     speed(config, 1, 255);
 }
+
+/// Writes what `tests/fixtures/load_checkpoint_in_pytorch.py` checks: checkpoints of two seeded
+/// tiny GPTs (biases with a separate head; no biases with a tied head, as nanoGPT's baby model)
+/// with a character tokenizer, and next to each a JSON of our logits for fixed ids, the text of
+/// those ids, and greedy generation past the context window. Run by hand (PyTorch is never a
+/// dependency of the tests):
+///
+/// ```text
+/// TINYTORCH_EXPORT_DIR=/tmp/tt-interop cargo test -p models --release --test gpt \
+///     export_checkpoints_for_pytorch -- --ignored --nocapture
+/// ~/.cache/tinytorch-peers/bin/python models/tests/fixtures/load_checkpoint_in_pytorch.py \
+///     /tmp/tt-interop/gpt_bias_untied.safetensors /tmp/tt-interop/gpt_bias_untied.json
+/// ```
+#[test]
+#[ignore = "writes files for the PyTorch interop script; run by hand"]
+fn export_checkpoints_for_pytorch() {
+    use models::checkpoint::{save_gpt, TokenizerSpec, TrainingState};
+    let dir = std::env::var_os("TINYTORCH_EXPORT_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("tinytorch-pytorch-interop"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let corpus = "To be, or not to be, that is the question:\nWhether 'tis nobler in the mind";
+    let tok = data::CharTokenizer::from_corpus(corpus, data::UnknownPolicy::Error);
+    let spec = TokenizerSpec::Char(tok);
+    let vocab = spec.vocab_size().unwrap();
+    for (name, bias, tie_weights) in [
+        ("gpt_bias_untied", true, false),
+        ("gpt_nobias_tied", false, true),
+    ] {
+        let config = GptConfig {
+            vocab_size: vocab,
+            ..tiny(bias, tie_weights)
+        };
+        let mut gpt = Gpt::new(config.clone(), 21).unwrap();
+        // Weights far from the 0.02 initialisation (layer norms included), so the logits are
+        // far from uniform and every parameter matters.
+        let mut rng = TensorRng::new(2024);
+        for (pname, p) in gpt.named_parameters() {
+            let shape = p.shape();
+            let (mean, std) = if pname.contains("ln_") && pname.ends_with("weight") {
+                (1.0, 0.2)
+            } else {
+                (0.0, 0.3)
+            };
+            p.set_value(rng.normal(&shape, mean, std).unwrap()).unwrap();
+        }
+        gpt.eval();
+        let text = "not to be, the question";
+        let ids = spec.encode(text).unwrap();
+        let t = config.block_size.min(ids.len());
+        let batch: Vec<usize> = ids[..t]
+            .iter()
+            .copied()
+            .chain(ids[ids.len() - t..].iter().copied())
+            .collect();
+        let logits = autograd::no_grad(|| gpt.forward(&batch, 2, t).unwrap().value());
+        let prompt = &ids[..3];
+        let greedy = gpt.generate(prompt, 30, 0.0, None, 0).unwrap();
+        assert_eq!(
+            greedy,
+            gpt.generate_uncached(prompt, 30, 0.0, None, 0).unwrap()
+        );
+        let path = dir.join(format!("{name}.safetensors"));
+        save_gpt(&path, &gpt, &spec, &TrainingState::default()).unwrap();
+        let json = serde_json::json!({
+            "checkpoint": path.file_name().unwrap().to_string_lossy(),
+            "ids": [&batch[..t], &batch[t..]],
+            "text": spec.decode(&ids).unwrap(),
+            "text_ids": ids,
+            "logits": {"shape": logits.shape(), "data": logits.to_vec()},
+            "greedy": {"prompt": prompt, "max_new_tokens": 30, "tokens": greedy},
+        });
+        let json_path = dir.join(format!("{name}.json"));
+        std::fs::write(&json_path, serde_json::to_string(&json).unwrap()).unwrap();
+        println!(
+            "wrote {} and {} ({} parameters)",
+            path.display(),
+            json_path.display(),
+            gpt.num_parameters()
+        );
+    }
+}
