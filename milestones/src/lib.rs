@@ -16,8 +16,8 @@
 //! | [`plot`] | terminal and SVG training curves |
 
 pub mod cli;
-pub mod course;
 pub mod corpus;
+pub mod course;
 pub mod plot;
 pub mod progress;
 pub mod report;

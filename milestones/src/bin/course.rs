@@ -185,17 +185,24 @@ fn status(root: &Path, opts: TestOptions, fail_fast: bool) -> Result<ExitCode, C
             println!(
                 "Next step: chapter `{c}` (read {c}/README.md). See its first failing test with:"
             );
-            println!("    cargo run --release -p milestones --bin course -- check {c}");
+            println!("    {}", course_cmd(opts, &format!("check {c}")));
             Ok(ExitCode::FAILURE)
         }
         None => {
             println!("Every chapter passes and every milestone is unlocked. Try one:");
             println!(
-                "    cargo run --release -p milestones --bin course -- milestone transformer-2017 -- --quick"
+                "    {}",
+                course_cmd(opts, "milestone transformer-2017 -- --quick")
             );
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// How to run a `course` subcommand with the same profile.
+fn course_cmd(opts: TestOptions, sub: &str) -> String {
+    let debug = if opts.release { "" } else { "--debug " };
+    format!("cargo run --release -p milestones --bin course -- {debug}{sub}")
 }
 
 fn indent(text: &str) -> String {

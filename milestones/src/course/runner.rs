@@ -1,7 +1,7 @@
 //! Running a chapter's tests with cargo, and what a student needs to act on a failure: the
 //! failing test's doc comment and the command that reruns just that test.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 
@@ -77,19 +77,20 @@ pub fn run_cargo(
     drop(cmd); // closes our copies of the pipe's write end, so reading ends with the child
     let mut output = String::new();
     let mut err = std::io::stderr();
+    let progress = !verbose && err.is_terminal();
     for line in BufReader::new(reader).lines() {
         let line = line.map_err(io_err(root))?;
         let t = line.trim_start();
         if verbose {
             let _ = writeln!(err, "{line}");
-        } else if t.starts_with("Compiling ") {
+        } else if progress && t.starts_with("Compiling ") {
             let _ = write!(err, "\r\x1b[2K  {}", t);
             let _ = err.flush();
         }
         output.push_str(&line);
         output.push('\n');
     }
-    if !verbose {
+    if progress {
         let _ = write!(err, "\r\x1b[2K");
         let _ = err.flush();
     }
