@@ -193,9 +193,7 @@ fn milestone_mapping() {
 
 /// Captured `cargo test` output (stdout and stderr merged) of a chapter with a failing unit test,
 /// a passing integration test file and an ignored test.
-fn sample_output() -> String {
-    format!(
-        "\
+const SAMPLE_OUTPUT: &str = "\
    Compiling tensor v0.1.0 (/w/tensor)
     Finished `release` profile [optimized] target(s) in 3.2s
      Running unittests src/lib.rs (target/release/deps/tensor-1a2b)
@@ -242,14 +240,12 @@ test result: FAILED. 1 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out; 
 error: 2 targets failed:
     `-p tensor --lib`
     `-p tensor --test ops`
-"
-    )
-}
+";
 
 /// The parser counts outcomes per test, ties each to its target, and extracts panic messages.
 #[test]
 fn libtest_output_is_parsed() {
-    let run = libtest::parse(&sample_output());
+    let run = libtest::parse(SAMPLE_OUTPUT);
     assert_eq!(run.binaries, 2);
     assert_eq!((run.passed(), run.failed(), run.total()), (2, 2, 4));
     assert_eq!(run.count(Outcome::Ignored), 1);

@@ -47,8 +47,7 @@ impl Target {
             // tests/foo.rs or tests/foo/main.rs
             let name = rest.split('/').next().unwrap_or(rest);
             Target::Test(name.trim_end_matches(".rs").to_string())
-        } else if src.starts_with("src/bin/") {
-            let rest = &src["src/bin/".len()..];
+        } else if let Some(rest) = src.strip_prefix("src/bin/") {
             if rest.contains('/') {
                 Target::Bin(rest.split('/').next().unwrap_or(rest).to_string())
             } else {
