@@ -105,14 +105,15 @@ impl Gpt {
         self.head(&x)
     }
 
-    /// The residual stream of the new positions after the last block (cache-aware).
-    fn hidden_cached(
+    /// The position of the first of `t` new ids after the cached ones, checking the caches
+    /// (one per block) and that the positions fit in `block_size`.
+    fn check_caches(
         &self,
         ids: &[usize],
         batch: usize,
         t: usize,
-        caches: &mut [KvCache],
-    ) -> Result<autograd::Variable> {
+        caches: &[KvCache],
+    ) -> Result<usize> {
         if caches.len() != self.blocks.len() {
             return Err(ModelError::Invalid {
                 what: "Gpt::forward_cached",
@@ -135,6 +136,18 @@ impl Gpt {
                 ),
             });
         }
+        Ok(start)
+    }
+
+    /// The residual stream of the new positions after the last block (cache-aware).
+    fn hidden_cached(
+        &self,
+        ids: &[usize],
+        batch: usize,
+        t: usize,
+        caches: &mut [KvCache],
+    ) -> Result<autograd::Variable> {
+        let start = self.check_caches(ids, batch, t, caches)?;
         // HINT: like the uncached forward, but positions start at the cache length and every
         // HINT: block runs forward_cached with its own cache.
         // BEGIN SOLUTION
@@ -154,10 +167,20 @@ impl Gpt {
         Ok(self.head(&x)?.value().to_vec())
     }
 
-    /// The logits of the last of `new` tokens fed after the cached ones.
+    /// The logits of the last of `new` tokens fed after the cached ones. Every block caches the
+    /// keys and values of every new token, but the last block finishes (MLP) and the head
+    /// projects only the last position: the only one sampled. (Generation refuses a model with
+    /// active dropout, so the embedding dropout is the identity here.)
     fn last_logits_cached(&self, new: &[usize], caches: &mut [KvCache]) -> Result<Vec<f32>> {
         let t = new.len();
-        let x = self.hidden_cached(new, 1, t, caches)?.narrow(1, t - 1, 1)?;
+        let start = self.check_caches(new, 1, t, caches)?;
+        let tok = self.wte.forward_ids(new, &[1, t])?;
+        let mut x = self.wpe.forward_at(&tok, start)?;
+        let last = self.blocks.len() - 1;
+        for (block, cache) in self.blocks[..last].iter().zip(caches.iter_mut()) {
+            x = block.forward_cached(&x, cache)?;
+        }
+        let x = self.blocks[last].forward_cached_last(&x, &mut caches[last])?;
         Ok(self.head(&x)?.value().to_vec())
     }
 

@@ -145,6 +145,26 @@ impl TransformerBlock {
         let x = x_new.add(&self.attn.forward_cached(&self.ln1.forward(x_new)?, cache)?)?;
         Ok(x.add(&self.mlp.forward(&self.ln2.forward(&x)?)?)?)
     }
+
+    /// [`TransformerBlock::forward_cached`] returning only the last new position `(B, 1, C)`:
+    /// every new position still writes its keys and values into `cache`, but the MLP (two
+    /// thirds of the block's multiply-adds) runs on the last row alone. What the last block of a
+    /// generator needs, since only the last position's logits are sampled.
+    pub fn forward_cached_last(&self, x_new: &Variable, cache: &mut KvCache) -> Result<Variable> {
+        let t = x_new.shape().get(1).copied().unwrap_or(0);
+        if t == 0 {
+            return Err(crate::error::NnError::Invalid {
+                layer: "TransformerBlock",
+                reason: format!(
+                    "forward_cached_last needs at least one new position, got shape {:?}",
+                    x_new.shape()
+                ),
+            });
+        }
+        let attn = self.attn.forward_cached(&self.ln1.forward(x_new)?, cache)?;
+        let x = x_new.narrow(1, t - 1, 1)?.add(&attn.narrow(1, t - 1, 1)?)?;
+        Ok(x.add(&self.mlp.forward(&self.ln2.forward(&x)?)?)?)
+    }
 }
 
 impl Module for TransformerBlock {

@@ -858,3 +858,26 @@ fn systems_kv_cache_generation_same_tokens_less_work() {
         ms_uncached / ms_cached
     );
 }
+
+#[test]
+fn cached_block_can_finish_only_the_last_position() {
+    let block = TransformerBlock::new(&block_config(16, 4, 31)).unwrap();
+    let x = randn(&[2, 7, 16], 1.0, 95);
+    let (mut all, mut last) = (KvCache::new(), KvCache::new());
+    let (prompt, next) = (x.narrow(1, 0, 5).unwrap(), x.narrow(1, 5, 2).unwrap());
+    no_grad(|| {
+        for piece in [prompt, next] {
+            let piece = Variable::constant(piece);
+            let want = block.forward_cached(&piece, &mut all).unwrap().value();
+            let got = block
+                .forward_cached_last(&piece, &mut last)
+                .unwrap()
+                .value();
+            let t = want.shape()[1];
+            assert_close(&got, &want.narrow(1, t - 1, 1).unwrap(), 1e-5, "last row");
+            // Every position's keys and values were cached all the same.
+            assert_eq!(last.len(), all.len());
+            assert_eq!(last.keys().to_vec(), all.keys().to_vec());
+        }
+    });
+}
