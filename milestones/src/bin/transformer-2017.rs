@@ -90,6 +90,10 @@ struct Recipe {
     batch_size: usize,
     dropout: f32,
     weight_decay: f64,
+    /// Linear layers and LayerNorms with biases (nanoGPT's Shakespeare config has none).
+    bias: bool,
+    /// The output head shares the token embedding's matrix.
+    tie_weights: bool,
     lr: f64,
     min_lr: f64,
     warmup: u64,
@@ -109,6 +113,8 @@ fn recipe(dataset: &str, quick: bool) -> Recipe {
             batch_size: 12,
             dropout: 0.0,
             weight_decay: 0.1,
+            bias: false,
+            tie_weights: true,
             lr: 1e-3,
             min_lr: 1e-4,
             warmup: 100,
@@ -125,6 +131,8 @@ fn recipe(dataset: &str, quick: bool) -> Recipe {
             batch_size: 32,
             dropout: 0.1,
             weight_decay: 0.1,
+            bias: true,
+            tie_weights: false,
             lr: 1e-3,
             min_lr: 1e-4,
             warmup: 100,
@@ -140,6 +148,8 @@ fn recipe(dataset: &str, quick: bool) -> Recipe {
             batch_size: 16,
             dropout: 0.1,
             weight_decay: 0.1,
+            bias: true,
+            tie_weights: false,
             lr: 2e-3,
             min_lr: 2e-4,
             warmup: 100,
@@ -156,6 +166,8 @@ fn recipe(dataset: &str, quick: bool) -> Recipe {
             batch_size: 16,
             dropout: 0.0,
             weight_decay: 0.1,
+            bias: true,
+            tie_weights: false,
             lr: 3e-3,
             min_lr: 3e-4,
             warmup: 100,
@@ -361,9 +373,6 @@ fn override_model(recipe: &mut Recipe, args: &Args) {
 }
 
 fn config_for(recipe: &Recipe, vocab_size: usize) -> GptConfig {
-    // nanoGPT's character-level Shakespeare run has no biases and ties the head to the
-    // embedding; the other recipes keep biases and a separate head.
-    let nanogpt = recipe.n_layer == 4 && recipe.n_embd == 128 && recipe.batch_size == 12;
     GptConfig {
         vocab_size,
         block_size: recipe.block_size,
@@ -371,8 +380,8 @@ fn config_for(recipe: &Recipe, vocab_size: usize) -> GptConfig {
         n_head: recipe.n_head,
         n_embd: recipe.n_embd,
         dropout: recipe.dropout,
-        bias: !nanogpt,
-        tie_weights: nanogpt,
+        bias: recipe.bias,
+        tie_weights: recipe.tie_weights,
         gelu: Gelu::Exact,
     }
 }
@@ -580,6 +589,8 @@ fn run_reverse(args: &Args) -> BoxResult<RunReport> {
         batch_size: 64,
         dropout: 0.0,
         weight_decay: 0.01,
+        bias: true,
+        tie_weights: false,
         lr: args.lr.unwrap_or(3e-3),
         min_lr: 3e-4,
         warmup: 50,
