@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use milestones::course::edition::{chapter_of, make_student_edition};
+use milestones::course::edition::{allow_unused_lints, chapter_of, make_student_edition};
 use milestones::course::fence::{
     escape_hint, find_fences, rewrite_source, FenceErrorKind, DEFAULT_HINT, PLACEHOLDER,
 };
@@ -168,6 +168,21 @@ fn bad_fences_name_file_and_line() {
 }
 
 /// Only `.rs` files under a library crate's `src/` are chapter sources.
+/// The edition's chapter manifests allow the `unused` lints (unfinished bodies would otherwise
+/// bury real errors under warnings), once, and keep a manifest's own `[lints]` table.
+#[test]
+fn edition_manifests_allow_unused() {
+    let manifest = "[package]\nname = \"tensor\"\n\n[dependencies]\nrayon.workspace = true\n";
+    let quiet = allow_unused_lints(manifest);
+    assert!(quiet.starts_with(manifest.trim_end()));
+    assert!(
+        quiet.ends_with("[lints.rust]\nunused = \"allow\"\n"),
+        "{quiet}"
+    );
+    let own = "[package]\nname = \"nn\"\n[lints]\nworkspace = true\n";
+    assert_eq!(allow_unused_lints(own), own);
+}
+
 #[test]
 fn chapter_sources() {
     assert_eq!(

@@ -124,6 +124,27 @@ pub fn rewrite_chapters(
     }
 }
 
+/// Whether `rel` is a chapter crate's manifest (`tensor/Cargo.toml`, ...).
+fn is_chapter_manifest(rel: &Path) -> bool {
+    CHAPTERS
+        .iter()
+        .any(|c| rel == Path::new(c).join("Cargo.toml"))
+}
+
+/// A chapter manifest with the `unused` lints allowed: every unfinished body leaves parameters,
+/// imports and helpers unused, and thousands of warnings would bury the compiler's real errors.
+/// A manifest that already has a `[lints]` table is left as it is.
+pub fn allow_unused_lints(manifest: &str) -> String {
+    if manifest.contains("[lints") {
+        return manifest.to_string();
+    }
+    let mut text = manifest.trim_end().to_string();
+    text.push_str(
+        "\n\n# Student edition: unfinished bodies leave parameters and helpers unused.\n[lints.rust]\nunused = \"allow\"\n",
+    );
+    text
+}
+
 /// Whether `dir` has no entries (or does not exist).
 fn is_empty_dir(dir: &Path) -> Result<bool, CourseError> {
     match std::fs::read_dir(dir) {
@@ -184,6 +205,11 @@ pub fn make_student_edition(
         }
         match replaced.get(rel.as_path()) {
             Some(text) => std::fs::write(&dst, text).map_err(io_err(&dst))?,
+            None if is_chapter_manifest(rel) => {
+                let src = root.join(rel);
+                let text = std::fs::read_to_string(&src).map_err(io_err(&src))?;
+                std::fs::write(&dst, allow_unused_lints(&text)).map_err(io_err(&dst))?;
+            }
             None => {
                 let src = root.join(rel);
                 std::fs::copy(&src, &dst).map_err(io_err(&src))?;
