@@ -388,6 +388,8 @@ impl Gpt {
 
     /// The final layer norm and the head: `(B, T, C) -> (B, T, vocab_size)`.
     pub(crate) fn head(&self, x: &Variable) -> Result<Variable> {
+        // HINT: apply the final layer norm ln_f, then the lm_head projection to vocabulary logits
+        // HINT: (B, T, vocab_size).
         // BEGIN SOLUTION
         Ok(self.lm_head.forward(&self.ln_f.forward(x)?)?)
         // END SOLUTION
