@@ -600,48 +600,10 @@ impl KvCache {
         out_at: RowLayout,
         scale: f32,
     ) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                // SAFETY: the CPU supports AVX-512F (and so FMA and AVX2), checked just above.
-                return unsafe { self.attend_rows_avx512(q, q_at, t, out, out_at, scale) };
-            }
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
-                // SAFETY: the CPU supports AVX2 and FMA, checked just above.
-                return unsafe { self.attend_rows_avx2(q, q_at, t, out, out_at, scale) };
-            }
-        }
-        self.attend_rows(q, q_at, t, out, out_at, scale)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    unsafe fn attend_rows_avx512(
-        &self,
-        q: &[f32],
-        q_at: RowLayout,
-        t: usize,
-        out: &mut [f32],
-        out_at: RowLayout,
-        scale: f32,
-    ) {
-        self.attend_rows(q, q_at, t, out, out_at, scale)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn attend_rows_avx2(
-        &self,
-        q: &[f32],
-        q_at: RowLayout,
-        t: usize,
-        out: &mut [f32],
-        out_at: RowLayout,
-        scale: f32,
-    ) {
-        self.attend_rows(q, q_at, t, out, out_at, scale)
+        tensor::softmax::with_simd(
+            #[inline(always)]
+            || self.attend_rows(q, q_at, t, out, out_at, scale),
+        )
     }
 }
 

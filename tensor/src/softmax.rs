@@ -187,7 +187,7 @@ pub(crate) fn parallel(numel: usize) -> bool {
 /// Every path does the same arithmetic in the same order (`mul_add` is exactly rounded
 /// everywhere, and each sum has a fixed lane order), so results do not depend on the CPU.
 #[inline(always)]
-pub(crate) fn with_simd<R>(f: impl FnOnce() -> R) -> R {
+pub fn with_simd<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
