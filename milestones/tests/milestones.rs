@@ -173,6 +173,56 @@ fn doctor_catches_a_detached_layer() {
         .contains("transformer.h.1.attn.c_attn.weight (no gradient)"));
 }
 
+/// `--dataset tinystories` reads the standard file (stories separated by `<|endoftext|>`) and
+/// trains the course's config (6 layers, 8 heads, 256 wide, block 128, batch 32) on it: here a
+/// small generated file and three steps.
+#[test]
+fn transformer_reads_a_tinystories_file() {
+    let dir = temp_dir("tinystories");
+    let stories_dir = dir.join("tinystories");
+    std::fs::create_dir_all(&stories_dir).unwrap();
+    let names = ["Tom", "Lily", "Ben", "Mia"];
+    let things = ["a red ball", "a big dog", "a small boat", "a tall tree"];
+    let stories: Vec<String> = (0..60)
+        .map(|i| {
+            let (name, thing) = (names[i % 4], things[(i / 4) % 4]);
+            format!("Once upon a time, {name} saw {thing}. {name} was happy and played all day.\n")
+        })
+        .collect();
+    std::fs::write(
+        stories_dir.join("TinyStories-valid.txt"),
+        stories.join("<|endoftext|>\n"),
+    )
+    .unwrap();
+    let json = dir.join("run.json");
+    let out = run(
+        env!("CARGO_BIN_EXE_transformer-2017"),
+        &[
+            "--dataset",
+            "tinystories",
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "--steps",
+            "3",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+        &dir,
+        None,
+    );
+    assert_ok(&out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("GPT 6 layers x 8 heads x 256 dims"),
+        "{stdout}"
+    );
+    let j = json_of(&json);
+    assert_eq!(j["dataset"], "tinystories");
+    let val = metric(&j, "val_loss");
+    // Three steps from a uniform guess over the ~30 characters (ln 30 = 3.4) stay near it.
+    assert!(val.is_finite() && val > 1.0 && val < 5.0, "{j}");
+}
+
 /// A missing dataset is a clear error: non-zero exit, where it looked, no panic.
 #[test]
 fn missing_dataset_is_a_clear_error() {

@@ -434,6 +434,10 @@ fn run_lm(args: &Args) -> BoxResult<RunReport> {
     if let Some(steps) = args.common.steps {
         recipe.steps = steps.max(1);
         recipe.eval_every = recipe.eval_every.min(recipe.steps);
+        // A run shorter than the recipe's warmup warms up for a tenth of its steps instead.
+        if recipe.warmup >= recipe.steps as u64 {
+            recipe.warmup = recipe.steps as u64 / 10;
+        }
     }
     if let Some(lr) = args.lr {
         recipe.lr = lr;
@@ -596,7 +600,7 @@ fn run_reverse(args: &Args) -> BoxResult<RunReport> {
         tie_weights: false,
         lr: args.lr.unwrap_or(3e-3),
         min_lr: 3e-4,
-        warmup: 50,
+        warmup: if steps > 50 { 50 } else { steps as u64 / 10 },
         steps,
         eval_every: steps,
         eval_batches: 1,
