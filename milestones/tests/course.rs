@@ -504,3 +504,38 @@ fn walk_rs(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// Every chapter's README is structured the same way (COURSE.md, "A chapter"): the five
+/// sections, in order, as its first `## ` headings.
+#[test]
+fn chapter_readmes_have_the_five_sections() {
+    const SECTIONS: [&str; 5] = [
+        "## Learning objectives",
+        "## The idea",
+        "## API",
+        "## Exercises",
+        "## Systems questions",
+    ];
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for chapter in CHAPTERS {
+        let path = root.join(chapter).join("README.md");
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let headings: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("## "))
+            .take(SECTIONS.len())
+            .collect();
+        assert_eq!(
+            headings,
+            SECTIONS,
+            "{}: the first sections must be {SECTIONS:?}",
+            path.display()
+        );
+        assert!(
+            text.contains(&format!("cargo test -p {chapter} --release")),
+            "{}: exercises must say how to run their grading tests",
+            path.display()
+        );
+    }
+}
