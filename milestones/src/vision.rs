@@ -2,6 +2,7 @@
 //! training a classifier with the `models` trainer, and reporting accuracy and curves.
 
 use std::path::Path;
+use std::time::Instant;
 
 use data::{DataLoader, ImageSet, Mnist, TinyDigits};
 use models::trainer::{Classification, History, Trainer, TrainerConfig};
@@ -126,6 +127,29 @@ pub fn fit_classifier<M: Module>(
         history: trainer.history().clone(),
     };
     Ok((task.into_model(), outcome))
+}
+
+/// Train `model` with [`fit_classifier`], show its curves and results with [`show_results`], and
+/// return the milestone's report (parameters and seconds since `start` filled in).
+pub fn train_and_report<M: Module>(
+    milestone: &str,
+    model: M,
+    data: &ImageData,
+    settings: &FitSettings,
+    plot: Option<&Path>,
+    start: Instant,
+) -> BoxResult<RunReport> {
+    let (model, outcome) = fit_classifier(model, data, settings)?;
+    let mut report = RunReport::new(milestone, &data.name);
+    show_results(
+        &format!("{milestone} on {}", data.name),
+        &outcome,
+        plot,
+        &mut report,
+    )?;
+    report.params = model.num_parameters();
+    report.seconds = start.elapsed().as_secs_f64();
+    Ok(report)
 }
 
 /// Print the loss and accuracy curves (and write the SVG with `--plot`), and fill the report.

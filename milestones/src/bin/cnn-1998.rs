@@ -7,7 +7,7 @@ use std::time::Instant;
 use clap::Parser;
 use milestones::cli::CommonArgs;
 use milestones::report::{format_count, RunReport};
-use milestones::vision::{fit_classifier, load_images, show_results, FitSettings};
+use milestones::vision::{load_images, train_and_report, FitSettings};
 use models::cnn::{Cnn, CnnConfig, CnnLayer};
 use nn::Module;
 
@@ -76,17 +76,14 @@ fn run(args: Args) -> Result<RunReport, Box<dyn std::error::Error>> {
         seed: c.seed,
         flatten: false,
     };
-    let (model, outcome) = fit_classifier(model, &data, &settings)?;
-    let mut report = RunReport::new("cnn-1998", &data.name);
-    show_results(
-        &format!("cnn-1998 on {}", data.name),
-        &outcome,
+    train_and_report(
+        "cnn-1998",
+        model,
+        &data,
+        &settings,
         c.plot.as_deref(),
-        &mut report,
-    )?;
-    report.params = model.num_parameters();
-    report.seconds = start.elapsed().as_secs_f64();
-    Ok(report)
+        start,
+    )
 }
 
 fn main() {

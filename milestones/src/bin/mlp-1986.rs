@@ -7,7 +7,7 @@ use std::time::Instant;
 use clap::Parser;
 use milestones::cli::CommonArgs;
 use milestones::report::{format_count, RunReport};
-use milestones::vision::{fit_classifier, load_images, show_results, FitSettings};
+use milestones::vision::{load_images, train_and_report, FitSettings};
 use models::mlp::{Mlp, MlpConfig};
 use nn::Module;
 
@@ -58,17 +58,14 @@ fn run(args: Args) -> Result<RunReport, Box<dyn std::error::Error>> {
         seed: c.seed,
         flatten: true,
     };
-    let (model, outcome) = fit_classifier(model, &data, &settings)?;
-    let mut report = RunReport::new("mlp-1986", &data.name);
-    show_results(
-        &format!("mlp-1986 on {}", data.name),
-        &outcome,
+    train_and_report(
+        "mlp-1986",
+        model,
+        &data,
+        &settings,
         c.plot.as_deref(),
-        &mut report,
-    )?;
-    report.params = model.num_parameters();
-    report.seconds = start.elapsed().as_secs_f64();
-    Ok(report)
+        start,
+    )
 }
 
 fn main() {
