@@ -16,15 +16,13 @@ use nn::Module;
 use serde_json::Value;
 use tensor::Tensor;
 
+#[path = "support/fixture.rs"]
+mod support;
+
 const TOL: f32 = 1e-4;
 
 fn fixture() -> Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/reference_core.json"
-    );
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+    support::load(env!("CARGO_MANIFEST_DIR"), "reference_core.json")
 }
 
 fn case(name: &str) -> Value {
@@ -32,19 +30,7 @@ fn case(name: &str) -> Value {
 }
 
 fn tensor(v: &Value) -> Tensor {
-    let shape: Vec<usize> = v["shape"]
-        .as_array()
-        .expect("shape")
-        .iter()
-        .map(|d| d.as_u64().expect("dim") as usize)
-        .collect();
-    let data: Vec<f32> = v["data"]
-        .as_array()
-        .expect("data")
-        .iter()
-        .map(|x| x.as_f64().expect("number") as f32)
-        .collect();
-    Tensor::from_vec(data, &shape).expect("shape matches data")
+    support::tensor(v)
 }
 
 fn param(v: &Value) -> Variable {
