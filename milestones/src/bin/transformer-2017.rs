@@ -295,7 +295,7 @@ fn train_lm(
             ..AdamConfig::adamw()
         },
     )?;
-    let schedule = WarmupCosine::new(recipe.lr, recipe.warmup, recipe.steps as u64, recipe.min_lr)?;
+    let schedule = schedule_for(recipe)?;
     gpt.train();
     let progress = bar(recipe.steps as u64, label);
     let (mut train_curve, mut val_curve) = (Vec::new(), Vec::new());
@@ -354,6 +354,18 @@ fn train_lm(
         final_val,
         tokens_per_second: (recipe.steps * tokens_per_step) as f64 / seconds,
     })
+}
+
+/// Linear warmup then cosine decay over the recipe's steps. A run shorter than the recipe's
+/// warmup (`--steps 3`) warms up for a tenth of its steps instead.
+fn schedule_for(recipe: &Recipe) -> BoxResult<WarmupCosine> {
+    let steps = recipe.steps as u64;
+    let warmup = if recipe.warmup < steps {
+        recipe.warmup
+    } else {
+        steps / 10
+    };
+    Ok(WarmupCosine::new(recipe.lr, warmup, steps, recipe.min_lr)?)
 }
 
 /// Apply the model and regularisation flags on top of the dataset's recipe.
@@ -435,10 +447,6 @@ fn run_lm(args: &Args) -> BoxResult<RunReport> {
     if let Some(steps) = args.common.steps {
         recipe.steps = steps.max(1);
         recipe.eval_every = recipe.eval_every.min(recipe.steps);
-        // A run shorter than the recipe's warmup warms up for a tenth of its steps instead.
-        if recipe.warmup >= recipe.steps as u64 {
-            recipe.warmup = recipe.steps as u64 / 10;
-        }
     }
     if let Some(lr) = args.lr {
         recipe.lr = lr;
@@ -601,7 +609,7 @@ fn run_reverse(args: &Args) -> BoxResult<RunReport> {
         tie_weights: false,
         lr: args.lr.unwrap_or(3e-3),
         min_lr: 3e-4,
-        warmup: if steps > 50 { 50 } else { steps as u64 / 10 },
+        warmup: 50,
         steps,
         eval_every: steps,
         eval_batches: 1,
@@ -616,7 +624,7 @@ fn run_reverse(args: &Args) -> BoxResult<RunReport> {
             ..AdamConfig::adamw()
         },
     )?;
-    let schedule = WarmupCosine::new(recipe.lr, recipe.warmup, steps as u64, recipe.min_lr)?;
+    let schedule = schedule_for(&recipe)?;
     // Positions before the separator predict input digits: they carry no signal, so they are
     // excluded from the loss with an ignore index outside the vocabulary.
     let ignore = REVERSE_VOCAB;
