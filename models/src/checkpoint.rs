@@ -8,6 +8,8 @@
 //!   metadata (MLP/CNN weights, optimizer state, ...). Saved as `F32`; `F64`, `F16` and `BF16`
 //!   files are converted to `f32` on load. Writes go to a temporary sibling file that is then
 //!   renamed, so a crash never leaves a half-written checkpoint under the real name.
+//! - [`save_stored`] / [`load_stored`]: the same with int8 tensors kept as `I8` ([`StoredTensor`]),
+//!   for the int8 checkpoints of `models::quantize`.
 //! - [`save_gpt`] / [`load_gpt`]: a [`Gpt`] under nanoGPT's names and PyTorch's layouts
 //!   (`transformer.h.0.attn.c_attn.weight` is `(3C, C)`), with the metadata
 //!
@@ -112,7 +114,7 @@ impl TokenizerSpec {
     }
 
     /// The serialized tokenizer (`None` for no tokenizer).
-    fn serialized(&self) -> Option<String> {
+    pub(crate) fn serialized(&self) -> Option<String> {
         match self {
             TokenizerSpec::None => None,
             TokenizerSpec::Char(t) => Some(t.to_json()),
@@ -121,7 +123,7 @@ impl TokenizerSpec {
     }
 
     /// Parse the tokenizer metadata of a checkpoint.
-    fn from_metadata(
+    pub(crate) fn from_metadata(
         meta: &BTreeMap<String, String>,
         path: &Path,
     ) -> std::result::Result<TokenizerSpec, String> {
@@ -193,17 +195,53 @@ impl std::fmt::Debug for GptCheckpoint {
     }
 }
 
-fn file_error(path: &Path, reason: impl std::fmt::Display) -> ModelError {
+pub(crate) fn file_error(path: &Path, reason: impl std::fmt::Display) -> ModelError {
     ModelError::File {
         path: path.to_path_buf(),
         reason: reason.to_string(),
     }
 }
 
-fn checkpoint_error(path: &Path, problems: Vec<String>) -> ModelError {
+pub(crate) fn checkpoint_error(path: &Path, problems: Vec<String>) -> ModelError {
     ModelError::Checkpoint {
         path: path.to_path_buf(),
         problems,
+    }
+}
+
+/// A tensor as it is stored in a file: `f32` values, or int8 codes (an int8 checkpoint's weights,
+/// whose scales are stored beside them as `f32` tensors).
+#[derive(Clone, Debug, PartialEq)]
+pub enum StoredTensor {
+    /// Stored as `F32`.
+    F32(Tensor),
+    /// Stored as `I8`, row-major.
+    I8 {
+        /// The tensor's shape.
+        shape: Vec<usize>,
+        /// The codes, row-major.
+        data: Vec<i8>,
+    },
+}
+
+impl StoredTensor {
+    /// The tensor's shape.
+    pub fn shape(&self) -> &[usize] {
+        match self {
+            StoredTensor::F32(t) => t.shape(),
+            StoredTensor::I8 { shape, .. } => shape,
+        }
+    }
+
+    /// The safetensors dtype and the little-endian bytes.
+    fn encoded(&self) -> (Dtype, Vec<u8>) {
+        match self {
+            StoredTensor::F32(t) => (
+                Dtype::F32,
+                t.to_vec().iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ),
+            StoredTensor::I8 { data, .. } => (Dtype::I8, data.iter().map(|&v| v as u8).collect()),
+        }
     }
 }
 
@@ -213,16 +251,30 @@ pub fn save_tensors(
     tensors: &BTreeMap<String, Tensor>,
     metadata: &BTreeMap<String, String>,
 ) -> Result<()> {
-    let buffers: Vec<(&String, Vec<usize>, Vec<u8>)> = tensors
+    let stored = tensors
+        .iter()
+        .map(|(name, t)| (name.clone(), StoredTensor::F32(t.clone())))
+        .collect();
+    save_stored(path, &stored, metadata)
+}
+
+/// Write tensors of any stored dtype and `metadata` to a safetensors file at `path`, atomically
+/// (a temporary sibling file renamed over the real name).
+pub fn save_stored(
+    path: &Path,
+    tensors: &BTreeMap<String, StoredTensor>,
+    metadata: &BTreeMap<String, String>,
+) -> Result<()> {
+    let buffers: Vec<(&String, Vec<usize>, Dtype, Vec<u8>)> = tensors
         .iter()
         .map(|(name, t)| {
-            let bytes = t.to_vec().iter().flat_map(|v| v.to_le_bytes()).collect();
-            (name, t.shape().to_vec(), bytes)
+            let (dtype, bytes) = t.encoded();
+            (name, t.shape().to_vec(), dtype, bytes)
         })
         .collect();
     let mut views = Vec::with_capacity(buffers.len());
-    for (name, shape, bytes) in &buffers {
-        let view = TensorView::new(Dtype::F32, shape.clone(), bytes)
+    for (name, shape, dtype, bytes) in &buffers {
+        let view = TensorView::new(*dtype, shape.clone(), bytes)
             .map_err(|e| file_error(path, format!("tensor '{name}': {e}")))?;
         views.push((name.as_str(), view));
     }
@@ -235,7 +287,10 @@ pub fn save_tensors(
         .unwrap_or_else(|| "checkpoint".to_string());
     let tmp = path.with_file_name(format!(".{file_name}.tmp"));
     std::fs::write(&tmp, bytes).map_err(|e| file_error(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| file_error(path, e))
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        file_error(path, e)
+    })
 }
 
 /// The little-endian values of a stored tensor as `f32`.
@@ -279,6 +334,30 @@ fn f16_to_f32(h: u16) -> f32 {
 /// Read every tensor (converted to `f32`) and the metadata of a safetensors file. A tensor with
 /// a non-float dtype is an error naming it.
 pub fn load_tensors(path: &Path) -> Result<(BTreeMap<String, Tensor>, BTreeMap<String, String>)> {
+    let (stored, metadata) = load_stored(path)?;
+    let mut tensors = BTreeMap::new();
+    let mut problems = Vec::new();
+    for (name, t) in stored {
+        match t {
+            StoredTensor::F32(t) => {
+                tensors.insert(name, t);
+            }
+            StoredTensor::I8 { .. } => problems.push(format!(
+                "tensor '{name}': dtype I8 is not a float type (an int8 checkpoint: load it with models::quantize)"
+            )),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(checkpoint_error(path, problems));
+    }
+    Ok((tensors, metadata))
+}
+
+/// Read every tensor and the metadata of a safetensors file: float dtypes converted to `f32`,
+/// `I8` kept as codes. Any other dtype is an error naming the tensor.
+pub fn load_stored(
+    path: &Path,
+) -> Result<(BTreeMap<String, StoredTensor>, BTreeMap<String, String>)> {
     let bytes = std::fs::read(path).map_err(|e| file_error(path, e))?;
     let (_, header) = SafeTensors::read_metadata(&bytes)
         .map_err(|e| file_error(path, format!("not a safetensors file: {e}")))?;
@@ -293,9 +372,17 @@ pub fn load_tensors(path: &Path) -> Result<(BTreeMap<String, Tensor>, BTreeMap<S
     let mut tensors = BTreeMap::new();
     let mut problems = Vec::new();
     for (name, view) in file.tensors() {
-        match to_f32(&view)
-            .and_then(|v| Tensor::from_vec(v, view.shape()).map_err(|e| e.to_string()))
-        {
+        let stored = if view.dtype() == Dtype::I8 {
+            Ok(StoredTensor::I8 {
+                shape: view.shape().to_vec(),
+                data: view.data().iter().map(|&b| b as i8).collect(),
+            })
+        } else {
+            to_f32(&view)
+                .and_then(|v| Tensor::from_vec(v, view.shape()).map_err(|e| e.to_string()))
+                .map(StoredTensor::F32)
+        };
+        match stored {
             Ok(t) => {
                 tensors.insert(name, t);
             }
@@ -359,7 +446,7 @@ pub fn save_gpt(
 }
 
 /// The GPT config stored in a checkpoint's metadata, or the reasons it cannot be read.
-fn config_from_metadata(
+pub(crate) fn config_from_metadata(
     meta: &BTreeMap<String, String>,
 ) -> std::result::Result<GptConfig, Vec<String>> {
     let mut problems = Vec::new();

@@ -337,6 +337,11 @@ impl Cnn {
         &self.classifier
     }
 
+    /// The classifier's `Linear` layers, mutably (to quantize them in place).
+    pub fn classifier_mut(&mut self) -> &mut [Linear] {
+        &mut self.classifier
+    }
+
     /// One line per layer (name, output shape, parameters) and the total, counted from the model.
     pub fn summary(&self) -> String {
         let count = |m: &dyn Module| -> usize { m.parameters().iter().map(|p| p.numel()).sum() };

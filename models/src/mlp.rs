@@ -240,6 +240,11 @@ impl Mlp {
         &self.layers
     }
 
+    /// The `Linear` layers, mutably (to quantize or calibrate them in place).
+    pub fn layers_mut(&mut self) -> &mut [Linear] {
+        &mut self.layers
+    }
+
     /// The number of input features.
     pub fn in_features(&self) -> usize {
         self.config.sizes[0]
