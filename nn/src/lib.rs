@@ -8,7 +8,8 @@
 //! | [`module`] | the `Module` trait: forward, named parameters, train/eval, state dicts |
 //! | [`error`] | `NnError` |
 //! | [`init`] | seeded weight initialisation (PyTorch's defaults) |
-//! | [`linear`] | `Linear` (weight `(out, in)`) |
+//! | [`linear`] | `Linear` (weight `(out, in)`), quantizable in place for int8 inference |
+//! | [`quantized_linear`] | `QuantizedLinear`: int8 weights and activations, int8 GEMM, calibration |
 //! | [`flatten`] | `Flatten` |
 //! | [`dropout`] | `Dropout` (inverted, seeded) |
 //! | [`activation`] | ReLU, LeakyReLU, GELU, Sigmoid, Tanh, Softmax, LogSoftmax as modules |
@@ -38,6 +39,7 @@ pub mod loss;
 pub mod module;
 pub mod pool;
 pub mod positional;
+pub mod quantized_linear;
 pub mod sequential;
 pub mod transformer;
 

@@ -5,6 +5,10 @@
 //! and the batched matmul accepts any leading dims: `(..., in) -> (..., out)`.
 //!
 //! Initialisation (PyTorch's default): weight and bias both `U(-1/sqrt(in), 1/sqrt(in))`.
+//!
+//! For inference a layer can be quantized in place ([`Linear::quantize_dynamic`]): its forward
+//! then runs the int8 path of [`QuantizedLinear`], so a model built from `Linear`s (the GPT's
+//! attention, MLP and head) runs in int8 without a second copy of its code.
 
 use autograd::Variable;
 use tensor::{Tensor, TensorRng};
@@ -12,6 +16,7 @@ use tensor::{Tensor, TensorRng};
 use crate::error::{NnError, Result};
 use crate::init;
 use crate::module::Module;
+use crate::quantized_linear::{refuse_under_grad, QuantizedLinear};
 
 /// A fully connected layer: `(..., in_features) -> (..., out_features)`.
 pub struct Linear {
@@ -19,6 +24,8 @@ pub struct Linear {
     pub weight: Variable,
     /// Shape `(out_features)`, if the layer has one.
     pub bias: Option<Variable>,
+    /// The int8 version the forward runs instead, once quantized.
+    quantized: Option<QuantizedLinear>,
 }
 
 impl Linear {
@@ -29,6 +36,7 @@ impl Linear {
         Linear {
             weight: Variable::parameter(weight),
             bias: bias.map(Variable::parameter),
+            quantized: None,
         }
     }
 
@@ -54,7 +62,11 @@ impl Linear {
                 });
             }
         }
-        Ok(Linear { weight, bias })
+        Ok(Linear {
+            weight,
+            bias,
+            quantized: None,
+        })
     }
 
     /// A layer with the given parameter values (both become trainable parameters).
@@ -70,6 +82,44 @@ impl Linear {
     /// The size of each output's last dim.
     pub fn out_features(&self) -> usize {
         self.weight.shape()[0]
+    }
+
+    /// Quantize the current weights to int8 (per output channel) for inference: from now on
+    /// `forward` runs the int8 path with dynamic activation quantization. The `f32` parameters are
+    /// kept (and still listed), so [`Linear::set_quantized`]`(None)` returns to `f32`.
+    pub fn quantize_dynamic(&mut self) -> Result<()> {
+        self.quantized = Some(QuantizedLinear::from_linear(self)?);
+        Ok(())
+    }
+
+    /// Run `forward` through the given int8 layer (which must have this layer's shape), or in `f32`
+    /// again with `None`.
+    pub fn set_quantized(&mut self, quantized: Option<QuantizedLinear>) -> Result<()> {
+        if let Some(q) = &quantized {
+            if (q.out_features(), q.in_features()) != (self.out_features(), self.in_features()) {
+                return Err(NnError::Invalid {
+                    layer: "Linear",
+                    reason: format!(
+                        "quantized layer is {}x{} (out x in) but the weight is {:?}",
+                        q.out_features(),
+                        q.in_features(),
+                        self.weight.shape()
+                    ),
+                });
+            }
+        }
+        self.quantized = quantized;
+        Ok(())
+    }
+
+    /// The int8 layer `forward` runs, once quantized.
+    pub fn quantized(&self) -> Option<&QuantizedLinear> {
+        self.quantized.as_ref()
+    }
+
+    /// The int8 layer, mutably (to calibrate static activation quantization).
+    pub fn quantized_mut(&mut self) -> Option<&mut QuantizedLinear> {
+        self.quantized.as_mut()
     }
 }
 
@@ -99,6 +149,16 @@ impl Module for Linear {
                 ),
             });
         }
+        if let Some(q) = &self.quantized {
+            // Inference only: no gradient can reach the input or the f32 parameters.
+            let trainable = self.weight.requires_grad()
+                || self.bias.as_ref().is_some_and(Variable::requires_grad);
+            refuse_under_grad(
+                "Linear (quantized)",
+                autograd::is_grad_enabled() && (input.requires_grad() || trainable),
+            )?;
+            return Ok(Variable::constant(q.forward_tensor(&input.value())?));
+        }
         linear(input, &self.weight, self.bias.as_ref())
     }
 
@@ -115,10 +175,15 @@ impl std::fmt::Debug for Linear {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "Linear(in_features={}, out_features={}, bias={})",
+            "Linear(in_features={}, out_features={}, bias={}{})",
             self.in_features(),
             self.out_features(),
-            self.bias.is_some()
+            self.bias.is_some(),
+            if self.quantized.is_some() {
+                ", int8"
+            } else {
+                ""
+            }
         )
     }
 }

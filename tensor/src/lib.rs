@@ -15,6 +15,7 @@
 //! | [`activation`] | relu, sigmoid, tanh, gelu and their backward kernels |
 //! | [`reduce`] | sum, mean, max, min, argmax, var along an axis |
 //! | [`gemm`] | the one GEMM entry point every matrix product goes through |
+//! | [`gemm_i8`] | the int8 GEMM (`i32` exact; VNNI, AVX2, scalar) and the fused int8 linear layer |
 //! | [`matmul`] | 2-D and batched matmul with broadcast batch dims |
 //! | [`softmax`] | softmax and log-softmax (max-shifted) with backward kernels |
 //! | [`layer_norm`] | layer norm over the last axis, caching mean and 1/std |
@@ -23,6 +24,7 @@
 //! | [`sdpa`] | fused scaled-dot-product attention (causal or not), forward and backward |
 //! | [`conv`] | im2col / col2im for NCHW convolution |
 //! | [`pool`] | max-pool and avg-pool forward and backward |
+//! | [`quantize`] | affine int8 quantization (symmetric/asymmetric, per tensor/channel), range observer |
 //! | [`display`] | NumPy-style printing |
 
 pub mod activation;
@@ -34,9 +36,11 @@ pub mod display;
 pub mod elementwise;
 pub mod error;
 pub mod gemm;
+pub mod gemm_i8;
 pub mod layer_norm;
 pub mod matmul;
 pub mod pool;
+pub mod quantize;
 pub mod random;
 pub mod reduce;
 pub mod sdpa;
