@@ -12,6 +12,7 @@
 //! | [`doctor`] | the seven checks that tell why a model does not learn, and an LR range test |
 //! | [`runtime`] | process-level tuning for training binaries (allocator) |
 //! | [`profiler`] | per-layer parameters, FLOPs, activation memory and measured time |
+//! | [`quantize`] | whole-model int8: `Mlp`/`Cnn`/`Gpt` converted for inference, calibration, int8 checkpoints |
 
 pub mod checkpoint;
 pub mod cnn;
@@ -21,6 +22,7 @@ pub mod generate;
 pub mod gpt;
 pub mod mlp;
 pub mod profiler;
+pub mod quantize;
 pub mod runtime;
 pub mod trainer;
 
