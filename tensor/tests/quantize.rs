@@ -269,8 +269,7 @@ fn gemm_i8_refuses_bad_input() {
 /// `sum * (sa * sw) + bias` with one fused multiply-add.
 fn fused_reference(
     x: &[f32],
-    m: usize,
-    k: usize,
+    (m, k): (usize, usize),
     w: &[i8],
     n: usize,
     sw: &[f32],
@@ -323,7 +322,7 @@ fn fused_linear_matches_its_composition_on_every_kernel() {
             .with_dequant(&sw, Some(&bias))
             .unwrap();
         for act in [ActivationQuant::Dynamic, ActivationQuant::Static(0.004)] {
-            let want = fused_reference(&x, m, k, &w, n, &sw, &bias, act);
+            let want = fused_reference(&x, (m, k), &w, n, &sw, &bias, act);
             for kernel in I8Kernel::available() {
                 for par in [Parallelism::Sequential, Parallelism::Threaded] {
                     let mut out = vec![f32::NAN; m * n];
