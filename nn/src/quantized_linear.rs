@@ -106,10 +106,12 @@ impl QuantizedLinear {
             )));
         }
         let bias_values = match &bias {
-            Some(b) if b.shape() != [out_features] => return Err(invalid(format!(
+            Some(b) if b.shape() != [out_features] => {
+                return Err(invalid(format!(
                 "bias shape {:?} does not match weight shape {shape:?} (expected [{out_features}])",
                 b.shape()
-            ))),
+            )))
+            }
             Some(b) => {
                 let v = b.to_vec();
                 if v.iter().any(|x| !x.is_finite()) {

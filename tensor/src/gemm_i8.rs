@@ -16,7 +16,7 @@
 //! **Kernels** (chosen at run time, or explicitly with the `_with` functions):
 //! - [`I8Kernel::Avx512Vnni`]: `vpdpbusd` multiplies unsigned by signed bytes and adds each group
 //!   of 4 products into an `i32` lane, with no intermediate rounding or saturation. The activations
-//!   are made unsigned by `a + 128` (an xor of the sign bit), and the extra `128 * sum_k B[n, k]`
+//!   are made unsigned by `a + 128` (an xor of the sign bit, done when the codes are written), and the extra `128 * sum_k B[n, k]`
 //!   is removed by starting each accumulator at `-128 * colsum[n]` (computed at packing).
 //! - [`I8Kernel::Avx2`]: `vpmaddubsw` multiplies unsigned by signed bytes but adds pairs into a
 //!   *saturating* `i16`. It is fed `|b|` (unsigned, at most 128) and `sign(a, b) = a * sgn(b)`
@@ -37,10 +37,12 @@ use crate::error::{Result, TensorError};
 use crate::gemm::Parallelism;
 use crate::softmax::with_simd;
 
-/// A product with fewer multiply-adds (`m * k * n`) than this runs on the calling thread: the
-/// int8 kernel does about 4x the f32 kernel's work per second, so the f32 threshold would keep
-/// products of 2 ms on one thread.
-pub const I8_THREADING_THRESHOLD: usize = 1 << 21;
+/// A product with fewer multiply-adds (`m * k * n`) than this runs on the calling thread. The
+/// VNNI kernel does 170-240 G multiply-adds per second on one core here (about twice the `f32`
+/// kernel), so 16M of them take 70-100 us: about where the `f32` GEMM starts to gain from a
+/// second thread (see [`crate::gemm::THREADING_THRESHOLD`]); below, waking the pool costs more
+/// than it saves.
+pub const I8_THREADING_THRESHOLD: usize = 1 << 24;
 
 /// Output columns per packed panel.
 const PANEL: usize = 64;
@@ -94,6 +96,11 @@ impl I8Kernel {
     /// The fastest kernel this CPU can run.
     pub fn best() -> I8Kernel {
         *I8Kernel::available().last().unwrap_or(&I8Kernel::Scalar)
+    }
+
+    /// Whether the kernel reads activations as `a + 128` (unsigned bytes, sign bit flipped).
+    fn flips_sign(self) -> bool {
+        self == I8Kernel::Avx512Vnni
     }
 
     fn check(self) -> Result<()> {
@@ -301,14 +308,18 @@ pub fn gemm_i8_with(
     if m == 0 || n == 0 {
         return Ok(());
     }
-    // Rows padded to a multiple of 4 bytes, so the kernels read whole k-groups.
+    // Rows padded to a multiple of 4 bytes, so the kernels read whole k-groups, and in the
+    // kernel's activation format (sign bit flipped for VNNI).
+    let flip = kernel.flips_sign();
     let padded;
-    let a = if kp == k {
+    let a = if kp == k && !flip {
         a
     } else {
         let mut p = vec![0i8; m * kp];
         for (dst, src) in p.chunks_exact_mut(kp).zip(a.chunks_exact(k.max(1))) {
-            dst[..k].copy_from_slice(src);
+            for (d, &v) in dst.iter_mut().zip(src) {
+                *d = if flip { v ^ i8::MIN } else { v };
+            }
         }
         padded = p;
         &padded
@@ -420,7 +431,15 @@ pub fn quantized_linear_with(
         // Few rows: quantize them all once, then share the column panels among the threads.
         let mut codes = vec![0i8; m * kp];
         let mut scales = vec![0f32; m];
-        quantize_rows(x, k, kp, activation, &mut codes, &mut scales)?;
+        quantize_rows(
+            x,
+            k,
+            kp,
+            activation,
+            kernel.flips_sign(),
+            &mut codes,
+            &mut scales,
+        )?;
         let (cp, sp) = (SendPtr(codes.as_mut_ptr()), SendPtr(scales.as_mut_ptr()));
         return split_work(m, w, parallelism, |rows, panels| {
             // SAFETY: as in `gemm_i8_with`: disjoint output columns per task, rows in range.
@@ -449,6 +468,7 @@ pub fn quantized_linear_with(
             k,
             kp,
             activation,
+            kernel.flips_sign(),
             &mut codes,
             &mut scales,
         )?;
@@ -486,6 +506,7 @@ fn quantize_rows(
     k: usize,
     kp: usize,
     activation: ActivationQuant,
+    flip: bool,
     codes: &mut [i8],
     scales: &mut [f32],
 ) -> Result<()> {
@@ -495,15 +516,8 @@ fn quantize_rows(
         || {
             for i in 0..rows {
                 let row = &x[i * k..(i + 1) * k];
-                let dst = &mut codes[i * kp..(i + 1) * kp];
-                // The largest magnitude, and whether any value is inf or NaN (all exponent bits set).
-                let mut top = 0.0f32;
-                let mut bad = false;
-                for &v in row {
-                    top = top.max(v.abs());
-                    bad |= v.to_bits() & 0x7f80_0000 == 0x7f80_0000;
-                }
-                if bad {
+                let (top, finite) = abs_max(row);
+                if !finite {
                     return Some(i);
                 }
                 let scale = match activation {
@@ -511,14 +525,13 @@ fn quantize_rows(
                     ActivationQuant::Dynamic => 1.0,
                     ActivationQuant::Static(s) => s,
                 };
-                let inv = 1.0 / scale;
                 scales[i] = scale;
-                for (q, &v) in dst.iter_mut().zip(row) {
-                    let c = (v * inv).round_ties_even().clamp(-127.0, 127.0);
-                    // SAFETY: `c` is finite (the row was checked) and within i32's range.
-                    *q = unsafe { c.to_int_unchecked::<i32>() } as i8;
+                let dst = &mut codes[i * kp..(i + 1) * kp];
+                if flip {
+                    quantize_row::<true>(row, 1.0 / scale, dst);
+                } else {
+                    quantize_row::<false>(row, 1.0 / scale, dst);
                 }
-                dst[k..].fill(0);
             }
             None
         },
@@ -533,9 +546,59 @@ fn quantize_rows(
     }
 }
 
-/// Whether a threaded product splits its rows (true) or its column panels (false).
+/// Lanes of the row reductions: a running maximum in one register cannot be vectorized (the
+/// compiler keeps the order of `max`), one per lane can.
+const LANES: usize = 16;
+
+/// The largest `|x|` of a row, and whether every value is finite.
+#[inline(always)]
+fn abs_max(row: &[f32]) -> (f32, bool) {
+    let mut top = [0.0f32; LANES];
+    let mut ok = [true; LANES];
+    let chunks = row.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for l in 0..LANES {
+            let a = c[l].abs();
+            // NaN compares false with everything, so `a <= MAX` rejects NaN and inf alike.
+            ok[l] &= a <= f32::MAX;
+            top[l] = if a > top[l] { a } else { top[l] };
+        }
+    }
+    let mut m = 0.0f32;
+    let mut all_ok = ok.iter().all(|&o| o);
+    for &v in top.iter() {
+        m = if v > m { v } else { m };
+    }
+    for &v in tail {
+        let a = v.abs();
+        all_ok &= a <= f32::MAX;
+        m = if a > m { a } else { m };
+    }
+    (m, all_ok)
+}
+
+/// Symmetric codes of one row: `clamp(round(x * inv), -127, 127)`, rounded to nearest, ties to
+/// even (adding `1.5 * 2^23` leaves the rounded integer in the low mantissa bits); the padding
+/// past the row is zeroed. With `FLIP`, the codes are stored with their sign bit flipped
+/// (`a + 128` as unsigned bytes, the VNNI kernel's operand).
+#[inline(always)]
+fn quantize_row<const FLIP: bool>(row: &[f32], inv: f32, dst: &mut [i8]) {
+    const ROUND: f32 = 12_582_912.0;
+    let (codes, pad) = dst.split_at_mut(row.len());
+    for (q, &v) in codes.iter_mut().zip(row) {
+        let t = (v * inv).clamp(-127.0, 127.0) + ROUND;
+        let c = (t.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32) as i8;
+        *q = if FLIP { c ^ i8::MIN } else { c };
+    }
+    pad.fill(0);
+}
+
+/// Whether a threaded product splits its rows (true) or its column panels (false). Each row
+/// task reads all the weights, each panel task all the activations: rows pay when there are many
+/// (the weights are read from cache by every task), panels when there are few.
 fn split_rows(m: usize) -> bool {
-    m >= 8 * MR * rayon::current_num_threads()
+    m >= 64 * rayon::current_num_threads()
 }
 
 /// Rows per task when rows are split: about 4 tasks per thread, a multiple of the micro-tile.
@@ -603,7 +666,7 @@ enum Out {
 /// The product of `rows` activation rows (`kp`-strided codes at `a`) with the given panels.
 ///
 /// # Safety
-/// `a` points at `rows * w.kp` readable codes in `[-127, 127]`; `out` points at `rows` writable
+/// `a` points at `rows * w.kp` readable codes in `[-127, 127]` (sign bits flipped for VNNI); `out` points at `rows` writable
 /// rows of `w.n` values (and `rows` row scales); `panels` lies within `w`'s panels; the CPU supports
 /// `kernel`.
 unsafe fn run_block(
@@ -757,8 +820,8 @@ mod x86 {
                 ];
                 for r in 0..R {
                     // a + 128 as unsigned bytes: flip each byte's sign bit.
-                    let four = (rows[r].add(4 * g) as *const i32).read_unaligned();
-                    let av = _mm512_set1_epi32(four ^ 0x8080_8080u32 as i32);
+                    // Already `a + 128` (sign bits flipped when the codes were written).
+                    let av = _mm512_set1_epi32((rows[r].add(4 * g) as *const i32).read_unaligned());
                     for v in 0..4 {
                         acc[r][v] = _mm512_dpbusd_epi32(acc[r][v], av, b[v]);
                     }

@@ -209,8 +209,8 @@ fn gemm_i8_is_exact_on_random_and_odd_shapes() {
         (33, 64, 64),
         (64, 257, 100),
         // Large enough to take both threaded splits (rows, then panels).
-        (256, 96, 130),
-        (9, 1000, 300),
+        (200, 700, 130),
+        (20, 1024, 1000),
     ] {
         let a = rng.codes(m * k, -127, 127);
         let b = rng.codes(n * k, -128, 127);
@@ -269,8 +269,7 @@ fn gemm_i8_refuses_bad_input() {
 /// `sum * (sa * sw) + bias` with one fused multiply-add.
 fn fused_reference(
     x: &[f32],
-    m: usize,
-    k: usize,
+    (m, k): (usize, usize),
     w: &[i8],
     n: usize,
     sw: &[f32],
@@ -309,8 +308,8 @@ fn fused_linear_matches_its_composition_on_every_kernel() {
         (1, 7, 3),
         (5, 33, 65),
         (130, 64, 70),
-        (300, 128, 64),
-        (2, 900, 1500),
+        (260, 520, 130),
+        (16, 1100, 1000),
     ] {
         let x: Vec<f32> = (0..m * k)
             .map(|_| (rng.next() % 2001) as f32 / 1000.0 - 1.0)
@@ -323,7 +322,7 @@ fn fused_linear_matches_its_composition_on_every_kernel() {
             .with_dequant(&sw, Some(&bias))
             .unwrap();
         for act in [ActivationQuant::Dynamic, ActivationQuant::Static(0.004)] {
-            let want = fused_reference(&x, m, k, &w, n, &sw, &bias, act);
+            let want = fused_reference(&x, (m, k), &w, n, &sw, &bias, act);
             for kernel in I8Kernel::available() {
                 for par in [Parallelism::Sequential, Parallelism::Threaded] {
                     let mut out = vec![f32::NAN; m * n];
