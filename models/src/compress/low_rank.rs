@@ -145,3 +145,21 @@ impl Module for LowRankMlp {
             .collect()
     }
 }
+
+impl std::fmt::Debug for MaybeFactorized {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MaybeFactorized::Dense(l) => write!(f, "{l:?}"),
+            MaybeFactorized::Factorized(l) => write!(f, "{l:?}"),
+        }
+    }
+}
+
+impl std::fmt::Debug for LowRankMlp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LowRankMlp")
+            .field("layers", &self.layers)
+            .field("activation", &self.activation.name())
+            .finish()
+    }
+}
