@@ -9,7 +9,9 @@
 //! cargo run --release -p models --example compress -- --data-dir DIR --part distill --seeds 1,2,3
 //! ```
 //!
-//! `--part` is one of `all` (default), `prune`, `structured`, `lowrank`, `distill`.
+//! `--part` is one of `all` (default), `prune`, `structured`, `lowrank`, `distill`; other flags:
+//! `--epochs N` (dense teacher and students, default 5), `--finetune-lr LR` (peak of the one
+//! fine-tuning epoch, default 4e-3), `--temperature T` (4), `--alpha A` (0.7), `--seeds 1,2,3`.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -35,6 +37,9 @@ struct Args {
     part: String,
     seeds: Vec<u64>,
     epochs: usize,
+    finetune_lr: f64,
+    temperature: f32,
+    alpha: f32,
 }
 
 fn parse_args() -> BoxResult<Args> {
@@ -43,6 +48,9 @@ fn parse_args() -> BoxResult<Args> {
         part: "all".into(),
         seeds: vec![1, 2, 3],
         epochs: 5,
+        finetune_lr: 4e-3,
+        temperature: 4.0,
+        alpha: 0.7,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -51,6 +59,9 @@ fn parse_args() -> BoxResult<Args> {
             "--data-dir" => args.data_dir = Some(PathBuf::from(value()?)),
             "--part" => args.part = value()?,
             "--epochs" => args.epochs = value()?.parse()?,
+            "--finetune-lr" => args.finetune_lr = value()?.parse()?,
+            "--temperature" => args.temperature = value()?.parse()?,
+            "--alpha" => args.alpha = value()?.parse()?,
             "--seeds" => {
                 args.seeds = value()?
                     .split(',')
@@ -139,12 +150,14 @@ fn copy(mlp: &Mlp) -> BoxResult<Mlp> {
     let layers = mlp
         .layers()
         .iter()
-        .map(|l| nn::linear::Linear::from_tensors(l.weight.value(), l.bias.as_ref().map(|b| b.value())))
+        .map(|l| {
+            nn::linear::Linear::from_tensors(l.weight.value(), l.bias.as_ref().map(|b| b.value()))
+        })
         .collect::<nn::Result<Vec<_>>>()?;
     Ok(Mlp::from_layers(layers, mlp.config().activation)?)
 }
 
-fn part_prune(dense_model: &Mlp, data: &Data) -> BoxResult<()> {
+fn part_prune(args: &Args, dense_model: &Mlp, data: &Data) -> BoxResult<()> {
     println!("\n## 90% global magnitude pruning + 1 epoch of masked fine-tuning");
     let base = accuracy(dense_model, &data.test)?;
     let model = copy(dense_model)?;
@@ -152,16 +165,22 @@ fn part_prune(dense_model: &Mlp, data: &Data) -> BoxResult<()> {
     masks.apply(&model)?;
     let pruned = accuracy(&model, &data.test)?;
     let report = sparsity(&model);
-    let lr = 5e-4;
+    let lr = args.finetune_lr;
     let opt = Masked::new(adam(&model, lr)?, masks)?;
     let tuned = fit(model, opt, data, 1, lr)?;
     let after = sparsity(&tuned);
     println!("| model | weight sparsity | test accuracy |");
     println!("|---|---|---|");
-    println!("| dense | {:.1}% | {base:.2}% |", 100.0 * sparsity(dense_model).global().unwrap_or(0.0));
-    println!("| pruned 90%, no fine-tuning | {:.1}% | {pruned:.2}% |", 100.0 * report.global().unwrap_or(0.0));
     println!(
-        "| pruned 90% + 1 epoch masked Adam (lr {lr}) | {:.1}% | {:.2}% |",
+        "| dense | {:.1}% | {base:.2}% |",
+        100.0 * sparsity(dense_model).global().unwrap_or(0.0)
+    );
+    println!(
+        "| pruned 90%, no fine-tuning | {:.1}% | {pruned:.2}% |",
+        100.0 * report.global().unwrap_or(0.0)
+    );
+    println!(
+        "| pruned 90% + 1 epoch masked Adam (lr {lr}, cosine) | {:.1}% | {:.2}% |",
         100.0 * after.global().unwrap_or(0.0),
         accuracy(&tuned, &data.test)?
     );
@@ -193,20 +212,26 @@ fn latency(model: &dyn Module, batch: usize, repeats: usize) -> BoxResult<f64> {
     Ok(times[repeats / 2])
 }
 
-fn part_structured(dense_model: &Mlp, data: &Data) -> BoxResult<()> {
+fn part_structured(args: &Args, dense_model: &Mlp, data: &Data) -> BoxResult<()> {
     println!("\n## Structured pruning: keep half the hidden neurons (largest L2 norm)");
     let small = prune_neurons(dense_model, 0.5)?;
     let small_acc = accuracy(&small, &data.test)?;
-    let lr = 5e-4;
+    let lr = args.finetune_lr;
     let to_tune = prune_neurons(dense_model, 0.5)?;
     let opt = adam(&to_tune, lr)?;
     let tuned = fit(to_tune, opt, data, 1, lr)?;
-    println!("| model | sizes | parameters | test accuracy | latency batch 1 | latency batch 256 |");
+    println!(
+        "| model | sizes | parameters | test accuracy | latency batch 1 | latency batch 256 |"
+    );
     println!("|---|---|---|---|---|---|");
     for (name, m, acc) in [
         ("dense", dense_model, accuracy(dense_model, &data.test)?),
         ("half the neurons, no fine-tuning", &small, small_acc),
-        ("half the neurons + 1 epoch Adam", &tuned, accuracy(&tuned, &data.test)?),
+        (
+            "half the neurons + 1 epoch Adam",
+            &tuned,
+            accuracy(&tuned, &data.test)?,
+        ),
     ] {
         println!(
             "| {name} | {:?} | {} | {acc:.2}% | {:.1} us | {:.1} us |",
@@ -284,7 +309,7 @@ fn train_student(
 }
 
 fn part_distill(args: &Args, teacher: &Mlp, data: &Data) -> BoxResult<()> {
-    let (temperature, alpha) = (4.0, 0.7);
+    let (temperature, alpha) = (args.temperature, args.alpha);
     println!(
         "\n## Distillation: student 784-32-10 ({} epochs, Adam {LR}, cosine), teacher 784-128-64-10 ({:.2}%), T = {temperature}, alpha = {alpha}",
         args.epochs,
@@ -331,10 +356,10 @@ fn main() -> BoxResult<()> {
     let model = dense(&args, &data, 1)?;
     let all = args.part == "all";
     if all || args.part == "prune" {
-        part_prune(&model, &data)?;
+        part_prune(&args, &model, &data)?;
     }
     if all || args.part == "structured" {
-        part_structured(&model, &data)?;
+        part_structured(&args, &model, &data)?;
     }
     if all || args.part == "lowrank" {
         part_lowrank(&model, &data)?;

@@ -254,7 +254,11 @@ impl Mlp {
             if l.bias.is_some() != bias {
                 return Err(invalid(format!(
                     "layer {i} {} but layer 0 {}",
-                    if l.bias.is_some() { "has a bias" } else { "has no bias" },
+                    if l.bias.is_some() {
+                        "has a bias"
+                    } else {
+                        "has no bias"
+                    },
                     if bias { "has one" } else { "has none" }
                 )));
             }

@@ -32,7 +32,10 @@ fn prune_neurons_shrinks_the_layers_and_keeps_the_strongest() {
         &pruned.layers()[1].weight,
         &pruned.layers()[2].weight,
     );
-    assert_eq!((w0.shape(), w1.shape(), w2.shape()), (vec![4, 6], vec![5, 4], vec![3, 5]));
+    assert_eq!(
+        (w0.shape(), w1.shape(), w2.shape()),
+        (vec![4, 6], vec![5, 4], vec![3, 5])
+    );
     assert_eq!(
         pruned.num_parameters(),
         4 * 6 + 4 + 5 * 4 + 5 + 3 * 5 + 3,
@@ -91,29 +94,54 @@ fn prune_neurons_and_from_layers_refuse_bad_input() {
         assert!(e.contains("keep_fraction must be in (0, 1]"), "{e}");
     }
     // A tiny fraction keeps at least one neuron per layer; 1.0 keeps all.
-    assert_eq!(prune_neurons(&mlp, 0.01).unwrap().config().sizes, vec![4, 1, 2]);
-    assert_eq!(prune_neurons(&mlp, 1.0).unwrap().config().sizes, vec![4, 6, 2]);
+    assert_eq!(
+        prune_neurons(&mlp, 0.01).unwrap().config().sizes,
+        vec![4, 1, 2]
+    );
+    assert_eq!(
+        prune_neurons(&mlp, 1.0).unwrap().config().sizes,
+        vec![4, 6, 2]
+    );
 
     let mut rng = TensorRng::new(1);
     let e = Mlp::from_layers(Vec::new(), Activation::ReLU).unwrap_err();
     assert!(e.to_string().contains("at least one layer"), "{e}");
     let e = Mlp::from_layers(
-        vec![Linear::new(4, 3, true, &mut rng), Linear::new(5, 2, true, &mut rng)],
+        vec![
+            Linear::new(4, 3, true, &mut rng),
+            Linear::new(5, 2, true, &mut rng),
+        ],
         Activation::ReLU,
     )
     .unwrap_err();
-    assert!(e.to_string().contains("layer 1 takes 5 features but the previous layer gives 3"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("layer 1 takes 5 features but the previous layer gives 3"),
+        "{e}"
+    );
     let e = Mlp::from_layers(
-        vec![Linear::new(4, 3, true, &mut rng), Linear::new(3, 2, false, &mut rng)],
+        vec![
+            Linear::new(4, 3, true, &mut rng),
+            Linear::new(3, 2, false, &mut rng),
+        ],
         Activation::ReLU,
     )
     .unwrap_err();
-    assert!(e.to_string().contains("layer 1 has no bias but layer 0 has one"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("layer 1 has no bias but layer 0 has one"),
+        "{e}"
+    );
 }
 
 #[test]
 fn low_rank_mlp_at_full_rank_matches_and_shrinks_at_low_rank() {
-    let mlp = Mlp::new(MlpConfig::new(&[20, 16, 12, 3]).activation(Activation::GELU).seed(6)).unwrap();
+    let mlp = Mlp::new(
+        MlpConfig::new(&[20, 16, 12, 3])
+            .activation(Activation::GELU)
+            .seed(6),
+    )
+    .unwrap();
     let x = randn(&[4, 20], 1);
     let y = forward(&mlp, &x);
     // Rank 12 factorizes the first layer (min 16) only: 12 >= min of the others.
@@ -125,17 +153,34 @@ fn low_rank_mlp_at_full_rank_matches_and_shrinks_at_low_rank() {
     assert!(y.allclose(&forward(&exact, &x), 1e-4, 1e-5));
     let small = low_rank(&mlp, 2).unwrap();
     assert_eq!(small.ranks(), vec![Some(2), Some(2), Some(2)]);
-    let names: Vec<String> = small.named_parameters().into_iter().map(|(n, _)| n).collect();
-    assert_eq!(names[..3], ["layers.0.down.weight", "layers.0.up.weight", "layers.0.up.bias"]);
+    let names: Vec<String> = small
+        .named_parameters()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(
+        names[..3],
+        [
+            "layers.0.down.weight",
+            "layers.0.up.weight",
+            "layers.0.up.bias"
+        ]
+    );
     assert_eq!(
         small.num_parameters(),
         2 * (20 + 16) + 16 + 2 * (16 + 12) + 12 + 2 * (12 + 3) + 3
     );
     assert!(small.num_parameters() < mlp.num_parameters());
     // Errors.
-    assert!(low_rank(&mlp, 0).unwrap_err().to_string().contains("rank must be at least 1"));
+    assert!(low_rank(&mlp, 0)
+        .unwrap_err()
+        .to_string()
+        .contains("rank must be at least 1"));
     let e = low_rank_layer(&mlp, 3, 2).unwrap_err().to_string();
-    assert!(e.contains("layer 3 is out of range for an Mlp of 3 layers"), "{e}");
+    assert!(
+        e.contains("layer 3 is out of range for an Mlp of 3 layers"),
+        "{e}"
+    );
     let e = low_rank_layer(&mlp, 2, 4).unwrap_err().to_string();
     assert!(e.contains("rank must be in 1..=3"), "{e}");
 }

@@ -121,7 +121,10 @@ fn masks_refuse_unknown_names_wrong_shapes_and_non_binary_values() {
     masks.insert("0.weight", Tensor::ones(&[3, 2])).unwrap();
     masks.insert("nope", Tensor::ones(&[2])).unwrap();
     let e = masks.apply(&model).unwrap_err().to_string();
-    assert!(e.contains("mask '0.weight' has shape [3, 2] but the parameter has shape [2, 3]"), "{e}");
+    assert!(
+        e.contains("mask '0.weight' has shape [3, 2] but the parameter has shape [2, 3]"),
+        "{e}"
+    );
     assert!(e.contains("mask 'nope' names no parameter"), "{e}");
     // Nothing changed.
     assert_eq!(sparsity(&model).global(), Some(0.0));
@@ -180,7 +183,10 @@ fn truncation_error_is_the_norm_of_the_discarded_singular_values() {
     // A diagonal matrix's singular values are its absolute entries, sorted.
     let d = t(&[0.0, -3.0, 5.0, 0.0, 0.0, 0.0], &[3, 2]);
     let s = singular_values(&d).unwrap();
-    assert!((s[0] - 5.0).abs() < 1e-6 && (s[1] - 3.0).abs() < 1e-6, "{s:?}");
+    assert!(
+        (s[0] - 5.0).abs() < 1e-6 && (s[1] - 3.0).abs() < 1e-6,
+        "{s:?}"
+    );
 }
 
 #[test]
@@ -278,8 +284,14 @@ fn distillation_equals_its_composition_from_primitives() {
         );
         let (comp, g_comp) =
             value_and_grad(|s| composed(s, &teacher, &labels, temp, alpha), &student);
-        assert!((fused - comp).abs() < 1e-5 * (1.0 + comp.abs()), "{fused} vs {comp}");
-        assert!(g_fused.allclose(&g_comp, 1e-4, 1e-6), "T={temp} alpha={alpha}");
+        assert!(
+            (fused - comp).abs() < 1e-5 * (1.0 + comp.abs()),
+            "{fused} vs {comp}"
+        );
+        assert!(
+            g_fused.allclose(&g_comp, 1e-4, 1e-6),
+            "T={temp} alpha={alpha}"
+        );
         assert_ne!(g_fused, Tensor::zeros(&[6, 5]));
     }
 }
@@ -317,8 +329,14 @@ fn alpha_zero_is_cross_entropy_and_t1_alpha1_is_kl() {
     let expect: Vec<f32> = q.iter().zip(&p).map(|(q, p)| (q - p) / 4.0).collect();
     assert!(gd.allclose(&t(&expect, &[4, 3]), 1e-5, 1e-7));
     // Same distributions: zero loss.
-    let same = distillation_loss(&Variable::constant(teacher.clone()), &teacher, &labels, 1.0, 1.0)
-        .unwrap();
+    let same = distillation_loss(
+        &Variable::constant(teacher.clone()),
+        &teacher,
+        &labels,
+        1.0,
+        1.0,
+    )
+    .unwrap();
     assert!(same.item().unwrap().abs() < 1e-6);
 }
 
@@ -365,7 +383,10 @@ fn distillation_errors_name_the_problem() {
         .distillation_loss(&Tensor::zeros(&[3, 3]), &[0, 1], 2.0, 0.5)
         .unwrap_err()
         .to_string();
-    assert!(e.contains("distillation") && e.contains("[2, 3]") && e.contains("[3, 3]"), "{e}");
+    assert!(
+        e.contains("distillation") && e.contains("[2, 3]") && e.contains("[3, 3]"),
+        "{e}"
+    );
     let e = distillation_loss(&s, &teacher, &[0], 2.0, 0.5)
         .unwrap_err()
         .to_string();

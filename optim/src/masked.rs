@@ -51,7 +51,10 @@ impl<O: Optimizer> Masked<O> {
             let var = by_name.get(&name).ok_or_else(|| {
                 OptimError::config(
                     "Masked",
-                    format!("mask '{name}' names no parameter of the {} optimizer", inner.name()),
+                    format!(
+                        "mask '{name}' names no parameter of the {} optimizer",
+                        inner.name()
+                    ),
                 )
             })?;
             if mask.shape() != var.shape().as_slice() {

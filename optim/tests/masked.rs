@@ -13,7 +13,10 @@ fn weight() -> Variable {
 }
 
 fn mask() -> Vec<(String, Tensor)> {
-    vec![("w".into(), Tensor::from_vec(MASK.to_vec(), &[2, 3]).unwrap())]
+    vec![(
+        "w".into(),
+        Tensor::from_vec(MASK.to_vec(), &[2, 3]).unwrap(),
+    )]
 }
 
 /// A loss whose gradient pulls every weight (pruned ones included) towards 3.
@@ -156,7 +159,11 @@ fn masking_only_the_gradient_is_not_enough() {
         }
     });
     opt.step().unwrap();
-    assert_ne!(w.value().to_vec()[1], 0.0, "momentum moved the zeroed weight");
+    assert_ne!(
+        w.value().to_vec()[1],
+        0.0,
+        "momentum moved the zeroed weight"
+    );
 }
 
 #[test]
@@ -199,12 +206,18 @@ fn masked_refuses_bad_masks() {
         .err()
         .unwrap()
         .to_string();
-    assert!(e.contains("mask 'v' names no parameter of the Sgd optimizer"), "{e}");
+    assert!(
+        e.contains("mask 'v' names no parameter of the Sgd optimizer"),
+        "{e}"
+    );
     let e = Masked::new(build(), vec![("w".to_string(), Tensor::ones(&[3, 2]))])
         .err()
         .unwrap()
         .to_string();
-    assert!(e.contains("mask 'w' has shape [3, 2] but the parameter has shape [2, 3]"), "{e}");
+    assert!(
+        e.contains("mask 'w' has shape [3, 2] but the parameter has shape [2, 3]"),
+        "{e}"
+    );
     let e = Masked::new(build(), vec![("w".to_string(), Tensor::full(&[2, 3], 0.5))])
         .err()
         .unwrap()

@@ -209,7 +209,11 @@ pub fn distillation(
             ) as f64;
         }
     }
-    let loss = if n == 0 { 0.0 } else { (total / n as f64) as f32 };
+    let loss = if n == 0 {
+        0.0
+    } else {
+        (total / n as f64) as f32
+    };
     let cache = DistillationCache {
         student_soft: Tensor::from_vec(student_soft, &[n, c])?,
         teacher_soft: Tensor::from_vec(teacher_soft, &[n, c])?,
@@ -278,7 +282,11 @@ mod tests {
             let z: f64 = e.iter().sum();
             e.into_iter().map(|v| v / z).collect::<Vec<f64>>()
         };
-        let (q, p, r) = (softmax(s, 1.0 / temp), softmax(t, 1.0 / temp), softmax(s, 1.0));
+        let (q, p, r) = (
+            softmax(s, 1.0 / temp),
+            softmax(t, 1.0 / temp),
+            softmax(s, 1.0),
+        );
         let kl: f64 = p.iter().zip(&q).map(|(p, q)| p * (p / q).ln()).sum();
         alpha * temp * temp * kl - (1.0 - alpha) * r[y].ln()
     }

@@ -14,7 +14,7 @@ pub mod structured;
 
 pub use low_rank::{low_rank, low_rank_layer, LowRankMlp};
 pub use nn::prune::{
-    magnitude_prune_global, magnitude_prune_per_layer, sparsity, sparsity_of, LayerSparsity,
-    Masks, SparsityReport,
+    magnitude_prune_global, magnitude_prune_per_layer, sparsity, sparsity_of, LayerSparsity, Masks,
+    SparsityReport,
 };
 pub use structured::{neuron_norms, prune_neurons};
