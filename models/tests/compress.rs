@@ -239,3 +239,59 @@ fn magnitude_pruned_mlp_fine_tunes_through_the_trainer_and_stays_sparse() {
     }
     assert!(sparsity(&model).zeros() >= zeros_before);
 }
+
+/// Train with Adam and cosine annealing through the trainer; return the model and its test
+/// accuracy.
+fn fit_mnist<O: optim::Optimizer + 'static>(
+    model: Mlp,
+    opt: O,
+    train: &DataLoader,
+    test: &DataLoader,
+    epochs: usize,
+    lr: f64,
+) -> (Mlp, f64) {
+    let steps = epochs * train.len();
+    let schedule = optim::schedule::CosineAnnealing::new(lr, steps as u64, 0.0).unwrap();
+    let mut task = Classification::new(model, train.clone()).with_val(test.clone());
+    let mut trainer =
+        Trainer::new(TrainerConfig::epochs(epochs).quiet(), opt).with_schedule(schedule);
+    let report = trainer.fit(&mut task).unwrap();
+    (task.into_model(), report.eval.unwrap().metric.unwrap())
+}
+
+#[test]
+#[ignore = "needs MNIST (TINYTORCH_DATA)"]
+fn mnist_90_percent_global_sparsity_within_one_point_after_one_masked_epoch() {
+    let mnist = data::Mnist::find(None).expect("set TINYTORCH_DATA to the datasets directory");
+    let train = DataLoader::new(mnist.train.to_dataset().unwrap(), 64)
+        .unwrap()
+        .shuffle(1);
+    let test = DataLoader::new(mnist.test.to_dataset().unwrap(), 1000).unwrap();
+    let mlp = Mlp::new(MlpConfig::new(&[784, 128, 64, 10]).seed(1)).unwrap();
+    let opt = Adam::new(
+        mlp.named_parameters(),
+        AdamConfig {
+            lr: 2e-3,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let (mlp, dense) = fit_mnist(mlp, opt, &train, &test, 5, 2e-3);
+    let masks = magnitude_prune_global(&mlp, 0.9).unwrap();
+    let opt = Adam::new(
+        mlp.named_parameters(),
+        AdamConfig {
+            lr: 4e-3,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let opt = Masked::new(opt, masks).unwrap();
+    let (pruned, sparse) = fit_mnist(mlp, opt, &train, &test, 1, 4e-3);
+    let s = sparsity(&pruned).global().unwrap();
+    println!(
+        "MNIST MLP: dense {dense:.4}, 90% sparse + 1 masked epoch {sparse:.4} (sparsity {s:.4})"
+    );
+    assert!((s - 0.9).abs() < 1e-4, "sparsity {s}");
+    assert!(dense - sparse < 0.01, "dense {dense}, pruned {sparse}");
+}
