@@ -11,11 +11,13 @@
 //! | [`trainer`] | the training loop: progress, evaluation, history, NaN stop, checkpoint and resume |
 //! | [`doctor`] | the seven checks that tell why a model does not learn, and an LR range test |
 //! | [`runtime`] | process-level tuning for training binaries (allocator) |
+//! | [`compress`] | pruning (masks, whole neurons), low-rank factorization; distillation lives in `nn` |
 //! | [`profiler`] | per-layer parameters, FLOPs, activation memory and measured time |
 //! | [`quantize`] | whole-model int8: `Mlp`/`Cnn`/`Gpt` converted for inference, calibration, int8 checkpoints |
 
 pub mod checkpoint;
 pub mod cnn;
+pub mod compress;
 pub mod doctor;
 pub mod error;
 pub mod generate;

@@ -230,6 +230,51 @@ impl Mlp {
         })
     }
 
+    /// An MLP around given layers (e.g. a pruned copy of another): `activation` between them,
+    /// no dropout. Errors unless there is at least one layer, each layer's `in_features` is the
+    /// previous one's `out_features`, and the layers all have biases or none does.
+    pub fn from_layers(layers: Vec<Linear>, activation: Activation) -> Result<Mlp> {
+        let invalid = |reason: String| ModelError::Invalid {
+            what: "Mlp::from_layers",
+            reason,
+        };
+        let first = layers
+            .first()
+            .ok_or_else(|| invalid("needs at least one layer".into()))?;
+        let bias = first.bias.is_some();
+        let mut sizes = vec![first.in_features()];
+        for (i, l) in layers.iter().enumerate() {
+            if l.in_features() != *sizes.last().expect("non-empty") || l.in_features() == 0 {
+                return Err(invalid(format!(
+                    "layer {i} takes {} features but the previous layer gives {}",
+                    l.in_features(),
+                    sizes.last().expect("non-empty")
+                )));
+            }
+            if l.bias.is_some() != bias {
+                return Err(invalid(format!(
+                    "layer {i} {} but layer 0 {}",
+                    if l.bias.is_some() {
+                        "has a bias"
+                    } else {
+                        "has no bias"
+                    },
+                    if bias { "has one" } else { "has none" }
+                )));
+            }
+            sizes.push(l.out_features());
+        }
+        if sizes.contains(&0) {
+            return Err(invalid(format!("widths must be positive, got {sizes:?}")));
+        }
+        let config = MlpConfig::new(&sizes).activation(activation).bias(bias);
+        Ok(Mlp {
+            config,
+            layers,
+            dropout: None,
+        })
+    }
+
     /// The configuration.
     pub fn config(&self) -> &MlpConfig {
         &self.config

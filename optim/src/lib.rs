@@ -15,6 +15,7 @@
 //! | [`adamw`] | `AdamW`: decoupled weight decay |
 //! | [`rmsprop`] | `RmsProp`: centered, momentum |
 //! | [`schedule`] | `LrSchedule` and the schedules (step, exponential, cosine, warmup + cosine, one-cycle, plateau) |
+//! | [`masked`] | `Masked`: wraps any optimizer so pruned weights stay exactly zero |
 //! | [`clip`] | `clip_grad_norm`, `clip_grad_value` |
 //! | [`state`] | `OptimizerState`: save / load for exact resume |
 //!
@@ -45,6 +46,7 @@ pub mod adam;
 pub mod adamw;
 pub mod clip;
 pub mod error;
+pub mod masked;
 pub mod optimizer;
 pub mod rmsprop;
 pub mod schedule;
@@ -55,6 +57,7 @@ pub use adam::{Adam, AdamConfig};
 pub use adamw::AdamW;
 pub use clip::{clip_grad_norm, clip_grad_value, grad_norm, ParamRef};
 pub use error::{OptimError, Result};
+pub use masked::Masked;
 pub use optimizer::{Group, Optimizer, ParamGroup, ParamGroups};
 pub use rmsprop::{RmsProp, RmsPropConfig};
 pub use schedule::LrSchedule;

@@ -20,6 +20,7 @@
 //! | [`softmax`] | softmax and log-softmax (max-shifted) with backward kernels |
 //! | [`layer_norm`] | layer norm over the last axis, caching mean and 1/std |
 //! | [`cross_entropy`] | fused log-softmax + NLL from logits with integer targets |
+//! | [`distillation`] | fused knowledge-distillation loss (soft KL + hard cross-entropy) with backward |
 //! | [`attention`] | causal masked softmax for attention scores |
 //! | [`sdpa`] | fused scaled-dot-product attention (causal or not), forward and backward |
 //! | [`conv`] | im2col / col2im for NCHW convolution |
@@ -33,6 +34,7 @@ pub mod broadcast;
 pub mod conv;
 pub mod cross_entropy;
 pub mod display;
+pub mod distillation;
 pub mod elementwise;
 pub mod error;
 pub mod gemm;

@@ -9,9 +9,11 @@
 //! | [`reduce`] | sum, mean, max, min, var |
 //! | [`matmul`] | 2-D and batched matmul |
 //! | [`fused`] | softmax, log_softmax, layer_norm, cross_entropy, causal_softmax |
+//! | [`distillation`] | the fused knowledge-distillation loss (soft KL + hard cross-entropy) |
 //! | [`conv`] | conv2d (im2col + GEMM), max_pool2d, avg_pool2d |
 
 pub mod conv;
+pub mod distillation;
 pub mod elementwise;
 pub mod fused;
 pub mod matmul;
