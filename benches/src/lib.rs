@@ -1,5 +1,10 @@
 //! Criterion benchmarks of the hot paths live in `benches/`; this library holds what they share:
 //! the named problem shapes, so every bench and the README table use the same ids and FLOP counts.
+//! It also holds the model benchmarking harness ([`harness`]: statistics, benchmark runner, peak
+//! memory, Pareto comparison, events, system info, reports and their validation), usable from any
+//! binary.
+
+pub mod harness;
 
 /// One matrix-product problem: `batch` products of `(m, k) @ (k, n)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

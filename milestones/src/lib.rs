@@ -13,13 +13,17 @@
 //! | [`cli`] | the common flags (`--data-dir`, `--dataset`, `--epochs`, `--steps`, `--seed`, `--json`, `--plot`, `--quick`) |
 //! | [`progress`] | progress bars |
 //! | [`report`] | results table and JSON output |
-//! | [`plot`] | terminal and SVG training curves |
+//! | [`plot`] | terminal and SVG training curves, labelled scatter charts |
+//! | [`shapes`] | a generated image task: noisy 16x16 shapes in 8 classes |
+//! | [`benchmark`] | measuring a classifier: held-out accuracy, latency, size, memory |
 
+pub mod benchmark;
 pub mod cli;
 pub mod corpus;
 pub mod course;
 pub mod plot;
 pub mod progress;
 pub mod report;
+pub mod shapes;
 pub mod tasks;
 pub mod vision;

@@ -148,3 +148,96 @@ pub fn svg_plot(path: &Path, title: &str, x_label: &str, series: &[Series]) -> R
     root.present().map_err(|e| err(&e))?;
     Ok(())
 }
+
+/// One labelled point of a scatter chart; `highlighted` points (e.g. the Pareto frontier) are
+/// drawn filled and joined by a line, the others hollow.
+#[derive(Debug, Clone)]
+pub struct ScatterPoint {
+    pub label: String,
+    pub x: f64,
+    pub y: f64,
+    pub highlighted: bool,
+}
+
+/// One panel of [`svg_scatter`]: axis labels and points.
+#[derive(Debug, Clone)]
+pub struct ScatterPanel {
+    pub x_label: String,
+    pub y_label: String,
+    pub points: Vec<ScatterPoint>,
+}
+
+/// Write labelled scatter charts side by side as one SVG (e.g. accuracy against latency and
+/// against size, with the Pareto frontier highlighted and joined in order of `x`).
+pub fn svg_scatter(path: &Path, title: &str, panels: &[ScatterPanel]) -> Result<(), String> {
+    let err = |e: &dyn std::fmt::Display| format!("{}: cannot draw the plot: {e}", path.display());
+    if panels.is_empty() || panels.iter().all(|p| p.points.is_empty()) {
+        return Err(format!("{}: nothing to plot", path.display()));
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| err(&e))?;
+    }
+    let width = 480 * panels.len() as u32;
+    let root = SVGBackend::new(path, (width, 440)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let root = root
+        .titled(title, ("sans-serif", 22))
+        .map_err(|e| err(&e))?;
+    let areas = root.split_evenly((1, panels.len()));
+    for (area, panel) in areas.iter().zip(panels) {
+        let series = [Series::new(
+            "points",
+            panel.points.iter().map(|p| (p.x, p.y)).collect(),
+        )];
+        let Some((x0, x1, y0, y1)) = bounds(&series) else {
+            continue;
+        };
+        // A margin so points on the edges (and their labels) stay inside.
+        let (dx, dy) = ((x1 - x0) * 0.15, (y1 - y0) * 0.15);
+        let mut chart = ChartBuilder::on(area)
+            .margin(16)
+            .x_label_area_size(36)
+            .y_label_area_size(56)
+            .build_cartesian_2d((x0 - dx)..(x1 + dx), (y0 - dy)..(y1 + dy))
+            .map_err(|e| err(&e))?;
+        chart
+            .configure_mesh()
+            .x_desc(panel.x_label.as_str())
+            .y_desc(panel.y_label.as_str())
+            .draw()
+            .map_err(|e| err(&e))?;
+        let mut front: Vec<(f64, f64)> = panel
+            .points
+            .iter()
+            .filter(|p| p.highlighted && p.x.is_finite() && p.y.is_finite())
+            .map(|p| (p.x, p.y))
+            .collect();
+        front.sort_by(|a, b| a.0.total_cmp(&b.0));
+        chart
+            .draw_series(LineSeries::new(front, RED.stroke_width(1)))
+            .map_err(|e| err(&e))?;
+        for p in panel
+            .points
+            .iter()
+            .filter(|p| p.x.is_finite() && p.y.is_finite())
+        {
+            let style = if p.highlighted {
+                RED.filled()
+            } else {
+                BLUE.stroke_width(2)
+            };
+            chart
+                .draw_series(std::iter::once(Circle::new((p.x, p.y), 5, style)))
+                .map_err(|e| err(&e))?;
+            chart
+                .draw_series(std::iter::once(Text::new(
+                    p.label.clone(),
+                    (p.x, p.y),
+                    ("sans-serif", 13),
+                )))
+                .map_err(|e| err(&e))?;
+        }
+    }
+    root.present().map_err(|e| err(&e))?;
+    Ok(())
+}

@@ -1,0 +1,714 @@
+//! 2018: MLPerf. Once networks worked, the questions became "how fast, how small, at what
+//! accuracy?", and answering them honestly became a discipline: fixed held-out data, warm-up,
+//! repeated timed runs with their spread, the machine named, the numbers checked.
+//!
+//! Vision track: a baseline MLP and CNN are trained (or loaded with `--load DIR`), profiled,
+//! and every variant in [`VARIANTS`] is measured (held-out accuracy, batch-1 and batch-256
+//! latency, checkpoint size, memory); one table marks the Pareto frontiers and the events
+//! (latency sprint, memory challenge, accuracy contest, all-around) are judged. Generation
+//! track: a small GPT trained on the embedded corpus generates with and without its KV cache on
+//! equal work. `--json PATH` writes the report, `--validate FILE` checks one.
+//!
+//! Data: the generated `shapes` task by default (no files needed), `--dataset tinydigits` or
+//! `--dataset mnist` from `--data-dir` / `TINYTORCH_DATA`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use benches::harness::{
+    comparison_table, frontiers, judge, validate_report_file, Benchmark, BenchmarkSettings, Event,
+    GenerationMetrics, ModelMetrics, Report, SystemInfo,
+};
+use clap::Parser;
+use data::{CharTokenizer, LmBatcher, Tokenizer, UnknownPolicy};
+use milestones::benchmark::{batch_of, measure, Candidate, MeasureSettings};
+use milestones::cli::CommonArgs;
+use milestones::corpus;
+use milestones::plot::{svg_scatter, terminal_plot, ScatterPanel, ScatterPoint, Series};
+use milestones::progress::bar;
+use milestones::report::format_count;
+use milestones::shapes::shapes_task;
+use milestones::vision::{fit_classifier, load_images, FitSettings, ImageData};
+use models::checkpoint::{
+    load_gpt, load_tensors, save_gpt, save_tensors, TokenizerSpec, TrainingState,
+};
+use models::cnn::{Cnn, CnnConfig, CnnLayer};
+use models::gpt::{Gelu, Gpt, GptConfig};
+use models::mlp::{Mlp, MlpConfig};
+use models::profiler::{profile_cnn, profile_mlp, ProfileConfig};
+use nn::Module;
+use optim::{clip_grad_norm, AdamConfig, AdamW, Optimizer};
+
+type BoxResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "mlperf-2018",
+    about = "Benchmark models honestly: held-out accuracy, latency, size, memory, Pareto frontier, events"
+)]
+struct Args {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Check a report written by --json and exit (non-zero, naming the field, when invalid).
+    #[arg(long, value_name = "FILE")]
+    validate: Option<PathBuf>,
+    /// Reuse the checkpoints found in DIR (written by --save: mlp.safetensors, cnn.safetensors,
+    /// mlp-narrow.safetensors, gpt.safetensors) instead of training those models.
+    #[arg(long, value_name = "DIR")]
+    load: Option<PathBuf>,
+    /// Write the trained models' checkpoints to DIR.
+    #[arg(long, value_name = "DIR")]
+    save: Option<PathBuf>,
+    /// The variant the others are compared with.
+    #[arg(long, default_value = "mlp")]
+    baseline: String,
+    /// Most timed runs per latency measurement (a time budget may stop earlier).
+    #[arg(long)]
+    runs: Option<usize>,
+    /// Skip the generation track.
+    #[arg(long)]
+    no_generation: bool,
+}
+
+/// Builds one variant to measure (training or loading what it needs through the [`Workshop`]).
+type MakeVariant = fn(&mut Workshop) -> BoxResult<Candidate>;
+
+/// Every variant of the vision track, in table order. A new optimization is one entry here and
+/// one function that derives its model from the workshop's baselines.
+const VARIANTS: &[MakeVariant] = &[mlp_baseline, cnn_baseline, mlp_narrow];
+
+fn mlp_baseline(w: &mut Workshop) -> BoxResult<Candidate> {
+    let model = w.mlp("mlp", &w.mlp_hidden())?;
+    Ok(Candidate {
+        name: "mlp".into(),
+        technique: "baseline (fp32)".into(),
+        model,
+        flatten: true,
+    })
+}
+
+fn cnn_baseline(w: &mut Workshop) -> BoxResult<Candidate> {
+    let model = w.cnn()?;
+    Ok(Candidate {
+        name: "cnn".into(),
+        technique: "convolutions (fp32)".into(),
+        model,
+        flatten: false,
+    })
+}
+
+fn mlp_narrow(w: &mut Workshop) -> BoxResult<Candidate> {
+    let hidden: Vec<usize> = w.mlp_hidden().iter().map(|h| (h / 2).max(4)).collect();
+    let model = w.mlp("mlp-narrow", &hidden)?;
+    Ok(Candidate {
+        name: "mlp-narrow".into(),
+        technique: "2x narrower hidden layers (retrained)".into(),
+        model,
+        flatten: true,
+    })
+}
+
+/// The data, the flags and the trained models, each trained (or loaded) once when a variant
+/// first asks for it.
+struct Workshop {
+    data: ImageData,
+    quick: bool,
+    epochs: Option<usize>,
+    seed: u64,
+    load: Option<PathBuf>,
+    save: Option<PathBuf>,
+    mlps: BTreeMap<String, Rc<Mlp>>,
+    cnn: Option<Rc<Cnn>>,
+}
+
+impl Workshop {
+    fn inputs(&self) -> usize {
+        let [c, h, w] = self.data.train.image_shape();
+        c * h * w
+    }
+
+    fn mlp_hidden(&self) -> Vec<usize> {
+        match self.data.name.as_str() {
+            "mnist" => vec![128, 64],
+            _ => vec![64, 32],
+        }
+    }
+
+    fn cnn_config(&self) -> CnnConfig {
+        let shape = self.data.train.image_shape();
+        let classes = self.data.train.num_classes;
+        match self.data.name.as_str() {
+            "mnist" => CnnConfig::lenet5_for(shape, classes),
+            _ => CnnConfig {
+                input_shape: shape,
+                features: vec![
+                    CnnLayer::conv(16, 3, 1),
+                    CnnLayer::Act,
+                    CnnLayer::MaxPool(2),
+                    CnnLayer::conv(32, 3, 1),
+                    CnnLayer::Act,
+                    CnnLayer::MaxPool(2),
+                ],
+                hidden: vec![64],
+                num_classes: classes,
+                ..CnnConfig::tiny_digits()
+            },
+        }
+        .seed(self.seed)
+    }
+
+    /// Epochs for the MLPs and the CNN on this dataset (`--epochs` overrides both).
+    fn epochs(&self) -> (usize, usize) {
+        let (mlp, cnn) = match (self.data.name.as_str(), self.quick) {
+            ("mnist", false) => (5, 3),
+            ("mnist", true) => (1, 1),
+            ("tinydigits", false) => (30, 40),
+            ("tinydigits", true) => (6, 13),
+            (_, false) => (30, 12),
+            (_, true) => (20, 4),
+        };
+        (self.epochs.unwrap_or(mlp), self.epochs.unwrap_or(cnn))
+    }
+
+    /// Load `name` into `model` from `--load DIR` when the file is there; `true` if loaded.
+    fn try_load(&self, name: &str, model: &dyn Module) -> BoxResult<bool> {
+        let Some(dir) = &self.load else {
+            return Ok(false);
+        };
+        let path = dir.join(format!("{name}.safetensors"));
+        if !path.exists() {
+            println!("{name}: no {} to load, training it", path.display());
+            return Ok(false);
+        }
+        let (tensors, _) = load_tensors(&path)?;
+        model
+            .load_state_dict(&tensors)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        println!("{name}: loaded from {}", path.display());
+        Ok(true)
+    }
+
+    fn maybe_save(&self, name: &str, model: &dyn Module) -> BoxResult<()> {
+        if let Some(dir) = &self.save {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("{}: cannot create directory: {e}", dir.display()))?;
+            let path = dir.join(format!("{name}.safetensors"));
+            save_tensors(&path, &model.state_dict(), &BTreeMap::new())?;
+            println!("{name}: saved to {}", path.display());
+        }
+        Ok(())
+    }
+
+    fn settings(&self, epochs: usize, lr: f64, flatten: bool) -> FitSettings {
+        FitSettings {
+            epochs,
+            batch_size: 64,
+            lr,
+            seed: self.seed,
+            flatten,
+        }
+    }
+
+    /// The MLP `name` with these hidden widths, trained or loaded once.
+    fn mlp(&mut self, name: &str, hidden: &[usize]) -> BoxResult<Rc<dyn Module>> {
+        if let Some(m) = self.mlps.get(name) {
+            return Ok(m.clone() as Rc<dyn Module>);
+        }
+        let mut sizes = vec![self.inputs()];
+        sizes.extend_from_slice(hidden);
+        sizes.push(self.data.train.num_classes);
+        let mut model = Mlp::new(MlpConfig::new(&sizes).seed(self.seed))?;
+        if !self.try_load(name, &model)? {
+            let epochs = self.epochs().0;
+            println!(
+                "{name}: MLP {sizes:?}, {} parameters, {epochs} epochs",
+                format_count(model.num_parameters())
+            );
+            let (trained, outcome) =
+                fit_classifier(model, &self.data, &self.settings(epochs, 2e-3, true))?;
+            println!(
+                "{name}: test accuracy after training {:.2}%",
+                100.0 * outcome.test_accuracy
+            );
+            model = trained;
+        }
+        model.eval();
+        self.maybe_save(name, &model)?;
+        let model = Rc::new(model);
+        self.mlps.insert(name.to_string(), model.clone());
+        Ok(model as Rc<dyn Module>)
+    }
+
+    /// The CNN, trained or loaded once.
+    fn cnn(&mut self) -> BoxResult<Rc<dyn Module>> {
+        if let Some(m) = &self.cnn {
+            return Ok(m.clone() as Rc<dyn Module>);
+        }
+        let mut model = Cnn::new(self.cnn_config())?;
+        if !self.try_load("cnn", &model)? {
+            let epochs = self.epochs().1;
+            println!(
+                "cnn: {} parameters, {epochs} epochs",
+                format_count(model.num_parameters())
+            );
+            let (trained, outcome) =
+                fit_classifier(model, &self.data, &self.settings(epochs, 3e-3, false))?;
+            println!(
+                "cnn: test accuracy after training {:.2}%",
+                100.0 * outcome.test_accuracy
+            );
+            model = trained;
+        }
+        model.eval();
+        self.maybe_save("cnn", &model)?;
+        let model = Rc::new(model);
+        self.cnn = Some(model.clone());
+        Ok(model as Rc<dyn Module>)
+    }
+
+    /// Layer-by-layer profiles of the baselines at batch 1 (forward and backward medians).
+    fn print_profiles(&mut self) -> BoxResult<()> {
+        let config = ProfileConfig {
+            warmup: 2,
+            repeats: 5,
+        };
+        if let Some(mlp) = self.mlps.get("mlp") {
+            let x = batch_of(&self.data.test, 0, 1, true)?;
+            println!(
+                "profile of mlp at batch 1:\n{}",
+                profile_mlp(mlp, &x, &config)?.table()
+            );
+        }
+        if let Some(cnn) = &self.cnn {
+            let x = batch_of(&self.data.test, 0, 1, false)?;
+            println!(
+                "profile of cnn at batch 1:\n{}",
+                profile_cnn(cnn, &x, &config)?.table()
+            );
+        }
+        Ok(())
+    }
+}
+
+fn load_data(args: &Args) -> BoxResult<ImageData> {
+    let c = &args.common;
+    match c.dataset.as_deref() {
+        // The generated task is fixed (independent of --seed) so every run measures the same data.
+        None | Some("shapes") => {
+            let (train, test) = if c.quick { (2000, 500) } else { (10_000, 2000) };
+            Ok(shapes_task(train, test, 2018)?)
+        }
+        Some(name @ ("tinydigits" | "mnist")) => {
+            load_images(Some(name), c.data_dir.as_deref(), c.quick)
+        }
+        Some(other) => Err(format!(
+            "unknown dataset '{other}': choose shapes (generated, the default), tinydigits or mnist"
+        )
+        .into()),
+    }
+}
+
+/// A character-level GPT on the embedded corpus (or loaded from `--load DIR/gpt.safetensors`),
+/// timed generating greedily with and without its KV cache on the same prompt and length.
+fn generation_track(args: &Args, runs: usize) -> BoxResult<GenerationMetrics> {
+    let seed = args.common.seed;
+    let text = corpus::generate(1500, 2017);
+    let loaded = match &args.load {
+        Some(dir) if dir.join("gpt.safetensors").exists() => {
+            let path = dir.join("gpt.safetensors");
+            let ckpt = load_gpt(&path)?;
+            let TokenizerSpec::Char(tok) = ckpt.tokenizer else {
+                return Err(format!("{}: expected a character tokenizer", path.display()).into());
+            };
+            println!("gpt: loaded from {}", path.display());
+            Some((ckpt.model, tok))
+        }
+        _ => None,
+    };
+    let (mut gpt, tok) = match loaded {
+        Some(pair) => pair,
+        None => {
+            let tok = CharTokenizer::from_corpus(&text, UnknownPolicy::Skip);
+            let config = GptConfig {
+                vocab_size: tok.vocab_size(),
+                block_size: 64,
+                n_layer: 2,
+                n_head: 4,
+                n_embd: 64,
+                dropout: 0.0,
+                bias: true,
+                tie_weights: false,
+                gelu: Gelu::Exact,
+            };
+            let gpt = Gpt::new(config, seed)?;
+            let steps = args
+                .common
+                .steps
+                .unwrap_or(if args.common.quick { 30 } else { 300 });
+            train_gpt(&gpt, &tok.encode(&text)?, steps, seed)?;
+            (gpt, tok)
+        }
+    };
+    gpt.eval();
+    if let Some(dir) = &args.save {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("{}: cannot create directory: {e}", dir.display()))?;
+        let path = dir.join("gpt.safetensors");
+        save_gpt(
+            &path,
+            &gpt,
+            &TokenizerSpec::Char(tok.clone()),
+            &TrainingState::default(),
+        )?;
+        println!("gpt: saved to {}", path.display());
+    }
+    let prompt = tok.encode("the ")?;
+    let new_tokens = if args.common.quick { 24 } else { 56 };
+    // Greedy (temperature 0): both paths must pick exactly the same tokens.
+    let uncached_ids = gpt.generate_uncached(&prompt, new_tokens, 0.0, None, seed)?;
+    let cached_ids = gpt.generate(&prompt, new_tokens, 0.0, None, seed)?;
+    let identical = uncached_ids == cached_ids;
+    println!(
+        "greedy sample: {:?}",
+        tok.decode(&cached_ids)?.replace('\n', " / ")
+    );
+    let bench = Benchmark::new(runs)
+        .warmup(1)
+        .budget(Duration::from_secs(2));
+    let uncached = bench.run(|| gpt.generate_uncached(&prompt, new_tokens, 0.0, None, seed))?;
+    let cached = bench.run(|| gpt.generate(&prompt, new_tokens, 0.0, None, seed))?;
+    let cfg = gpt.config();
+    Ok(GenerationMetrics {
+        model: format!(
+            "gpt {} layers x {} dims, {} parameters",
+            cfg.n_layer,
+            cfg.n_embd,
+            format_count(gpt.num_parameters())
+        ),
+        prompt_tokens: prompt.len(),
+        new_tokens,
+        uncached_ms: uncached.millis(),
+        cached_ms: cached.millis(),
+        identical,
+    })
+}
+
+/// A short AdamW run on next-character prediction.
+fn train_gpt(gpt: &Gpt, tokens: &[usize], steps: usize, seed: u64) -> BoxResult<()> {
+    let block = gpt.config().block_size;
+    let mut batches = LmBatcher::new(tokens.to_vec(), block, 16, seed)?;
+    let mut opt = AdamW::new(
+        gpt.named_parameters(),
+        AdamConfig {
+            lr: 3e-3,
+            ..AdamConfig::adamw()
+        },
+    )?;
+    let progress = bar(steps as u64, "gpt");
+    let mut last = f32::NAN;
+    for _ in 0..steps {
+        let b = batches.sample();
+        let loss = gpt.loss(&b.inputs, &b.targets, b.batch_size, b.block_size)?;
+        last = loss.item()?;
+        if !last.is_finite() {
+            return Err(format!("gpt training diverged: the loss is {last}").into());
+        }
+        opt.zero_grad();
+        loss.backward()?;
+        clip_grad_norm(&opt.named_parameters(), 1.0)?;
+        opt.step()?;
+        progress.set_message(format!("loss {last:.3}"));
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    println!("gpt: {steps} training steps on the embedded corpus, final loss {last:.3}");
+    Ok(())
+}
+
+/// The frontiers in the terminal (and as SVG with `--plot`).
+fn show_frontiers(models: &[ModelMetrics], plot: Option<&Path>) -> BoxResult<()> {
+    let marks = frontiers(models);
+    let panel = |cost: &dyn Fn(&ModelMetrics) -> f64, on: &dyn Fn(usize) -> bool, x_label: &str| {
+        ScatterPanel {
+            x_label: x_label.to_string(),
+            y_label: "accuracy (%)".into(),
+            points: models
+                .iter()
+                .enumerate()
+                .map(|(i, m)| ScatterPoint {
+                    label: m.name.clone(),
+                    x: cost(m),
+                    y: 100.0 * m.accuracy,
+                    highlighted: on(i),
+                })
+                .collect(),
+        }
+    };
+    let panels = [
+        panel(
+            &|m| 1e3 * m.latency_b1_ms.mean,
+            &|i| marks[i].latency,
+            "batch-1 latency (us)",
+        ),
+        panel(
+            &|m| m.size_bytes as f64 / 1e3,
+            &|i| marks[i].size,
+            "checkpoint size (KB)",
+        ),
+    ];
+    for p in &panels {
+        let split = |front: bool| -> Vec<(f64, f64)> {
+            p.points
+                .iter()
+                .filter(|q| q.highlighted == front)
+                .map(|q| (q.x, q.y))
+                .collect()
+        };
+        let series = [
+            Series::new("on the Pareto frontier", split(true)),
+            Series::new("dominated", split(false)),
+        ];
+        println!(
+            "{}",
+            terminal_plot(
+                &format!("accuracy (%) vs {}", p.x_label),
+                &p.x_label,
+                &series,
+                60,
+                10
+            )
+        );
+    }
+    if let Some(path) = plot {
+        svg_scatter(path, "mlperf-2018: accuracy against cost", &panels)?;
+        println!("plot written to {}", path.display());
+    }
+    Ok(())
+}
+
+fn run(args: &Args) -> BoxResult<Report> {
+    let start = Instant::now();
+    let quick = args.common.quick;
+    let system = SystemInfo::collect();
+    println!("system: {}", system.line());
+    let data = load_data(args)?;
+    println!(
+        "mlperf-2018 on {}: {} training and {} held-out images of {:?}",
+        data.name,
+        format_count(data.train.len()),
+        format_count(data.test.len()),
+        data.train.image_shape()
+    );
+    let settings = MeasureSettings {
+        warmup: 3,
+        runs: args.runs.unwrap_or(if quick { 20 } else { 200 }),
+        budget: Duration::from_millis(if quick { 150 } else { 1000 }),
+        batch_size: 256,
+    };
+    let scratch = std::env::temp_dir().join(format!("mlperf-2018-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch)
+        .map_err(|e| format!("{}: cannot create directory: {e}", scratch.display()))?;
+    let mut workshop = Workshop {
+        data,
+        quick,
+        epochs: args.common.epochs,
+        seed: args.common.seed,
+        load: args.load.clone(),
+        save: args.save.clone(),
+        mlps: BTreeMap::new(),
+        cnn: None,
+    };
+    let candidates = VARIANTS
+        .iter()
+        .map(|make| make(&mut workshop))
+        .collect::<BoxResult<Vec<Candidate>>>()?;
+    workshop.print_profiles()?;
+    let progress = bar(candidates.len() as u64, "measuring");
+    let mut variants = Vec::with_capacity(candidates.len());
+    for c in &candidates {
+        progress.set_message(c.name.clone());
+        variants.push(measure(c, &workshop.data.test, &settings, &scratch)?);
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    let _ = std::fs::remove_dir_all(&scratch);
+
+    let baseline = variants
+        .iter()
+        .position(|m| m.name == args.baseline)
+        .ok_or_else(|| {
+            let names: Vec<&str> = variants.iter().map(|m| m.name.as_str()).collect();
+            format!(
+                "--baseline {}: no such variant (choose one of {names:?})",
+                args.baseline
+            )
+        })?;
+    // The all-around winner is the pipeline's best model; the baseline always qualifies.
+    let optimized = Event::AllAround
+        .winner(&variants, &variants[baseline])
+        .unwrap_or(baseline);
+    let events = judge(&variants, &variants[baseline], &variants[optimized]);
+    println!(
+        "\nvision track on {} (held-out accuracy; latency mean ± 95% CI over up to {} runs; frontier L: accuracy vs latency, S: accuracy vs size)\n{}\n",
+        workshop.data.name,
+        settings.runs,
+        comparison_table(&variants)
+    );
+    show_frontiers(&variants, args.common.plot.as_deref())?;
+
+    let generation = if args.no_generation {
+        None
+    } else {
+        let g = generation_track(args, if quick { 3 } else { 10 })?;
+        println!(
+            "generation track: {} new tokens after a {}-token prompt, {}\n  without cache {:.0} tokens/s, with KV cache {:.0} tokens/s: {:.2}x, outputs identical: {}",
+            g.new_tokens,
+            g.prompt_tokens,
+            g.model,
+            g.uncached_tokens_per_s(),
+            g.cached_tokens_per_s(),
+            g.speedup(),
+            g.identical
+        );
+        if !g.identical {
+            return Err(
+                "the KV cache changed the generated tokens (greedy decoding must match)".into(),
+            );
+        }
+        Some(g)
+    };
+    let mut techniques: Vec<String> = Vec::new();
+    for m in &variants {
+        if !techniques.contains(&m.technique) {
+            techniques.push(m.technique.clone());
+        }
+    }
+    if generation.is_some() {
+        techniques.push("KV cache (generation)".into());
+    }
+    let params = candidates[baseline].model.num_parameters();
+    Ok(Report {
+        milestone: "mlperf-2018".into(),
+        dataset: workshop.data.name.clone(),
+        seconds: start.elapsed().as_secs_f64(),
+        params,
+        system,
+        settings: BenchmarkSettings {
+            warmup: settings.warmup,
+            runs: settings.runs,
+            batch_size: settings.batch_size,
+        },
+        variants,
+        baseline,
+        optimized,
+        techniques,
+        events,
+        generation,
+    })
+}
+
+/// Best model against baseline, and the events.
+fn summary_table(report: &Report) -> String {
+    let (b, o) = (report.baseline(), report.optimized());
+    let imp = report.improvements();
+    let mut rows = vec![
+        vec!["baseline".into(), b.name.clone()],
+        vec![
+            "best model (all-around)".into(),
+            format!("{} ({})", o.name, o.technique),
+        ],
+        vec![
+            "accuracy".into(),
+            format!(
+                "{:.2}% -> {:.2}% ({:+.2} points)",
+                100.0 * b.accuracy,
+                100.0 * o.accuracy,
+                100.0 * imp.accuracy_delta
+            ),
+        ],
+        vec![
+            "batch-1 latency".into(),
+            format!(
+                "{:.4} ms -> {:.4} ms ({:.2}x)",
+                b.latency_b1_ms.mean, o.latency_b1_ms.mean, imp.speedup
+            ),
+        ],
+        vec![
+            "size on disk".into(),
+            format!(
+                "{} B -> {} B ({:.2}x smaller)",
+                format_count(b.size_bytes as usize),
+                format_count(o.size_bytes as usize),
+                imp.compression_ratio
+            ),
+        ],
+    ];
+    for e in &report.events {
+        rows.push(vec![
+            format!("event {}", e.event.name()),
+            format!(
+                "winner {}; best model {}",
+                e.winner.as_deref().unwrap_or("none"),
+                if e.best_qualifies {
+                    "qualifies"
+                } else {
+                    "does not qualify"
+                }
+            ),
+        ]);
+    }
+    if let Some(g) = &report.generation {
+        rows.push(vec![
+            "KV cache speedup".into(),
+            format!(
+                "{:.2}x ({:.0} tokens/s)",
+                g.speedup(),
+                g.cached_tokens_per_s()
+            ),
+        ]);
+    }
+    rows.push(vec!["time".into(), format!("{:.1} s", report.seconds)]);
+    milestones::report::table(&["result", "value"], &rows)
+}
+
+fn write_json(report: &Report, path: &Path) -> BoxResult<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("{}: cannot create directory: {e}", dir.display()))?;
+    }
+    let text = serde_json::to_string_pretty(&report.to_json())?;
+    std::fs::write(path, text + "\n")
+        .map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
+    // What is written must pass the checker users will run on it.
+    validate_report_file(path)?;
+    println!("report written to {}", path.display());
+    Ok(())
+}
+
+fn main() {
+    models::runtime::tune_allocator();
+    let args = Args::parse();
+    if let Some(path) = &args.validate {
+        match validate_report_file(path) {
+            Ok(()) => println!("{}: valid report", path.display()),
+            Err(e) => {
+                eprintln!("error: {e}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
+    let result = run(&args).and_then(|report| {
+        println!("{}", summary_table(&report));
+        if let Some(path) = &args.common.json {
+            write_json(&report, path)?;
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
