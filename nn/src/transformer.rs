@@ -146,6 +146,23 @@ impl TransformerBlock {
         Ok(x.add(&self.mlp.forward(&self.ln2.forward(&x)?)?)?)
     }
 
+    /// The block on `B` sequences decoded together, each with its own cache: row `b` of `x_new`
+    /// `(B, T, C)` follows the `caches[b].len()` positions of sequence `b` (lengths may differ).
+    /// The layer norms, projections and MLP run once on all `B * T` rows; only attention is per
+    /// row ([`MultiHeadAttention::forward_cached_rows`]). Row `b` equals
+    /// [`TransformerBlock::forward_cached`] on row `b` alone.
+    pub fn forward_cached_rows(
+        &self,
+        x_new: &Variable,
+        caches: &mut [&mut KvCache],
+    ) -> Result<Variable> {
+        let attn = self
+            .attn
+            .forward_cached_rows(&self.ln1.forward(x_new)?, caches)?;
+        let x = x_new.add(&attn)?;
+        Ok(x.add(&self.mlp.forward(&self.ln2.forward(&x)?)?)?)
+    }
+
     /// [`TransformerBlock::forward_cached`] returning only the last new position `(B, 1, C)`:
     /// every new position still writes its keys and values into `cache`, but the MLP (two
     /// thirds of the block's multiply-adds) runs on the last row alone. What the last block of a
