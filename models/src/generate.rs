@@ -35,6 +35,9 @@
 
 use autograd::no_grad;
 use nn::attention::KvCache;
+use nn::linear::Linear;
+use nn::transformer::{transposed_layout, TransformerBlock};
+use nn::Module;
 use tensor::TensorRng;
 
 use crate::error::{ModelError, Result};
@@ -105,12 +108,14 @@ pub fn row_seed(seed: u64, row: usize) -> u64 {
 
 /// `prompt` copied into a vector with room for `max_new_tokens` more, or a clear error when
 /// that many tokens cannot be allocated (instead of an abort).
-fn tokens_with_room(what: &'static str, prompt: &[usize], max_new_tokens: usize) -> Result<Vec<usize>> {
+fn tokens_with_room(
+    what: &'static str,
+    prompt: &[usize],
+    max_new_tokens: usize,
+) -> Result<Vec<usize>> {
     let too_large = |detail: String| ModelError::Invalid {
         what,
-        reason: format!(
-            "max_new_tokens = {max_new_tokens} is too large: {detail}"
-        ),
+        reason: format!("max_new_tokens = {max_new_tokens} is too large: {detail}"),
     };
     let total = prompt.len().checked_add(max_new_tokens).ok_or_else(|| {
         too_large(format!(
@@ -228,7 +233,12 @@ impl Gpt {
     }
 
     /// The sampling arguments and the model's mode, checked for `what`.
-    fn check_sampling(&self, what: &'static str, temperature: f32, top_k: Option<usize>) -> Result<()> {
+    fn check_sampling(
+        &self,
+        what: &'static str,
+        temperature: f32,
+        top_k: Option<usize>,
+    ) -> Result<()> {
         let invalid = |reason: String| Err(ModelError::Invalid { what, reason });
         if temperature.is_nan() || temperature < 0.0 || temperature.is_infinite() {
             return invalid(format!(
@@ -252,7 +262,9 @@ impl Gpt {
         if prompt.is_empty() {
             return Some("the prompt must hold at least one token".to_string());
         }
-        let pos = prompt.iter().position(|&id| id >= self.config().vocab_size)?;
+        let pos = prompt
+            .iter()
+            .position(|&id| id >= self.config().vocab_size)?;
         Some(format!(
             "prompt id {} at position {pos} is out of range for vocab_size {}",
             prompt[pos],
@@ -388,6 +400,12 @@ impl Gpt {
         // HINT: whose cache is full slides alone (clear, prefill its last block_size tokens);
         // HINT: all other rows feed their new token together through decode_rows, one forward.
         // BEGIN SOLUTION
+        let blocks = self
+            .blocks
+            .iter()
+            .map(TransformerBlock::for_batched_decoding)
+            .collect::<nn::Result<Vec<_>>>()?;
+        let lm_head = transposed_layout(&self.lm_head)?;
         let mut rngs: Vec<TensorRng> = (0..tokens.len())
             .map(|row| TensorRng::new(row_seed(seed, row)))
             .collect();
@@ -419,7 +437,8 @@ impl Gpt {
                 }
             }
             if !decoding.is_empty() {
-                let batch_logits = self.decode_rows(&next, &mut decoding_caches)?;
+                let batch_logits =
+                    self.decode_rows_through(&blocks, &lm_head, &next, &mut decoding_caches)?;
                 for (&i, row_logits) in decoding.iter().zip(batch_logits.chunks_exact(vocab)) {
                     logits[i].copy_from_slice(row_logits);
                 }
@@ -435,13 +454,28 @@ impl Gpt {
     /// cache lengths (positions) may differ. Row `r` equals [`Gpt::forward_cached`] on sequence
     /// `r` alone.
     pub fn decode_rows(&self, next: &[usize], rows: &mut [&mut Vec<KvCache>]) -> Result<Vec<f32>> {
+        self.decode_rows_through(&self.blocks, &self.lm_head, next, rows)
+    }
+
+    /// [`Gpt::decode_rows`] through `blocks` and `lm_head`: the model's own, or their copies laid
+    /// out for batched decoding ([`TransformerBlock::for_batched_decoding`]).
+    fn decode_rows_through(
+        &self,
+        blocks: &[TransformerBlock],
+        lm_head: &Linear,
+        next: &[usize],
+        rows: &mut [&mut Vec<KvCache>],
+    ) -> Result<Vec<f32>> {
         let n = next.len();
         self.check_ids("Gpt::decode_rows", next, n, 1)?;
         let block_size = self.config().block_size;
         if rows.len() != n {
             return Err(ModelError::Invalid {
                 what: "Gpt::decode_rows",
-                reason: format!("{} cache sets for {n} tokens (one per sequence)", rows.len()),
+                reason: format!(
+                    "{} cache sets for {n} tokens (one per sequence)",
+                    rows.len()
+                ),
             });
         }
         let mut positions = Vec::with_capacity(n);
@@ -480,11 +514,11 @@ impl Gpt {
             .index_select(0, &positions)?
             .reshape_to(&[n, 1, c])?;
         let mut x = tok.add(&pos)?;
-        for (l, block) in self.blocks.iter().enumerate() {
+        for (l, block) in blocks.iter().enumerate() {
             let mut layer: Vec<&mut KvCache> = rows.iter_mut().map(|row| &mut row[l]).collect();
             x = block.forward_cached_rows(&x, &mut layer)?;
         }
-        Ok(self.head(&x)?.value().to_vec())
+        Ok(lm_head.forward(&self.ln_f.forward(&x)?)?.value().to_vec())
         // END SOLUTION
     }
 

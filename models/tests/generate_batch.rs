@@ -65,7 +65,11 @@ fn check_rows(
     assert_eq!(batch.len(), prompts.len());
     for (i, (row, prompt)) in batch.iter().zip(prompts).enumerate() {
         assert_eq!(row.len(), prompt.len() + n, "row {i}");
-        assert_eq!(&row[..prompt.len()], &prompt[..], "row {i} keeps its prompt");
+        assert_eq!(
+            &row[..prompt.len()],
+            &prompt[..],
+            "row {i} keeps its prompt"
+        );
         let alone = gpt
             .generate(prompt, n, temperature, top_k, row_seed(seed, i))
             .unwrap();
@@ -161,7 +165,11 @@ fn decode_rows_equals_the_full_forward_at_each_rows_position() {
                 .map(|(a, b)| (a - b).abs())
                 .fold(0.0f32, f32::max);
             assert!(diff < 1e-5, "sequence {r}: max |difference| {diff}");
-            assert_eq!(caches[r][0].len(), seq.len(), "sequence {r} cached its token");
+            assert_eq!(
+                caches[r][0].len(),
+                seq.len(),
+                "sequence {r} cached its token"
+            );
         }
     });
 }
@@ -174,7 +182,10 @@ fn decode_rows_checks_its_input() {
         let mut b = gpt.new_caches();
         let reason = invalid_reason(gpt.decode_rows(&[1, 2], &mut [&mut a]).unwrap_err());
         assert!(reason.contains("1 cache sets for 2 tokens"), "{reason}");
-        let reason = invalid_reason(gpt.decode_rows(&[1, 13], &mut [&mut a, &mut b]).unwrap_err());
+        let reason = invalid_reason(
+            gpt.decode_rows(&[1, 13], &mut [&mut a, &mut b])
+                .unwrap_err(),
+        );
         assert!(reason.contains("out of range"), "{reason}");
         let mut short = vec![a[0].clone()];
         let reason = invalid_reason(gpt.decode_rows(&[1], &mut [&mut short]).unwrap_err());
@@ -183,7 +194,10 @@ fn decode_rows_checks_its_input() {
         let window: Vec<usize> = (0..16).map(|i| i % 13).collect();
         gpt.forward_cached(&window, 1, 16, &mut b).unwrap();
         let reason = invalid_reason(gpt.decode_rows(&[1, 2], &mut [&mut a, &mut b]).unwrap_err());
-        assert!(reason.contains("sequence 1 already holds 16 positions"), "{reason}");
+        assert!(
+            reason.contains("sequence 1 already holds 16 positions"),
+            "{reason}"
+        );
     });
 }
 
@@ -195,29 +209,53 @@ fn generate_batch_checks_its_arguments() {
     let reason = invalid_reason(gpt.generate_batch(&empty, 5, 0.0, None, 0).unwrap_err());
     assert!(reason.contains("no prompt"), "{reason}");
     let with_empty = vec![vec![1usize], vec![]];
-    let reason = invalid_reason(gpt.generate_batch(&with_empty, 5, 0.0, None, 0).unwrap_err());
+    let reason = invalid_reason(
+        gpt.generate_batch(&with_empty, 5, 0.0, None, 0)
+            .unwrap_err(),
+    );
     assert!(
         reason.contains("prompt 1 of 2") && reason.contains("at least one token"),
         "{reason}"
     );
     let out_of_vocab = vec![vec![1usize], vec![2, 13]];
-    let reason = invalid_reason(gpt.generate_batch(&out_of_vocab, 5, 0.0, None, 0).unwrap_err());
+    let reason = invalid_reason(
+        gpt.generate_batch(&out_of_vocab, 5, 0.0, None, 0)
+            .unwrap_err(),
+    );
     assert!(
         reason.contains("prompt 1 of 2") && reason.contains("prompt id 13 at position 1"),
         "{reason}"
     );
     for temperature in [-0.5, f32::NAN, f32::INFINITY] {
-        let reason = invalid_reason(gpt.generate_batch(&ok, 5, temperature, None, 0).unwrap_err());
-        assert!(reason.contains("temperature must be finite and >= 0"), "{reason}");
+        let reason = invalid_reason(
+            gpt.generate_batch(&ok, 5, temperature, None, 0)
+                .unwrap_err(),
+        );
+        assert!(
+            reason.contains("temperature must be finite and >= 0"),
+            "{reason}"
+        );
     }
     let reason = invalid_reason(gpt.generate_batch(&ok, 5, 1.0, Some(0), 0).unwrap_err());
     assert!(reason.contains("top_k must be at least 1"), "{reason}");
     // More tokens than can be counted, or allocated: an error, not an abort.
-    let reason = invalid_reason(gpt.generate_batch(&ok, usize::MAX, 0.0, None, 0).unwrap_err());
-    assert!(reason.contains("max_new_tokens") && reason.contains("overflows"), "{reason}");
-    let reason = invalid_reason(gpt.generate_batch(&ok, usize::MAX / 4, 0.0, None, 0).unwrap_err());
+    let reason = invalid_reason(
+        gpt.generate_batch(&ok, usize::MAX, 0.0, None, 0)
+            .unwrap_err(),
+    );
+    assert!(
+        reason.contains("max_new_tokens") && reason.contains("overflows"),
+        "{reason}"
+    );
+    let reason = invalid_reason(
+        gpt.generate_batch(&ok, usize::MAX / 4, 0.0, None, 0)
+            .unwrap_err(),
+    );
     assert!(reason.contains("cannot allocate"), "{reason}");
-    let reason = invalid_reason(gpt.generate(&ok[0], usize::MAX / 4, 0.0, None, 0).unwrap_err());
+    let reason = invalid_reason(
+        gpt.generate(&ok[0], usize::MAX / 4, 0.0, None, 0)
+            .unwrap_err(),
+    );
     assert!(reason.contains("cannot allocate"), "{reason}");
     // Dropout in training mode would make the text depend on more than the seed.
     let mut with_dropout = Gpt::new(
@@ -228,12 +266,19 @@ fn generate_batch_checks_its_arguments() {
         0,
     )
     .unwrap();
-    let reason = invalid_reason(with_dropout.generate_batch(&ok, 5, 0.0, None, 0).unwrap_err());
+    let reason = invalid_reason(
+        with_dropout
+            .generate_batch(&ok, 5, 0.0, None, 0)
+            .unwrap_err(),
+    );
     assert!(reason.contains("call eval()"), "{reason}");
     with_dropout.eval();
     assert!(with_dropout.generate_batch(&ok, 5, 0.0, None, 0).is_ok());
     gpt.train();
-    assert!(gpt.generate_batch(&ok, 5, 0.0, None, 0).is_ok(), "no dropout: allowed");
+    assert!(
+        gpt.generate_batch(&ok, 5, 0.0, None, 0).is_ok(),
+        "no dropout: allowed"
+    );
 }
 
 #[test]

@@ -456,7 +456,8 @@ impl KvCache {
     /// must hold one sequence (`B = 1`) or nothing.
     fn append_packed_row(&mut self, qkv: &[f32], t: usize, n_head: usize) -> Result<()> {
         let width = qkv.len() / t.max(1);
-        let fits = t > 0 && n_head > 0 && qkv.len() == t * width && width.is_multiple_of(3 * n_head);
+        let fits =
+            t > 0 && n_head > 0 && qkv.len() == t * width && width.is_multiple_of(3 * n_head);
         if !fits {
             return Err(NnError::Invalid {
                 layer: "KvCache",
@@ -1097,10 +1098,17 @@ mod tests {
             }
             let x = Variable::constant(Tensor::from_vec(last_rows, &[3, 1, 16]).unwrap());
             let mut refs: Vec<&mut KvCache> = row_caches.iter_mut().collect();
-            let out = mha.forward_cached_rows(&x, &mut refs).unwrap().value().to_vec();
+            let out = mha
+                .forward_cached_rows(&x, &mut refs)
+                .unwrap()
+                .value()
+                .to_vec();
             for (r, (seq, &t)) in seqs.iter().zip(&lens).enumerate() {
                 let got = &out[r * 16..(r + 1) * 16];
-                let full = mha.forward(&Variable::constant(seq.clone())).unwrap().value();
+                let full = mha
+                    .forward(&Variable::constant(seq.clone()))
+                    .unwrap()
+                    .value();
                 let want = full.narrow(1, t - 1, 1).unwrap().contiguous().to_vec();
                 let diff = max_diff(got, &want);
                 assert!(diff < 1e-5, "row {r}: {diff} from the full forward");
@@ -1109,8 +1117,14 @@ mod tests {
                 let diff = max_diff(got, &step.value().to_vec());
                 assert!(diff < 1e-5, "row {r}: {diff} from its one-sequence step");
                 assert_eq!(row_caches[r].len(), t);
-                assert_eq!(row_caches[r].keys().to_vec(), alone_caches[r].keys().to_vec());
-                assert_eq!(row_caches[r].values().to_vec(), alone_caches[r].values().to_vec());
+                assert_eq!(
+                    row_caches[r].keys().to_vec(),
+                    alone_caches[r].keys().to_vec()
+                );
+                assert_eq!(
+                    row_caches[r].values().to_vec(),
+                    alone_caches[r].values().to_vec()
+                );
             }
         });
     }
@@ -1162,7 +1176,10 @@ mod tests {
         });
         // Gradients on: refused, as for forward_cached.
         let (mut a, mut b) = (KvCache::new(), KvCache::new());
-        let msg = reason(mha.forward_cached_rows(&x, &mut [&mut a, &mut b]).unwrap_err());
+        let msg = reason(
+            mha.forward_cached_rows(&x, &mut [&mut a, &mut b])
+                .unwrap_err(),
+        );
         assert!(msg.contains("no_grad"), "{msg}");
     }
 }

@@ -163,6 +163,34 @@ impl TransformerBlock {
         Ok(x.add(&self.mlp.forward(&self.ln2.forward(&x)?)?)?)
     }
 
+    /// An inference copy of the block for decoding several sequences at once: the same values
+    /// (layer norms shared), no dropout, and every linear weight stored transposed, `(in, out)`
+    /// in memory and seen as `(out, in)`. A product of a few rows (one per sequence) against an
+    /// `(out, in)` row-major weight makes the GEMM kernel repack the whole weight on every call
+    /// (a matrix-vector product has its own kernel and does not); against the transposed layout
+    /// it streams the weight as it is. Costs one copy of the block's weights; its parameters
+    /// are constants (the copy is not trained, and does not follow later updates).
+    pub fn for_batched_decoding(&self) -> Result<TransformerBlock> {
+        let attn = MultiHeadAttention::from_projections(
+            transposed_layout(&self.attn.qkv)?,
+            transposed_layout(&self.attn.proj)?,
+            self.attn.n_head(),
+        )?;
+        let mlp = FeedForward {
+            fc: transposed_layout(&self.mlp.fc)?,
+            proj: transposed_layout(&self.mlp.proj)?,
+            dropout: Dropout::new(0.0, 0)?,
+        };
+        let norm =
+            |ln: &LayerNorm| LayerNorm::from_weights(ln.weight.clone(), ln.bias.clone(), ln.eps);
+        Ok(TransformerBlock {
+            ln1: norm(&self.ln1)?,
+            attn,
+            ln2: norm(&self.ln2)?,
+            mlp,
+        })
+    }
+
     /// [`TransformerBlock::forward_cached`] returning only the last new position `(B, 1, C)`:
     /// every new position still writes its keys and values into `cache`, but the MLP (two
     /// thirds of the block's multiply-adds) runs on the last row alone. What the last block of a
@@ -182,6 +210,13 @@ impl TransformerBlock {
         let x = x_new.narrow(1, t - 1, 1)?.add(&attn.narrow(1, t - 1, 1)?)?;
         Ok(x.add(&self.mlp.forward(&self.ln2.forward(&x)?)?)?)
     }
+}
+
+/// The same linear layer with its weight stored transposed: `(in, out)` contiguous in memory,
+/// seen as `(out, in)` (see [`TransformerBlock::for_batched_decoding`]).
+pub fn transposed_layout(linear: &Linear) -> Result<Linear> {
+    let stored = linear.weight.value().t()?.contiguous();
+    Linear::from_weights(Variable::constant(stored.t()?), linear.bias.clone())
 }
 
 impl Module for TransformerBlock {
