@@ -220,16 +220,28 @@ impl Gpt {
     /// projects only the last position: the only one sampled. (Generation refuses a model with
     /// active dropout, so the embedding dropout is the identity here.)
     fn last_logits_cached(&self, new: &[usize], caches: &mut [KvCache]) -> Result<Vec<f32>> {
+        self.last_logits_cached_through(&self.blocks, &self.lm_head, new, caches)
+    }
+
+    /// [`Gpt::last_logits_cached`] through `blocks` and `lm_head`: the model's own, or their
+    /// copies laid out for batched decoding ([`TransformerBlock::for_batched_decoding`]).
+    fn last_logits_cached_through(
+        &self,
+        blocks: &[TransformerBlock],
+        lm_head: &Linear,
+        new: &[usize],
+        caches: &mut [KvCache],
+    ) -> Result<Vec<f32>> {
         let t = new.len();
         let start = self.check_caches(new, 1, t, caches)?;
         let tok = self.wte.forward_ids(new, &[1, t])?;
         let mut x = self.wpe.forward_at(&tok, start)?;
-        let last = self.blocks.len() - 1;
-        for (block, cache) in self.blocks[..last].iter().zip(caches.iter_mut()) {
+        let last = blocks.len() - 1;
+        for (block, cache) in blocks[..last].iter().zip(caches.iter_mut()) {
             x = block.forward_cached(&x, cache)?;
         }
-        let x = self.blocks[last].forward_cached_last(&x, &mut caches[last])?;
-        Ok(self.head(&x)?.value().to_vec())
+        let x = blocks[last].forward_cached_last(&x, &mut caches[last])?;
+        Ok(lm_head.forward(&self.ln_f.forward(&x)?)?.value().to_vec())
     }
 
     /// The sampling arguments and the model's mode, checked for `what`.
@@ -396,7 +408,7 @@ impl Gpt {
         let block_size = self.config().block_size;
         let vocab = self.config().vocab_size;
         // HINT: one RNG (row_seed) and one set of caches per row; prefill each prompt alone
-        // HINT: (cropped to block_size) as generate does. Then per step: sample every row; a row
+        // HINT: (cropped to block_size) as generate does, through the copies in `blocks`. Then per step: sample every row; a row
         // HINT: whose cache is full slides alone (clear, prefill its last block_size tokens);
         // HINT: all other rows feed their new token together through decode_rows, one forward.
         // BEGIN SOLUTION
@@ -413,7 +425,12 @@ impl Gpt {
         let mut logits = Vec::with_capacity(tokens.len());
         for (row, row_caches) in tokens.iter().zip(caches.iter_mut()) {
             let start = row.len().saturating_sub(block_size);
-            logits.push(self.last_logits_cached(&row[start..], row_caches)?);
+            logits.push(self.last_logits_cached_through(
+                &blocks,
+                &lm_head,
+                &row[start..],
+                row_caches,
+            )?);
         }
         for step in 0..max_new_tokens {
             for ((row, rng), row_logits) in tokens.iter_mut().zip(&mut rngs).zip(&logits) {
@@ -429,7 +446,8 @@ impl Gpt {
                 if row_caches.first().map_or(0, KvCache::len) == block_size {
                     row_caches.iter_mut().for_each(KvCache::clear);
                     let window = &row[row.len() - block_size..];
-                    logits[i] = self.last_logits_cached(window, row_caches)?;
+                    logits[i] =
+                        self.last_logits_cached_through(&blocks, &lm_head, window, row_caches)?;
                 } else {
                     decoding.push(i);
                     next.push(row[row.len() - 1]);
