@@ -30,8 +30,10 @@
 //! the new token of every row through one forward ([`Gpt::decode_rows`]: embeddings at each
 //! row's own position, one GEMM per layer for all rows, attention per row over its own cache).
 //! A row whose window is full slides alone, exactly as in `generate`. Row `i` samples with its
-//! own generator seeded by [`row_seed`]`(seed, i)`, so it equals `generate(prompts[i], ...,
-//! row_seed(seed, i))`.
+//! own generator seeded by [`row_seed`]`(seed, i)`, so it gives the tokens of
+//! `generate(prompts[i], ..., row_seed(seed, i))`. The decode runs through copies of the blocks
+//! whose weights are stored `(in, out)` ([`TransformerBlock::for_batched_decoding`]): the GEMM
+//! kernel repacks an `(out, in)` weight on every product of more than one row.
 
 use autograd::no_grad;
 use nn::attention::KvCache;
@@ -352,11 +354,16 @@ impl Gpt {
         // END SOLUTION
     }
 
-    /// Row `i` of the result is `prompts[i]` followed by `max_new_tokens` sampled tokens, and
-    /// equals `generate(&prompts[i], max_new_tokens, temperature, top_k, row_seed(seed, i))`
-    /// token for token (greedy, top-k and sampled alike, across the sliding window). The rows
-    /// are decoded together: one forward per step for the whole batch, so every GEMM sees one
-    /// row per sequence instead of one sequence at a time (see the module docs).
+    /// Row `i` of the result is `prompts[i]` followed by `max_new_tokens` sampled tokens: the
+    /// tokens of `generate(&prompts[i], max_new_tokens, temperature, top_k, row_seed(seed, i))`
+    /// (greedy, top-k and sampled alike, across the sliding window). The rows are decoded
+    /// together: one forward per step for the whole batch, so every GEMM sees one row per
+    /// sequence instead of one sequence at a time (see the module docs).
+    ///
+    /// Each row goes through the same operations as alone; only the GEMM kernel's order of
+    /// additions differs (a few-row product instead of a matrix-vector product), so logits agree
+    /// to rounding (checked to 1e-5) and the tokens are the same unless two candidates tie to within
+    /// rounding, as for [`Gpt::generate_uncached`] against [`Gpt::generate`].
     ///
     /// Prompts may have different lengths: each row has its own caches and positions. Takes
     /// `&[Vec<usize>]` or `&[&[usize]]`. Fails on an empty batch, an empty prompt or an
@@ -407,17 +414,19 @@ impl Gpt {
     ) -> Result<Vec<Vec<usize>>> {
         let block_size = self.config().block_size;
         let vocab = self.config().vocab_size;
-        // HINT: one RNG (row_seed) and one set of caches per row; prefill each prompt alone
-        // HINT: (cropped to block_size) as generate does, through the copies in `blocks`. Then per step: sample every row; a row
-        // HINT: whose cache is full slides alone (clear, prefill its last block_size tokens);
-        // HINT: all other rows feed their new token together through decode_rows, one forward.
-        // BEGIN SOLUTION
+        // The blocks and the head with their weights stored (in, out), for few-row products.
         let blocks = self
             .blocks
             .iter()
             .map(TransformerBlock::for_batched_decoding)
             .collect::<nn::Result<Vec<_>>>()?;
         let lm_head = transposed_layout(&self.lm_head)?;
+        // HINT: one RNG (row_seed) and one set of caches per row; prefill each prompt alone
+        // HINT: (cropped to block_size) as generate does, through `blocks` and `lm_head`. Then
+        // HINT: per step: sample every row; a row whose cache is full slides alone (clear, prefill
+        // HINT: its last block_size tokens); all other rows feed their new token together
+        // HINT: through decode_rows_through, one forward.
+        // BEGIN SOLUTION
         let mut rngs: Vec<TensorRng> = (0..tokens.len())
             .map(|row| TensorRng::new(row_seed(seed, row)))
             .collect();
@@ -451,7 +460,7 @@ impl Gpt {
                 } else {
                     decoding.push(i);
                     next.push(row[row.len() - 1]);
-                    decoding_caches.push(row_caches);
+                    decoding_caches.push(row_caches.as_mut_slice());
                 }
             }
             if !decoding.is_empty() {
@@ -471,7 +480,7 @@ impl Gpt {
     /// each token's keys and values to its own caches. One forward for all `n` sequences; their
     /// cache lengths (positions) may differ. Row `r` equals [`Gpt::forward_cached`] on sequence
     /// `r` alone.
-    pub fn decode_rows(&self, next: &[usize], rows: &mut [&mut Vec<KvCache>]) -> Result<Vec<f32>> {
+    pub fn decode_rows(&self, next: &[usize], rows: &mut [&mut [KvCache]]) -> Result<Vec<f32>> {
         self.decode_rows_through(&self.blocks, &self.lm_head, next, rows)
     }
 
@@ -482,7 +491,7 @@ impl Gpt {
         blocks: &[TransformerBlock],
         lm_head: &Linear,
         next: &[usize],
-        rows: &mut [&mut Vec<KvCache>],
+        rows: &mut [&mut [KvCache]],
     ) -> Result<Vec<f32>> {
         let n = next.len();
         self.check_ids("Gpt::decode_rows", next, n, 1)?;

@@ -152,7 +152,7 @@ fn decode_rows_equals_the_full_forward_at_each_rows_position() {
             }
         }
         let next: Vec<usize> = sequences.iter().map(|s| s[s.len() - 1]).collect();
-        let mut rows: Vec<_> = caches.iter_mut().collect();
+        let mut rows: Vec<_> = caches.iter_mut().map(Vec::as_mut_slice).collect();
         let logits = gpt.decode_rows(&next, &mut rows).unwrap();
         assert_eq!(logits.len(), sequences.len() * c);
         for (r, seq) in sequences.iter().enumerate() {
@@ -180,20 +180,23 @@ fn decode_rows_checks_its_input() {
     no_grad(|| {
         let mut a = gpt.new_caches();
         let mut b = gpt.new_caches();
-        let reason = invalid_reason(gpt.decode_rows(&[1, 2], &mut [&mut a]).unwrap_err());
+        let reason = invalid_reason(gpt.decode_rows(&[1, 2], &mut [&mut a[..]]).unwrap_err());
         assert!(reason.contains("1 cache sets for 2 tokens"), "{reason}");
         let reason = invalid_reason(
-            gpt.decode_rows(&[1, 13], &mut [&mut a, &mut b])
+            gpt.decode_rows(&[1, 13], &mut [&mut a[..], &mut b[..]])
                 .unwrap_err(),
         );
         assert!(reason.contains("out of range"), "{reason}");
-        let mut short = vec![a[0].clone()];
-        let reason = invalid_reason(gpt.decode_rows(&[1], &mut [&mut short]).unwrap_err());
+        let mut short = [a[0].clone()];
+        let reason = invalid_reason(gpt.decode_rows(&[1], &mut [&mut short[..]]).unwrap_err());
         assert!(reason.contains("1 caches for 2 blocks"), "{reason}");
         // A full context cannot take another position.
         let window: Vec<usize> = (0..16).map(|i| i % 13).collect();
         gpt.forward_cached(&window, 1, 16, &mut b).unwrap();
-        let reason = invalid_reason(gpt.decode_rows(&[1, 2], &mut [&mut a, &mut b]).unwrap_err());
+        let reason = invalid_reason(
+            gpt.decode_rows(&[1, 2], &mut [&mut a[..], &mut b[..]])
+                .unwrap_err(),
+        );
         assert!(
             reason.contains("sequence 1 already holds 16 positions"),
             "{reason}"

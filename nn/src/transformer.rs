@@ -299,7 +299,11 @@ mod tests {
                 copy.forward(&x).unwrap().value().to_vec(),
             )
         });
-        let diff = a.iter().zip(&b).map(|(p, q)| (p - q).abs()).fold(0.0, f32::max);
+        let diff = a
+            .iter()
+            .zip(&b)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0.0, f32::max);
         assert!(diff < 1e-5, "{diff}");
     }
 
@@ -320,7 +324,7 @@ mod tests {
                 .map(|&t| rng.normal(&[1, t, 16], 0.0, 1.0).unwrap())
                 .collect();
             no_grad(|| {
-                let mut caches = vec![KvCache::new(), KvCache::new()];
+                let mut caches = [KvCache::new(), KvCache::new()];
                 let mut last = Vec::new();
                 for (seq, cache) in seqs.iter().zip(caches.iter_mut()) {
                     let t = seq.shape()[1];
@@ -330,11 +334,20 @@ mod tests {
                 }
                 let x = Variable::constant(Tensor::from_vec(last, &[2, 1, 16]).unwrap());
                 let mut refs: Vec<&mut KvCache> = caches.iter_mut().collect();
-                let out = copy.forward_cached_rows(&x, &mut refs).unwrap().value().to_vec();
+                let out = copy
+                    .forward_cached_rows(&x, &mut refs)
+                    .unwrap()
+                    .value()
+                    .to_vec();
                 for (r, seq) in seqs.iter().enumerate() {
                     let t = seq.shape()[1];
                     let full = original.forward(&Variable::constant(seq.clone())).unwrap();
-                    let want = full.value().narrow(1, t - 1, 1).unwrap().contiguous().to_vec();
+                    let want = full
+                        .value()
+                        .narrow(1, t - 1, 1)
+                        .unwrap()
+                        .contiguous()
+                        .to_vec();
                     let got = &out[r * 16..(r + 1) * 16];
                     let diff = want
                         .iter()
