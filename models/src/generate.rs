@@ -20,9 +20,26 @@
 //! the logits are divided by the temperature, optionally cut to the `top_k` largest, turned into
 //! probabilities by a softmax, and one token is drawn with one uniform number from a generator
 //! seeded by `seed`, so the same seed gives the same text. Everything runs under `no_grad`.
+//!
+//! **Batched decoding** ([`Gpt::generate_batch`]): one token of one sequence is a
+//! matrix-*vector* product per weight matrix, which streams every weight from memory for one
+//! row of work. Several sequences decoded together turn each into a matrix-matrix product of
+//! one row per sequence (the weights are read once for all of them) and share every op's fixed
+//! cost. Prompts of different lengths sit at different positions, so each row keeps its own
+//! caches: every prompt is prefilled alone (as [`Gpt::generate`] does), then each step feeds
+//! the new token of every row through one forward ([`Gpt::decode_rows`]: embeddings at each
+//! row's own position, one GEMM per layer for all rows, attention per row over its own cache).
+//! A row whose window is full slides alone, exactly as in `generate`. Row `i` samples with its
+//! own generator seeded by [`row_seed`]`(seed, i)`, so it gives the tokens of
+//! `generate(prompts[i], ..., row_seed(seed, i))`. The decode runs through copies of the blocks
+//! whose weights are stored `(in, out)` ([`TransformerBlock::for_batched_decoding`]): the GEMM
+//! kernel repacks an `(out, in)` weight on every product of more than one row.
 
 use autograd::no_grad;
 use nn::attention::KvCache;
+use nn::linear::Linear;
+use nn::transformer::{transposed_layout, TransformerBlock};
+use nn::Module;
 use tensor::TensorRng;
 
 use crate::error::{ModelError, Result};
@@ -81,6 +98,39 @@ pub fn sample_next(
     }
     last_possible
     // END SOLUTION
+}
+
+/// The seed of row `row` of a batch generated with `seed` (see [`Gpt::generate_batch`]): `seed`
+/// itself for row 0, and `seed ^ (row * 0x9E3779B97F4A7C15)` (wrapping) for the others, so
+/// every row draws from its own stream and row `i` of a batch is
+/// `generate(prompts[i], ..., row_seed(seed, i))`.
+pub fn row_seed(seed: u64, row: usize) -> u64 {
+    seed ^ (row as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// `prompt` copied into a vector with room for `max_new_tokens` more, or a clear error when
+/// that many tokens cannot be allocated (instead of an abort).
+fn tokens_with_room(
+    what: &'static str,
+    prompt: &[usize],
+    max_new_tokens: usize,
+) -> Result<Vec<usize>> {
+    let too_large = |detail: String| ModelError::Invalid {
+        what,
+        reason: format!("max_new_tokens = {max_new_tokens} is too large: {detail}"),
+    };
+    let total = prompt.len().checked_add(max_new_tokens).ok_or_else(|| {
+        too_large(format!(
+            "prompt ({}) + new tokens overflows usize",
+            prompt.len()
+        ))
+    })?;
+    let mut tokens = Vec::new();
+    tokens
+        .try_reserve_exact(total)
+        .map_err(|e| too_large(format!("cannot allocate {total} tokens ({e})")))?;
+    tokens.extend_from_slice(prompt);
+    Ok(tokens)
 }
 
 impl Gpt {
@@ -172,40 +222,38 @@ impl Gpt {
     /// projects only the last position: the only one sampled. (Generation refuses a model with
     /// active dropout, so the embedding dropout is the identity here.)
     fn last_logits_cached(&self, new: &[usize], caches: &mut [KvCache]) -> Result<Vec<f32>> {
+        self.last_logits_cached_through(&self.blocks, &self.lm_head, new, caches)
+    }
+
+    /// [`Gpt::last_logits_cached`] through `blocks` and `lm_head`: the model's own, or their
+    /// copies laid out for batched decoding ([`TransformerBlock::for_batched_decoding`]).
+    fn last_logits_cached_through(
+        &self,
+        blocks: &[TransformerBlock],
+        lm_head: &Linear,
+        new: &[usize],
+        caches: &mut [KvCache],
+    ) -> Result<Vec<f32>> {
         let t = new.len();
         let start = self.check_caches(new, 1, t, caches)?;
         let tok = self.wte.forward_ids(new, &[1, t])?;
         let mut x = self.wpe.forward_at(&tok, start)?;
-        let last = self.blocks.len() - 1;
-        for (block, cache) in self.blocks[..last].iter().zip(caches.iter_mut()) {
+        let last = blocks.len() - 1;
+        for (block, cache) in blocks[..last].iter().zip(caches.iter_mut()) {
             x = block.forward_cached(&x, cache)?;
         }
-        let x = self.blocks[last].forward_cached_last(&x, &mut caches[last])?;
-        Ok(self.head(&x)?.value().to_vec())
+        let x = blocks[last].forward_cached_last(&x, &mut caches[last])?;
+        Ok(lm_head.forward(&self.ln_f.forward(&x)?)?.value().to_vec())
     }
 
-    fn check_generation(
+    /// The sampling arguments and the model's mode, checked for `what`.
+    fn check_sampling(
         &self,
-        prompt: &[usize],
+        what: &'static str,
         temperature: f32,
         top_k: Option<usize>,
     ) -> Result<()> {
-        let invalid = |reason: String| {
-            Err(ModelError::Invalid {
-                what: "Gpt::generate",
-                reason,
-            })
-        };
-        if prompt.is_empty() {
-            return invalid("the prompt must hold at least one token".to_string());
-        }
-        if let Some(pos) = prompt.iter().position(|&id| id >= self.config().vocab_size) {
-            return invalid(format!(
-                "prompt id {} at position {pos} is out of range for vocab_size {}",
-                prompt[pos],
-                self.config().vocab_size
-            ));
-        }
+        let invalid = |reason: String| Err(ModelError::Invalid { what, reason });
         if temperature.is_nan() || temperature < 0.0 || temperature.is_infinite() {
             return invalid(format!(
                 "temperature must be finite and >= 0 (0 = greedy), got {temperature}"
@@ -221,6 +269,36 @@ impl Gpt {
             ));
         }
         Ok(())
+    }
+
+    /// Why `prompt` cannot start a generation (empty, or an id outside the vocabulary).
+    fn prompt_problem(&self, prompt: &[usize]) -> Option<String> {
+        if prompt.is_empty() {
+            return Some("the prompt must hold at least one token".to_string());
+        }
+        let pos = prompt
+            .iter()
+            .position(|&id| id >= self.config().vocab_size)?;
+        Some(format!(
+            "prompt id {} at position {pos} is out of range for vocab_size {}",
+            prompt[pos],
+            self.config().vocab_size
+        ))
+    }
+
+    fn check_generation(
+        &self,
+        prompt: &[usize],
+        temperature: f32,
+        top_k: Option<usize>,
+    ) -> Result<()> {
+        if let Some(reason) = self.prompt_problem(prompt) {
+            return Err(ModelError::Invalid {
+                what: "Gpt::generate",
+                reason,
+            });
+        }
+        self.check_sampling("Gpt::generate", temperature, top_k)
     }
 
     /// `prompt` followed by `max_new_tokens` sampled tokens, decoded with a KV cache per layer
@@ -251,8 +329,7 @@ impl Gpt {
         // BEGIN SOLUTION
         let block_size = self.config().block_size;
         let mut rng = TensorRng::new(seed);
-        let mut tokens = prompt.to_vec();
-        tokens.reserve(max_new_tokens);
+        let mut tokens = tokens_with_room("Gpt::generate", prompt, max_new_tokens)?;
         if max_new_tokens == 0 {
             return Ok(tokens);
         }
@@ -274,6 +351,201 @@ impl Gpt {
             };
         }
         Ok(tokens)
+        // END SOLUTION
+    }
+
+    /// Row `i` of the result is `prompts[i]` followed by `max_new_tokens` sampled tokens: the
+    /// tokens of `generate(&prompts[i], max_new_tokens, temperature, top_k, row_seed(seed, i))`
+    /// (greedy, top-k and sampled alike, across the sliding window). The rows are decoded
+    /// together: one forward per step for the whole batch, so every GEMM sees one row per
+    /// sequence instead of one sequence at a time (see the module docs).
+    ///
+    /// Each row goes through the same operations as alone; only the GEMM kernel's order of
+    /// additions differs (a few-row product instead of a matrix-vector product), so logits agree
+    /// to rounding (checked to 1e-5) and the tokens are the same unless two candidates tie to within
+    /// rounding, as for [`Gpt::generate_uncached`] against [`Gpt::generate`].
+    ///
+    /// Prompts may have different lengths: each row has its own caches and positions. Takes
+    /// `&[Vec<usize>]` or `&[&[usize]]`. Fails on an empty batch, an empty prompt or an
+    /// out-of-vocabulary id (naming the prompt), a temperature that is negative or not finite
+    /// (0 = greedy), `top_k == Some(0)`, a model in training mode with dropout, and a
+    /// `max_new_tokens` whose tokens cannot be allocated.
+    pub fn generate_batch<P: AsRef<[usize]>>(
+        &self,
+        prompts: &[P],
+        max_new_tokens: usize,
+        temperature: f32,
+        top_k: Option<usize>,
+        seed: u64,
+    ) -> Result<Vec<Vec<usize>>> {
+        const WHAT: &str = "Gpt::generate_batch";
+        if prompts.is_empty() {
+            return Err(ModelError::Invalid {
+                what: WHAT,
+                reason: "the batch holds no prompt (give at least one)".to_string(),
+            });
+        }
+        for (i, prompt) in prompts.iter().enumerate() {
+            if let Some(problem) = self.prompt_problem(prompt.as_ref()) {
+                return Err(ModelError::Invalid {
+                    what: WHAT,
+                    reason: format!("prompt {i} of {}: {problem}", prompts.len()),
+                });
+            }
+        }
+        self.check_sampling(WHAT, temperature, top_k)?;
+        let tokens = prompts
+            .iter()
+            .map(|p| tokens_with_room(WHAT, p.as_ref(), max_new_tokens))
+            .collect::<Result<Vec<_>>>()?;
+        if max_new_tokens == 0 {
+            return Ok(tokens);
+        }
+        no_grad(|| self.generate_batch_loop(tokens, max_new_tokens, temperature, top_k, seed))
+    }
+
+    fn generate_batch_loop(
+        &self,
+        mut tokens: Vec<Vec<usize>>,
+        max_new_tokens: usize,
+        temperature: f32,
+        top_k: Option<usize>,
+        seed: u64,
+    ) -> Result<Vec<Vec<usize>>> {
+        let block_size = self.config().block_size;
+        let vocab = self.config().vocab_size;
+        // The blocks and the head with their weights stored (in, out), for few-row products.
+        let blocks = self
+            .blocks
+            .iter()
+            .map(TransformerBlock::for_batched_decoding)
+            .collect::<nn::Result<Vec<_>>>()?;
+        let lm_head = transposed_layout(&self.lm_head)?;
+        // HINT: one RNG (row_seed) and one set of caches per row; prefill each prompt alone
+        // HINT: (cropped to block_size) as generate does, through `blocks` and `lm_head`. Then
+        // HINT: per step: sample every row; a row whose cache is full slides alone (clear, prefill
+        // HINT: its last block_size tokens); all other rows feed their new token together
+        // HINT: through decode_rows_through, one forward.
+        // BEGIN SOLUTION
+        let mut rngs: Vec<TensorRng> = (0..tokens.len())
+            .map(|row| TensorRng::new(row_seed(seed, row)))
+            .collect();
+        let mut caches: Vec<Vec<KvCache>> = tokens.iter().map(|_| self.new_caches()).collect();
+        let mut logits = Vec::with_capacity(tokens.len());
+        for (row, row_caches) in tokens.iter().zip(caches.iter_mut()) {
+            let start = row.len().saturating_sub(block_size);
+            logits.push(self.last_logits_cached_through(
+                &blocks,
+                &lm_head,
+                &row[start..],
+                row_caches,
+            )?);
+        }
+        for step in 0..max_new_tokens {
+            for ((row, rng), row_logits) in tokens.iter_mut().zip(&mut rngs).zip(&logits) {
+                row.push(sample_next(row_logits, temperature, top_k, rng));
+            }
+            if step + 1 == max_new_tokens {
+                break;
+            }
+            let mut decoding = Vec::with_capacity(tokens.len());
+            let mut next = Vec::with_capacity(tokens.len());
+            let mut decoding_caches = Vec::with_capacity(tokens.len());
+            for (i, (row, row_caches)) in tokens.iter().zip(caches.iter_mut()).enumerate() {
+                if row_caches.first().map_or(0, KvCache::len) == block_size {
+                    row_caches.iter_mut().for_each(KvCache::clear);
+                    let window = &row[row.len() - block_size..];
+                    logits[i] =
+                        self.last_logits_cached_through(&blocks, &lm_head, window, row_caches)?;
+                } else {
+                    decoding.push(i);
+                    next.push(row[row.len() - 1]);
+                    decoding_caches.push(row_caches.as_mut_slice());
+                }
+            }
+            if !decoding.is_empty() {
+                let batch_logits =
+                    self.decode_rows_through(&blocks, &lm_head, &next, &mut decoding_caches)?;
+                for (&i, row_logits) in decoding.iter().zip(batch_logits.chunks_exact(vocab)) {
+                    logits[i].copy_from_slice(row_logits);
+                }
+            }
+        }
+        Ok(tokens)
+        // END SOLUTION
+    }
+
+    /// The logits `(n, vocab_size)` (row-major) of one new token per sequence, `next[r]` at the
+    /// position after the ones in `rows[r]` (that sequence's caches, one per block), appending
+    /// each token's keys and values to its own caches. One forward for all `n` sequences; their
+    /// cache lengths (positions) may differ. Row `r` equals [`Gpt::forward_cached`] on sequence
+    /// `r` alone.
+    pub fn decode_rows(&self, next: &[usize], rows: &mut [&mut [KvCache]]) -> Result<Vec<f32>> {
+        self.decode_rows_through(&self.blocks, &self.lm_head, next, rows)
+    }
+
+    /// [`Gpt::decode_rows`] through `blocks` and `lm_head`: the model's own, or their copies laid
+    /// out for batched decoding ([`TransformerBlock::for_batched_decoding`]).
+    fn decode_rows_through(
+        &self,
+        blocks: &[TransformerBlock],
+        lm_head: &Linear,
+        next: &[usize],
+        rows: &mut [&mut [KvCache]],
+    ) -> Result<Vec<f32>> {
+        let n = next.len();
+        self.check_ids("Gpt::decode_rows", next, n, 1)?;
+        let block_size = self.config().block_size;
+        if rows.len() != n {
+            return Err(ModelError::Invalid {
+                what: "Gpt::decode_rows",
+                reason: format!(
+                    "{} cache sets for {n} tokens (one per sequence)",
+                    rows.len()
+                ),
+            });
+        }
+        let mut positions = Vec::with_capacity(n);
+        for (r, row) in rows.iter().enumerate() {
+            let len = row.first().map_or(0, KvCache::len);
+            let problem = if row.len() != self.blocks.len() {
+                Some(format!(
+                    "sequence {r} has {} caches for {} blocks (use Gpt::new_caches)",
+                    row.len(),
+                    self.blocks.len()
+                ))
+            } else if len >= block_size {
+                Some(format!(
+                    "sequence {r} already holds {len} positions of block_size {block_size} (clear its caches and slide the window)"
+                ))
+            } else {
+                None
+            };
+            if let Some(reason) = problem {
+                return Err(ModelError::Invalid {
+                    what: "Gpt::decode_rows",
+                    reason,
+                });
+            }
+            positions.push(len);
+        }
+        // HINT: token rows (n, 1, C) plus each sequence's own position row (index_select of
+        // HINT: wpe.weight at the cache lengths); then every block's forward_cached_rows with
+        // HINT: that block's cache of every sequence; then the head.
+        // BEGIN SOLUTION
+        let c = self.config().n_embd;
+        let tok = self.wte.forward_ids(next, &[n, 1])?;
+        let pos = self
+            .wpe
+            .weight
+            .index_select(0, &positions)?
+            .reshape_to(&[n, 1, c])?;
+        let mut x = tok.add(&pos)?;
+        for (l, block) in blocks.iter().enumerate() {
+            let mut layer: Vec<&mut KvCache> = rows.iter_mut().map(|row| &mut row[l]).collect();
+            x = block.forward_cached_rows(&x, &mut layer)?;
+        }
+        Ok(lm_head.forward(&self.ln_f.forward(&x)?)?.value().to_vec())
         // END SOLUTION
     }
 

@@ -451,6 +451,28 @@ impl KvCache {
         Ok(())
     }
 
+    /// Append the keys and values of `t` positions of one sequence, given as the row-major
+    /// `(1, T, 3C)` projection `qkv` (a row of a batch's projection, read in place). The cache
+    /// must hold one sequence (`B = 1`) or nothing.
+    fn append_packed_row(&mut self, qkv: &[f32], t: usize, n_head: usize) -> Result<()> {
+        let width = qkv.len() / t.max(1);
+        let fits =
+            t > 0 && n_head > 0 && qkv.len() == t * width && width.is_multiple_of(3 * n_head);
+        if !fits {
+            return Err(NnError::Invalid {
+                layer: "KvCache",
+                reason: format!(
+                    "a row of {} floats is not T = {t} positions of 3C with C a multiple of n_head = {n_head}",
+                    qkv.len()
+                ),
+            });
+        }
+        self.reserve([1, n_head, width / 3 / n_head], t)?;
+        self.write_packed(qkv, 1, t, n_head);
+        self.len += t;
+        Ok(())
+    }
+
     /// Copy keys and values of `t` new positions out of the row-major `(B, T, 3C)` projection
     /// `qkv` into positions `len .. len + t` of the buffers (room is reserved; `len` unchanged).
     fn write_packed(&mut self, qkv: &[f32], b: usize, t: usize, n_head: usize) {
@@ -868,28 +890,7 @@ impl MultiHeadAttention {
     /// in training mode with attention dropout. A prefill (empty cache) runs the same fused
     /// kernel as the uncached forward; later pieces attend over the cache in place.
     pub fn forward_cached(&self, x_new: &Variable, cache: &mut KvCache) -> Result<Variable> {
-        self.check_input(x_new)?;
-        let trainable = |l: &Linear| {
-            l.weight.requires_grad() || l.bias.as_ref().is_some_and(Variable::requires_grad)
-        };
-        let needs_graph = autograd::is_grad_enabled()
-            && (x_new.requires_grad() || trainable(&self.qkv) || trainable(&self.proj));
-        if needs_graph {
-            return Err(NnError::Invalid {
-                layer: "KvCache",
-                reason: "cached attention computes no gradients: run it under no_grad (as generation does)"
-                    .to_string(),
-            });
-        }
-        if self.attention_dropout_active() {
-            return Err(NnError::Invalid {
-                layer: "KvCache",
-                reason: format!(
-                    "attention dropout {} is active: call eval() before decoding with a cache",
-                    self.attn_dropout.p()
-                ),
-            });
-        }
+        self.check_cached(x_new)?;
         let qkv = self.qkv.forward(x_new)?.value();
         let (b, t, c) = packed_dims("MultiHeadAttention", qkv.shape(), self.n_head)?;
         let d = c / self.n_head;
@@ -919,6 +920,100 @@ impl MultiHeadAttention {
         };
         self.resid_dropout
             .forward(&self.proj.forward(&Variable::constant(y))?)
+    }
+
+    /// Cached attention of `B` independent sequences decoded together, each with its own cache
+    /// (and so its own length): row `b` of `x_new` `(B, T, C)` holds the next `T` positions of
+    /// sequence `b`, which follow the `caches[b].len()` positions cached there. One `qkv` and one
+    /// `proj` product serve the whole batch (a GEMM of `B * T` rows instead of `B` products of
+    /// `T` rows); then each row writes its keys and values into its own cache and attends over
+    /// it alone. Row `b` of the output equals [`MultiHeadAttention::forward_cached`] on row `b`
+    /// alone with `caches[b]` (the same per-row arithmetic); a cache must hold one sequence
+    /// (`B = 1`) or be empty.
+    ///
+    /// The batched decode of a server: prompts of different lengths sit at different positions,
+    /// which one shared cache (a single length for the whole batch) cannot express without
+    /// padding. Inference only, like `forward_cached`.
+    pub fn forward_cached_rows(
+        &self,
+        x_new: &Variable,
+        caches: &mut [&mut KvCache],
+    ) -> Result<Variable> {
+        self.check_cached(x_new)?;
+        let shape = x_new.shape();
+        if caches.len() != shape[0] {
+            return Err(NnError::Invalid {
+                layer: "KvCache",
+                reason: format!(
+                    "{} caches for a batch of {} sequences (one cache per row of (B, T, C) = {shape:?})",
+                    caches.len(),
+                    shape[0]
+                ),
+            });
+        }
+        let qkv = self.qkv.forward(x_new)?.value();
+        let (b, t, c) = packed_dims("MultiHeadAttention", qkv.shape(), self.n_head)?;
+        let d = c / self.n_head;
+        let scale = 1.0 / (d as f32).sqrt();
+        let qkv = qkv.contiguous();
+        let rows = qkv.as_slice().unwrap_or(&[]);
+        let mut out = vec![0.0f32; b * t * c];
+        // HINT: row b's projection is rows[b * t * 3C ..][.. t * 3C] and its output
+        // HINT: out[b * t * C ..][.. t * C]: append that row's keys and values to caches[b] (a
+        // HINT: one-sequence cache), then let caches[b] attend with the layouts of forward_cached.
+        // BEGIN SOLUTION
+        let q_at = RowLayout {
+            batch: t * 3 * c,
+            head: d,
+            row: 3 * c,
+        };
+        let out_at = RowLayout {
+            batch: t * c,
+            head: d,
+            row: c,
+        };
+        let row_in = t * 3 * c;
+        let row_out = t * c;
+        for ((cache, q), y) in caches
+            .iter_mut()
+            .zip(rows.chunks_exact(row_in))
+            .zip(out.chunks_exact_mut(row_out))
+        {
+            cache.append_packed_row(q, t, self.n_head)?;
+            cache.attend_rows_simd(q, q_at, t, y, out_at, scale);
+        }
+        // END SOLUTION
+        let y = Tensor::from_vec(out, &[b, t, c])?;
+        self.resid_dropout
+            .forward(&self.proj.forward(&Variable::constant(y))?)
+    }
+
+    /// The checks of every cached forward: a `(B, T, C)` input, no gradients wanted, no active
+    /// attention dropout.
+    fn check_cached(&self, x_new: &Variable) -> Result<()> {
+        self.check_input(x_new)?;
+        let trainable = |l: &Linear| {
+            l.weight.requires_grad() || l.bias.as_ref().is_some_and(Variable::requires_grad)
+        };
+        let needs_graph = autograd::is_grad_enabled()
+            && (x_new.requires_grad() || trainable(&self.qkv) || trainable(&self.proj));
+        if needs_graph {
+            return Err(NnError::Invalid {
+                layer: "KvCache",
+                reason: "cached attention computes no gradients: run it under no_grad (as generation does)"
+                    .to_string(),
+            });
+        }
+        if self.attention_dropout_active() {
+            return Err(NnError::Invalid {
+                layer: "KvCache",
+                reason: format!(
+                    "attention dropout {} is active: call eval() before decoding with a cache",
+                    self.attn_dropout.p()
+                ),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -950,5 +1045,141 @@ impl std::fmt::Debug for MultiHeadAttention {
             self.attn_dropout.p(),
             self.qkv.bias.is_some()
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use autograd::no_grad;
+
+    fn layer() -> MultiHeadAttention {
+        MultiHeadAttention::new(&AttentionConfig {
+            n_embd: 16,
+            n_head: 4,
+            dropout: 0.0,
+            bias: true,
+            seed: 3,
+        })
+        .unwrap()
+    }
+
+    fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    }
+
+    /// Three sequences of different cached lengths (5, 1 and 3 positions) decode one position
+    /// each in one call: each row equals that sequence's own full forward at its last position
+    /// and its own one-sequence cached step.
+    #[test]
+    fn per_row_caches_decode_like_each_sequence_alone() {
+        let mha = layer();
+        let lens = [6usize, 2, 4];
+        let mut rng = TensorRng::new(11);
+        let seqs: Vec<Tensor> = lens
+            .iter()
+            .map(|&t| rng.normal(&[1, t, 16], 0.0, 1.0).unwrap())
+            .collect();
+        no_grad(|| {
+            let mut row_caches: Vec<KvCache> = Vec::new();
+            let mut alone_caches: Vec<KvCache> = Vec::new();
+            let mut last_rows = Vec::new();
+            for (seq, &t) in seqs.iter().zip(&lens) {
+                let prefix = Variable::constant(seq.narrow(1, 0, t - 1).unwrap());
+                let mut cache = KvCache::with_capacity(8);
+                mha.forward_cached(&prefix, &mut cache).unwrap();
+                row_caches.push(cache.clone());
+                alone_caches.push(cache);
+                last_rows.extend(seq.narrow(1, t - 1, 1).unwrap().contiguous().to_vec());
+            }
+            let x = Variable::constant(Tensor::from_vec(last_rows, &[3, 1, 16]).unwrap());
+            let mut refs: Vec<&mut KvCache> = row_caches.iter_mut().collect();
+            let out = mha
+                .forward_cached_rows(&x, &mut refs)
+                .unwrap()
+                .value()
+                .to_vec();
+            for (r, (seq, &t)) in seqs.iter().zip(&lens).enumerate() {
+                let got = &out[r * 16..(r + 1) * 16];
+                let full = mha
+                    .forward(&Variable::constant(seq.clone()))
+                    .unwrap()
+                    .value();
+                let want = full.narrow(1, t - 1, 1).unwrap().contiguous().to_vec();
+                let diff = max_diff(got, &want);
+                assert!(diff < 1e-5, "row {r}: {diff} from the full forward");
+                let last = Variable::constant(seq.narrow(1, t - 1, 1).unwrap());
+                let step = mha.forward_cached(&last, &mut alone_caches[r]).unwrap();
+                let diff = max_diff(got, &step.value().to_vec());
+                assert!(diff < 1e-5, "row {r}: {diff} from its one-sequence step");
+                assert_eq!(row_caches[r].len(), t);
+                assert_eq!(
+                    row_caches[r].keys().to_vec(),
+                    alone_caches[r].keys().to_vec()
+                );
+                assert_eq!(
+                    row_caches[r].values().to_vec(),
+                    alone_caches[r].values().to_vec()
+                );
+            }
+        });
+    }
+
+    /// An empty cache per row, several positions at once: causal attention of each row.
+    #[test]
+    fn per_row_prefill_is_causal_attention() {
+        let mha = layer();
+        let x = TensorRng::new(5).normal(&[2, 3, 16], 0.0, 1.0).unwrap();
+        no_grad(|| {
+            let full = mha.forward(&Variable::constant(x.clone())).unwrap().value();
+            let (mut a, mut b) = (KvCache::new(), KvCache::new());
+            let out = mha
+                .forward_cached_rows(&Variable::constant(x.clone()), &mut [&mut a, &mut b])
+                .unwrap()
+                .value();
+            let diff = max_diff(&out.to_vec(), &full.contiguous().to_vec());
+            assert!(diff < 1e-5, "{diff}");
+            assert_eq!((a.len(), b.len()), (3, 3));
+            assert_eq!(a.dims(), Some([1, 4, 4]));
+        });
+    }
+
+    #[test]
+    fn per_row_caches_check_their_input() {
+        let mha = layer();
+        let x = Variable::constant(Tensor::zeros(&[2, 1, 16]));
+        let reason = |e: NnError| e.to_string();
+        no_grad(|| {
+            let mut one = KvCache::new();
+            let msg = reason(mha.forward_cached_rows(&x, &mut [&mut one]).unwrap_err());
+            assert!(msg.contains("1 caches for a batch of 2"), "{msg}");
+            // A cache holding a batch of two cannot serve as one row.
+            let mut batch = KvCache::new();
+            mha.forward_cached(&x, &mut batch).unwrap();
+            let mut other = KvCache::new();
+            let msg = reason(
+                mha.forward_cached_rows(&x, &mut [&mut batch, &mut other])
+                    .unwrap_err(),
+            );
+            assert!(msg.contains("do not continue"), "{msg}");
+            let bad = Variable::constant(Tensor::zeros(&[2, 1, 8]));
+            let (mut a, mut b) = (KvCache::new(), KvCache::new());
+            let msg = reason(
+                mha.forward_cached_rows(&bad, &mut [&mut a, &mut b])
+                    .unwrap_err(),
+            );
+            assert!(msg.contains("C = n_embd = 16"), "{msg}");
+        });
+        // Gradients on: refused, as for forward_cached.
+        let (mut a, mut b) = (KvCache::new(), KvCache::new());
+        let msg = reason(
+            mha.forward_cached_rows(&x, &mut [&mut a, &mut b])
+                .unwrap_err(),
+        );
+        assert!(msg.contains("no_grad"), "{msg}");
     }
 }

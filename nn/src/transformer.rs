@@ -13,7 +13,7 @@
 //! (nanoGPT's `ln_1`, `attn.c_attn`, `attn.c_proj`, `ln_2`, `mlp.c_fc`, `mlp.c_proj`).
 
 use autograd::Variable;
-use tensor::TensorRng;
+use tensor::{Tensor, TensorRng};
 
 use crate::attention::{AttentionConfig, AttentionMask, KvCache, MultiHeadAttention};
 use crate::dropout::Dropout;
@@ -146,6 +146,51 @@ impl TransformerBlock {
         Ok(x.add(&self.mlp.forward(&self.ln2.forward(&x)?)?)?)
     }
 
+    /// The block on `B` sequences decoded together, each with its own cache: row `b` of `x_new`
+    /// `(B, T, C)` follows the `caches[b].len()` positions of sequence `b` (lengths may differ).
+    /// The layer norms, projections and MLP run once on all `B * T` rows; only attention is per
+    /// row ([`MultiHeadAttention::forward_cached_rows`]). Row `b` equals
+    /// [`TransformerBlock::forward_cached`] on row `b` alone.
+    pub fn forward_cached_rows(
+        &self,
+        x_new: &Variable,
+        caches: &mut [&mut KvCache],
+    ) -> Result<Variable> {
+        let attn = self
+            .attn
+            .forward_cached_rows(&self.ln1.forward(x_new)?, caches)?;
+        let x = x_new.add(&attn)?;
+        Ok(x.add(&self.mlp.forward(&self.ln2.forward(&x)?)?)?)
+    }
+
+    /// An inference copy of the block for decoding several sequences at once: the same values
+    /// (layer norms shared), no dropout, and every linear weight stored transposed, `(in, out)`
+    /// in memory and seen as `(out, in)`. A product of a few rows (one per sequence) against an
+    /// `(out, in)` row-major weight makes the GEMM kernel repack the whole weight on every call
+    /// (a matrix-vector product has its own kernel and does not); against the transposed layout
+    /// it streams the weight as it is. Costs one copy of the block's weights; its parameters
+    /// are constants (the copy is not trained, and does not follow later updates).
+    pub fn for_batched_decoding(&self) -> Result<TransformerBlock> {
+        let attn = MultiHeadAttention::from_projections(
+            transposed_layout(&self.attn.qkv)?,
+            transposed_layout(&self.attn.proj)?,
+            self.attn.n_head(),
+        )?;
+        let mlp = FeedForward {
+            fc: transposed_layout(&self.mlp.fc)?,
+            proj: transposed_layout(&self.mlp.proj)?,
+            dropout: Dropout::new(0.0, 0)?,
+        };
+        let norm =
+            |ln: &LayerNorm| LayerNorm::from_weights(ln.weight.clone(), ln.bias.clone(), ln.eps);
+        Ok(TransformerBlock {
+            ln1: norm(&self.ln1)?,
+            attn,
+            ln2: norm(&self.ln2)?,
+            mlp,
+        })
+    }
+
     /// [`TransformerBlock::forward_cached`] returning only the last new position `(B, 1, C)`:
     /// every new position still writes its keys and values into `cache`, but the MLP (two
     /// thirds of the block's multiply-adds) runs on the last row alone. What the last block of a
@@ -165,6 +210,28 @@ impl TransformerBlock {
         let x = x_new.narrow(1, t - 1, 1)?.add(&attn.narrow(1, t - 1, 1)?)?;
         Ok(x.add(&self.mlp.forward(&self.ln2.forward(&x)?)?)?)
     }
+}
+
+/// The same linear layer with its weight stored transposed: `(in, out)` contiguous in memory,
+/// seen as `(out, in)` (see [`TransformerBlock::for_batched_decoding`]).
+pub fn transposed_layout(linear: &Linear) -> Result<Linear> {
+    let weight = linear.weight.value().contiguous();
+    let (out_features, in_features) = (linear.out_features(), linear.in_features());
+    let src = weight.as_slice().unwrap_or(&[]);
+    // A blocked copy: 16 x 16 tiles keep both the rows read and the rows written in cache
+    // (an element-by-element strided copy is several times slower on large weights).
+    let mut stored = vec![0.0f32; src.len()];
+    for r0 in (0..out_features).step_by(16) {
+        for c0 in (0..in_features).step_by(16) {
+            for r in r0..(r0 + 16).min(out_features) {
+                for c in c0..(c0 + 16).min(in_features) {
+                    stored[c * out_features + r] = src[r * in_features + c];
+                }
+            }
+        }
+    }
+    let stored = Tensor::from_vec(stored, &[in_features, out_features])?;
+    Linear::from_weights(Variable::constant(stored.t()?), linear.bias.clone())
 }
 
 impl Module for TransformerBlock {
@@ -197,5 +264,99 @@ impl std::fmt::Debug for TransformerBlock {
             self.mlp.fc.out_features(),
             self.attn.n_embd()
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use autograd::no_grad;
+
+    fn block(bias: bool) -> TransformerBlock {
+        TransformerBlock::new(&TransformerConfig {
+            n_embd: 16,
+            n_head: 2,
+            dropout: 0.1,
+            bias,
+            seed: 7,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn transposed_layout_keeps_the_values_and_stores_in_by_out() {
+        let original = block(true);
+        let copy = transposed_layout(&original.mlp.fc).unwrap();
+        let (w, c) = (original.mlp.fc.weight.value(), copy.weight.value());
+        assert_eq!(c.shape(), w.shape());
+        assert_eq!(c.to_vec(), w.to_vec(), "same (out, in) values");
+        assert!(!c.is_contiguous(), "seen as (out, in) ...");
+        assert!(c.t().unwrap().is_contiguous(), "... stored as (in, out)");
+        let x = Variable::constant(TensorRng::new(1).normal(&[3, 16], 0.0, 1.0).unwrap());
+        let (a, b) = no_grad(|| {
+            (
+                original.mlp.fc.forward(&x).unwrap().value().to_vec(),
+                copy.forward(&x).unwrap().value().to_vec(),
+            )
+        });
+        let diff = a
+            .iter()
+            .zip(&b)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0.0, f32::max);
+        assert!(diff < 1e-5, "{diff}");
+    }
+
+    /// Two sequences (3 and 5 cached positions) decode one token each through the decoding
+    /// copy: each row equals the original block's full forward at that position, even though
+    /// the original is in training mode with dropout (the copy has none).
+    #[test]
+    fn decoding_copy_decodes_like_the_original_block() {
+        for bias in [true, false] {
+            let mut original = block(bias);
+            let mut copy = original.for_batched_decoding().unwrap();
+            // The copy has no dropout to switch on; the reference is the block in eval mode.
+            copy.set_training(true);
+            original.set_training(false);
+            let mut rng = TensorRng::new(3);
+            let seqs: Vec<Tensor> = [4usize, 6]
+                .iter()
+                .map(|&t| rng.normal(&[1, t, 16], 0.0, 1.0).unwrap())
+                .collect();
+            no_grad(|| {
+                let mut caches = [KvCache::new(), KvCache::new()];
+                let mut last = Vec::new();
+                for (seq, cache) in seqs.iter().zip(caches.iter_mut()) {
+                    let t = seq.shape()[1];
+                    let prefix = Variable::constant(seq.narrow(1, 0, t - 1).unwrap());
+                    copy.forward_cached(&prefix, cache).unwrap();
+                    last.extend(seq.narrow(1, t - 1, 1).unwrap().contiguous().to_vec());
+                }
+                let x = Variable::constant(Tensor::from_vec(last, &[2, 1, 16]).unwrap());
+                let mut refs: Vec<&mut KvCache> = caches.iter_mut().collect();
+                let out = copy
+                    .forward_cached_rows(&x, &mut refs)
+                    .unwrap()
+                    .value()
+                    .to_vec();
+                for (r, seq) in seqs.iter().enumerate() {
+                    let t = seq.shape()[1];
+                    let full = original.forward(&Variable::constant(seq.clone())).unwrap();
+                    let want = full
+                        .value()
+                        .narrow(1, t - 1, 1)
+                        .unwrap()
+                        .contiguous()
+                        .to_vec();
+                    let got = &out[r * 16..(r + 1) * 16];
+                    let diff = want
+                        .iter()
+                        .zip(got)
+                        .map(|(p, q)| (p - q).abs())
+                        .fold(0.0, f32::max);
+                    assert!(diff < 1e-5, "bias {bias}, row {r}: {diff}");
+                }
+            });
+        }
     }
 }

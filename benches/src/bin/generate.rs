@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run -p benches --release --bin generate -- --preset nanogpt-baby --threads 2
 //! cargo run -p benches --release --bin generate -- --preset tiny --new-tokens 200
+//! cargo run -p benches --release --bin generate -- --preset tiny --batch 8 --temperature 0
 //! ```
 //!
 //! | preset | layers | heads | n_embd | block | vocab | biases | head | parameters |
@@ -19,9 +20,18 @@
 //! `--temperature T` (default 1.0), `--top-k K` (default 10, 0 = none), `--seed N`,
 //! `--json PATH` (write the summary), `--only cached|uncached` (time one path, e.g. under a
 //! profiler; no comparison then). Prints tokens per second of both paths and the speedup.
+//!
+//! `--batch N` (N >= 2) compares batched decoding instead: `Gpt::generate_batch` of N prompts
+//! (prompt `i` holds `prompt_len + i` tokens, so the rows sit at different positions) against
+//! `Gpt::generate` of the same prompts one after another (row `i` with `row_seed(seed, i)`),
+//! checks that the tokens are identical, and prints the tokens per second of both (all rows'
+//! new tokens over the wall time; the two paths alternate run by run, best of `--repeats` each)
+//! and the speedup. The default number of new tokens keeps the
+//! longest prompt inside the window.
 
 use std::time::Instant;
 
+use models::generate::row_seed;
 use models::gpt::{Gelu, Gpt, GptConfig};
 use nn::Module;
 use serde_json::json;
@@ -58,11 +68,12 @@ struct Args {
     seed: u64,
     json: Option<String>,
     only: Option<String>,
+    batch: usize,
 }
 
 const USAGE: &str = "usage: generate [--preset nanogpt-baby|tiny] [--new-tokens N] \
 [--prompt-len N] [--threads N] [--repeats N] [--temperature T] [--top-k K] [--seed N] \
-[--json PATH] [--only cached|uncached]";
+[--json PATH] [--only cached|uncached] [--batch N]";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
@@ -76,6 +87,7 @@ fn parse_args() -> Result<Args, String> {
         seed: 0,
         json: None,
         only: None,
+        batch: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -101,6 +113,7 @@ fn parse_args() -> Result<Args, String> {
             "--top-k" => args.top_k = number(&value)?,
             "--seed" => args.seed = number(&value)? as u64,
             "--json" => args.json = Some(value),
+            "--batch" => args.batch = number(&value)?.max(1),
             "--only" if value == "cached" || value == "uncached" => args.only = Some(value),
             other => return Err(format!("unknown flag {other}\n{USAGE}")),
         }
@@ -151,6 +164,9 @@ fn best_of<T>(
 fn run(args: &Args, name: &str, config: GptConfig) -> Result<(), Box<dyn std::error::Error>> {
     let mut model = Gpt::new(config.clone(), args.seed)?;
     model.eval();
+    if args.batch > 1 {
+        return run_batched(args, name, &config, &model);
+    }
     let block = config.block_size;
     let prompt: Vec<usize> = (0..args.prompt_len)
         .map(|i| (i * 7 + 1) % config.vocab_size)
@@ -223,6 +239,95 @@ fn run(args: &Args, name: &str, config: GptConfig) -> Result<(), Box<dyn std::er
             "repeats": args.repeats,
             "cached_tokens_per_s": cached_tps,
             "uncached_tokens_per_s": uncached_tps,
+            "speedup": speedup,
+            "identical_tokens": true,
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&summary)? + "\n")
+            .map_err(|e| format!("{path}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// `--batch N`: `generate_batch` of N prompts of different lengths against `generate` of each
+/// prompt in turn, on equal work (the same tokens, checked).
+fn run_batched(
+    args: &Args,
+    name: &str,
+    config: &GptConfig,
+    model: &Gpt,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let (block, n) = (config.block_size, args.batch);
+    let prompts: Vec<Vec<usize>> = (0..n)
+        .map(|row| {
+            (0..args.prompt_len + row)
+                .map(|i| (i * 7 + row * 3 + 1) % config.vocab_size)
+                .collect()
+        })
+        .collect();
+    let longest = args.prompt_len + n - 1;
+    let new_tokens = args
+        .new_tokens
+        .unwrap_or_else(|| block.saturating_sub(longest).max(1));
+    let top_k = (args.top_k > 0).then_some(args.top_k);
+    let (temperature, seed) = (args.temperature, args.seed ^ 0x9e37);
+    println!(
+        "# preset {name} ({} threads): {} parameters, block {block}, {n} prompts of {}..={longest} tokens, {new_tokens} new tokens each{}",
+        args.threads,
+        model.num_parameters(),
+        args.prompt_len,
+        if longest + new_tokens > block {
+            " (the longest rows slide past the window)"
+        } else {
+            " (inside the window)"
+        }
+    );
+    let batched_run = || model.generate_batch(&prompts, new_tokens, temperature, top_k, seed);
+    let one_by_one_run = || {
+        prompts
+            .iter()
+            .enumerate()
+            .map(|(row, p)| model.generate(p, new_tokens, temperature, top_k, row_seed(seed, row)))
+            .collect::<models::Result<Vec<_>>>()
+    };
+    // Warm up both paths (thread pool, allocator).
+    model.generate_batch(&prompts, 8, temperature, top_k, seed)?;
+    model.generate(&prompts[0], 8, temperature, top_k, seed)?;
+    // The two paths alternate, run by run, so a change in the machine's load hits both alike.
+    let (mut t_batched, mut t_alone) = (f64::INFINITY, f64::INFINITY);
+    let (mut batched, mut alone) = (Vec::new(), Vec::new());
+    for _ in 0..args.repeats {
+        let (t, out) = best_of(1, batched_run)?;
+        (t_batched, batched) = (t_batched.min(t), out);
+        let (t, out) = best_of(1, one_by_one_run)?;
+        (t_alone, alone) = (t_alone.min(t), out);
+    }
+    if batched != alone {
+        return Err("batched and one-by-one generation produced different tokens".into());
+    }
+    let total = (n * new_tokens) as f64;
+    let (batched_tps, alone_tps) = (total / t_batched, total / t_alone);
+    let speedup = batched_tps / alone_tps;
+    println!(
+        "{name} threads={} batch={n} new_tokens={new_tokens}: batched {batched_tps:.0} tokens/s ({:.3} ms/step), \
+         one by one {alone_tps:.0} tokens/s, speedup {speedup:.2}x (best of {}; identical tokens)",
+        args.threads,
+        t_batched * 1e3 / new_tokens as f64,
+        args.repeats
+    );
+    if let Some(path) = &args.json {
+        let summary = json!({
+            "preset": name,
+            "threads": args.threads,
+            "params": model.num_parameters(),
+            "block_size": block,
+            "batch": n,
+            "prompt_lens": prompts.iter().map(Vec::len).collect::<Vec<_>>(),
+            "new_tokens": new_tokens,
+            "temperature": temperature,
+            "top_k": top_k,
+            "repeats": args.repeats,
+            "batched_tokens_per_s": batched_tps,
+            "one_by_one_tokens_per_s": alone_tps,
             "speedup": speedup,
             "identical_tokens": true,
         });
