@@ -4,7 +4,7 @@
 
 use benches::harness::{
     judge, pareto_front, quantile_sorted, t_critical_95, validate_report, BenchmarkSettings, Event,
-    GenerationMetrics, HarnessError, ModelMetrics, PeakMemory, PeakSource, Report, Summary,
+    GenerationMetrics, GenerationVariant, HarnessError, ModelMetrics, PeakMemory, PeakSource, Report, Summary,
     SystemInfo,
 };
 use serde_json::{json, Value};
@@ -220,6 +220,15 @@ fn good_report() -> Report {
             uncached_ms: summary_ms(40.0),
             cached_ms: summary_ms(10.0),
             identical: true,
+            variants: vec![GenerationVariant {
+                name: "8 prompts batched".into(),
+                reference: "8 prompts one by one".into(),
+                new_tokens: 256,
+                ms: summary_ms(20.0),
+                reference_ms: summary_ms(80.0),
+                identical: Some(true),
+            }],
+            val_loss: Some((1.2, 1.21)),
         }),
     }
 }
@@ -261,6 +270,20 @@ fn an_inconsistent_speedup_is_rejected() {
     let e = rejected(&j);
     assert!(e.starts_with("improvements.speedup:"), "{e}");
     assert!(e.contains("latency_b1_ms"), "{e}");
+}
+
+#[test]
+fn an_inconsistent_generation_variant_is_rejected() {
+    let mut j = good_report().to_json();
+    j["generation"]["variants"][0]["speedup"] = json!(2.0);
+    let e = rejected(&j);
+    assert!(e.starts_with("generation.variants[0].speedup:"), "{e}");
+    let mut j = good_report().to_json();
+    j["generation"]["variants"][0]["tokens_per_s"] = json!(1.0);
+    assert!(rejected(&j).starts_with("generation.variants[0].tokens_per_s:"));
+    let mut j = good_report().to_json();
+    j["generation"]["val_loss_int8"] = json!(-1.0);
+    assert!(rejected(&j).starts_with("generation.val_loss_int8"));
 }
 
 #[test]

@@ -25,6 +25,28 @@ pub struct Candidate {
     pub technique: String,
     pub model: Rc<dyn Module>,
     pub flatten: bool,
+    /// How the model is stored when not as an `f32` state dict (an int8 model writes int8
+    /// codes): the writer returns the file's size in bytes.
+    pub save: Option<SaveFn>,
+    /// The bytes the model's weights take in memory when not 4 per parameter (int8 codes).
+    pub weight_bytes: Option<u64>,
+}
+
+/// Writes a model's checkpoint to the path given and returns its size in bytes.
+pub type SaveFn = Rc<dyn Fn(&Path) -> BoxResult<u64>>;
+
+impl Candidate {
+    /// A model stored and held as `f32`.
+    pub fn new(name: &str, technique: &str, model: Rc<dyn Module>, flatten: bool) -> Candidate {
+        Candidate {
+            name: name.to_string(),
+            technique: technique.to_string(),
+            model,
+            flatten,
+            save: None,
+            weight_bytes: None,
+        }
+    }
 }
 
 /// How long to time each model.
@@ -103,7 +125,11 @@ pub fn measure(
     let big = bench
         .batch_size(batch)
         .run(|| no_grad(|| model.forward(&many)))?;
-    let size_bytes = checkpoint_bytes(model, &dir.join(format!("{}.safetensors", candidate.name)))?;
+    let path = dir.join(format!("{}.safetensors", candidate.name));
+    let size_bytes = match &candidate.save {
+        Some(save) => save(&path)?,
+        None => checkpoint_bytes(model, &path)?,
+    };
     Ok(ModelMetrics {
         name: candidate.name.clone(),
         technique: candidate.technique.clone(),
@@ -112,7 +138,9 @@ pub fn measure(
         latency_batch_ms: big.millis(),
         batch_size: batch,
         size_bytes,
-        param_bytes: param_bytes(model) as u64,
+        param_bytes: candidate
+            .weight_bytes
+            .unwrap_or(param_bytes(model) as u64),
         peak_memory: big.peak_memory,
     })
 }

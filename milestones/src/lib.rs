@@ -16,11 +16,13 @@
 //! | [`plot`] | terminal and SVG training curves, labelled scatter charts |
 //! | [`shapes`] | a generated image task: noisy 16x16 shapes in 8 classes |
 //! | [`benchmark`] | measuring a classifier: held-out accuracy, latency, size, memory |
+//! | [`optimize`] | the optimization pipeline: prune and fine-tune, shrink, distill |
 
 pub mod benchmark;
 pub mod cli;
 pub mod corpus;
 pub mod course;
+pub mod optimize;
 pub mod plot;
 pub mod progress;
 pub mod report;

@@ -8,7 +8,7 @@ use data::{DataLoader, ImageSet, Mnist, TinyDigits};
 use models::trainer::{Classification, History, Trainer, TrainerConfig};
 use nn::Module;
 use optim::schedule::CosineAnnealing;
-use optim::{Adam, AdamConfig};
+use optim::{Adam, AdamConfig, Optimizer};
 
 use crate::plot::{svg_plot, terminal_plot, Series};
 use crate::report::RunReport;
@@ -94,24 +94,32 @@ pub fn fit_classifier<M: Module>(
     data: &ImageData,
     s: &FitSettings,
 ) -> BoxResult<(M, FitOutcome)> {
-    let [c, h, w] = data.train.image_shape();
-    let shape: Vec<usize> = if s.flatten {
-        vec![c * h * w]
-    } else {
-        vec![c, h, w]
-    };
-    let train_set = data.train.to_dataset()?.with_sample_shape(&shape)?;
-    let test_set = data.test.to_dataset()?.with_sample_shape(&shape)?;
-    let train = DataLoader::new(train_set, s.batch_size)?.shuffle(s.seed);
-    let test = DataLoader::new(test_set, 500)?;
-    let mut task = Classification::new(model, train).with_val(test);
-    let optimizer = Adam::new(
-        task.model().named_parameters(),
+    let optimizer = adam_for(&model, s.lr)?;
+    fit_classifier_with(model, data, s, optimizer)
+}
+
+/// Adam at `lr` (PyTorch's other defaults) over `model`'s parameters.
+pub fn adam_for(model: &dyn Module, lr: f64) -> BoxResult<Adam> {
+    Ok(Adam::new(
+        model.named_parameters(),
         AdamConfig {
-            lr: s.lr,
+            lr,
             ..AdamConfig::default()
         },
-    )?;
+    )?)
+}
+
+/// [`fit_classifier`] with a given optimizer over the model's parameters (e.g. one wrapped in
+/// `optim::Masked` so pruned weights stay zero while fine-tuning).
+pub fn fit_classifier_with<M: Module, O: Optimizer + 'static>(
+    model: M,
+    data: &ImageData,
+    s: &FitSettings,
+    optimizer: O,
+) -> BoxResult<(M, FitOutcome)> {
+    let train = data.loader(&data.train, s.batch_size, s.flatten)?.shuffle(s.seed);
+    let test = data.loader(&data.test, 500, s.flatten)?;
+    let mut task = Classification::new(model, train).with_val(test);
     // Cosine annealing to zero over the whole run: large steps early, fine ones at the end.
     let steps = s.epochs * data.train.len().div_ceil(s.batch_size);
     let schedule = CosineAnnealing::new(s.lr, steps as u64, 0.0)?;
@@ -127,6 +135,22 @@ pub fn fit_classifier<M: Module>(
         history: trainer.history().clone(),
     };
     Ok((task.into_model(), outcome))
+}
+
+impl ImageData {
+    /// A loader over `set` whose samples are flat vectors (`flatten`) or `(C, H, W)` images.
+    pub fn loader(&self, set: &ImageSet, batch_size: usize, flatten: bool) -> BoxResult<DataLoader> {
+        let [c, h, w] = set.image_shape();
+        let shape: Vec<usize> = if flatten {
+            vec![c * h * w]
+        } else {
+            vec![c, h, w]
+        };
+        Ok(DataLoader::new(
+            set.to_dataset()?.with_sample_shape(&shape)?,
+            batch_size,
+        )?)
+    }
 }
 
 /// Train `model` with [`fit_classifier`], show its curves and results with [`show_results`], and

@@ -29,7 +29,9 @@ pub use error::{HarnessError, Result};
 pub use events::{judge, Event, EventResult};
 pub use memory::{param_bytes, PeakMemory, PeakSource, PeakTracker};
 pub use pareto::pareto_front;
-pub use report::{BenchmarkSettings, GenerationMetrics, Improvements, Report, REPORT_SCHEMA};
+pub use report::{
+    BenchmarkSettings, GenerationMetrics, GenerationVariant, Improvements, Report, REPORT_SCHEMA,
+};
 pub use runner::{Benchmark, Measurement, MIN_RUNS};
 pub use stats::{quantile_sorted, t_critical_95, Summary};
 pub use system::{simd_level, SystemInfo};

@@ -40,6 +40,53 @@ pub struct GenerationMetrics {
     pub cached_ms: Summary,
     /// Whether both produced exactly the same tokens (greedy decoding).
     pub identical: bool,
+    /// Further ways of generating (int8, batched), each against its own reference on equal work.
+    pub variants: Vec<GenerationVariant>,
+    /// Held-out loss (nats per token) of the `f32` model and of its int8 copy, when measured.
+    pub val_loss: Option<(f64, f64)>,
+}
+
+/// One further way of generating, timed against a reference doing the same work.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GenerationVariant {
+    /// What was done (e.g. `int8 + KV cache`, `8 prompts batched`).
+    pub name: String,
+    /// The reference it is compared with (e.g. `fp32 + KV cache`, `8 prompts one by one`).
+    pub reference: String,
+    /// New tokens per run, over every prompt.
+    pub new_tokens: usize,
+    /// Milliseconds per run of this way.
+    pub ms: Summary,
+    /// Milliseconds per run of the reference.
+    pub reference_ms: Summary,
+    /// Whether the tokens equal the reference's where they must (`None`: not required, e.g. int8).
+    pub identical: Option<bool>,
+}
+
+impl GenerationVariant {
+    /// New tokens per second.
+    pub fn tokens_per_s(&self) -> f64 {
+        self.new_tokens as f64 / (self.ms.mean / 1e3)
+    }
+
+    /// How much faster than the reference.
+    pub fn speedup(&self) -> f64 {
+        self.reference_ms.mean / self.ms.mean
+    }
+
+    /// The report's object for this variant.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "name": self.name,
+            "reference": self.reference,
+            "new_tokens": self.new_tokens,
+            "ms": self.ms.to_json(),
+            "reference_ms": self.reference_ms.to_json(),
+            "tokens_per_s": self.tokens_per_s(),
+            "speedup": self.speedup(),
+            "identical": self.identical,
+        })
+    }
 }
 
 impl GenerationMetrics {
@@ -70,6 +117,9 @@ impl GenerationMetrics {
             "cached_tokens_per_s": self.cached_tokens_per_s(),
             "speedup": self.speedup(),
             "identical": self.identical,
+            "variants": self.variants.iter().map(GenerationVariant::to_json).collect::<Vec<_>>(),
+            "val_loss_fp32": self.val_loss.map(|v| v.0),
+            "val_loss_int8": self.val_loss.map(|v| v.1),
         })
     }
 }

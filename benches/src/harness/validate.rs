@@ -276,6 +276,50 @@ fn generation(report: &Value) -> Result<()> {
         "uncached_ms.mean / cached_ms.mean",
     )?;
     boolean(g, p, "identical")?;
+    for key in ["val_loss_fp32", "val_loss_int8"] {
+        match g.get(key) {
+            None | Some(Value::Null) => {}
+            Some(_) => {
+                positive(g, p, key)?;
+            }
+        }
+    }
+    let variants = match g.get("variants") {
+        None | Some(Value::Null) => return Ok(()),
+        Some(Value::Array(items)) => items,
+        Some(v) => {
+            return fail(
+                "generation.variants",
+                format!("expected an array, found {}", kind(v)),
+            )
+        }
+    };
+    for (i, v) in variants.iter().enumerate() {
+        let p = format!("generation.variants[{i}]");
+        string(v, &p, "name")?;
+        string(v, &p, "reference")?;
+        let tokens = integer(v, &p, "new_tokens", 1)? as f64;
+        let ms = summary(v, &p, "ms")?;
+        let reference = summary(v, &p, "reference_ms")?;
+        consistent(
+            &format!("{p}.tokens_per_s"),
+            positive(v, &p, "tokens_per_s")?,
+            tokens / (ms / 1e3),
+            "new_tokens / ms.mean",
+        )?;
+        consistent(
+            &format!("{p}.speedup"),
+            positive(v, &p, "speedup")?,
+            reference / ms,
+            "reference_ms.mean / ms.mean",
+        )?;
+        match v.get("identical") {
+            None | Some(Value::Null) => {}
+            Some(_) => {
+                boolean(v, &p, "identical")?;
+            }
+        }
+    }
     Ok(())
 }
 

@@ -19,11 +19,12 @@ use std::time::{Duration, Instant};
 
 use benches::harness::{
     comparison_table, frontiers, judge, validate_report_file, Benchmark, BenchmarkSettings, Event,
-    GenerationMetrics, ModelMetrics, Report, SystemInfo,
+    GenerationMetrics, GenerationVariant, ModelMetrics, Report, SystemInfo,
 };
 use clap::Parser;
 use data::{CharTokenizer, LmBatcher, Tokenizer, UnknownPolicy};
 use milestones::benchmark::{batch_of, measure, Candidate, MeasureSettings};
+use milestones::optimize::{distill, prune_and_fine_tune, shrink_and_fine_tune, DistillSettings};
 use milestones::cli::CommonArgs;
 use milestones::corpus;
 use milestones::plot::{svg_scatter, terminal_plot, ScatterPanel, ScatterPoint, Series};
@@ -35,9 +36,12 @@ use models::checkpoint::{
     load_gpt, load_tensors, save_gpt, save_tensors, TokenizerSpec, TrainingState,
 };
 use models::cnn::{Cnn, CnnConfig, CnnLayer};
+use autograd::no_grad;
+use models::generate::row_seed;
 use models::gpt::{Gelu, Gpt, GptConfig};
 use models::mlp::{Mlp, MlpConfig};
 use models::profiler::{profile_cnn, profile_mlp, ProfileConfig};
+use models::quantize::{model_bytes, save_int8, LinearLayers};
 use nn::Module;
 use optim::{clip_grad_norm, AdamConfig, AdamW, Optimizer};
 
@@ -77,37 +81,103 @@ type MakeVariant = fn(&mut Workshop) -> BoxResult<Candidate>;
 
 /// Every variant of the vision track, in table order. A new optimization is one entry here and
 /// one function that derives its model from the workshop's baselines.
-const VARIANTS: &[MakeVariant] = &[mlp_baseline, cnn_baseline, mlp_narrow];
+const VARIANTS: &[MakeVariant] = &[
+    mlp_baseline,
+    cnn_baseline,
+    mlp_narrow,
+    mlp_int8,
+    cnn_int8,
+    mlp_pruned_50,
+    mlp_pruned_90,
+    mlp_shrunk,
+    mlp_shrunk_int8,
+    student,
+    student_int8,
+];
 
 fn mlp_baseline(w: &mut Workshop) -> BoxResult<Candidate> {
     let model = w.mlp("mlp", &w.mlp_hidden())?;
-    Ok(Candidate {
-        name: "mlp".into(),
-        technique: "baseline (fp32)".into(),
-        model,
-        flatten: true,
-    })
+    Ok(Candidate::new("mlp", "baseline (fp32)", model, true))
 }
 
 fn cnn_baseline(w: &mut Workshop) -> BoxResult<Candidate> {
     let model = w.cnn()?;
-    Ok(Candidate {
-        name: "cnn".into(),
-        technique: "convolutions (fp32)".into(),
-        model,
-        flatten: false,
-    })
+    Ok(Candidate::new("cnn", "convolutions (fp32)", model, false))
 }
 
 fn mlp_narrow(w: &mut Workshop) -> BoxResult<Candidate> {
     let hidden: Vec<usize> = w.mlp_hidden().iter().map(|h| (h / 2).max(4)).collect();
     let model = w.mlp("mlp-narrow", &hidden)?;
-    Ok(Candidate {
-        name: "mlp-narrow".into(),
-        technique: "2x narrower hidden layers (retrained)".into(),
-        model,
-        flatten: true,
-    })
+    let technique = "2x narrower hidden layers (retrained)";
+    Ok(Candidate::new("mlp-narrow", technique, model, true))
+}
+
+/// An int8 candidate: every `Linear` of `model` quantized, stored as an int8 checkpoint.
+fn int8<M: LinearLayers + 'static>(name: &str, technique: &str, model: M, flat: bool) -> Candidate {
+    let model = Rc::new(model);
+    let saved = model.clone();
+    let mut c = Candidate::new(name, technique, model.clone(), flat);
+    c.weight_bytes = Some(model_bytes(model.as_ref()) as u64);
+    c.save = Some(Rc::new(move |path: &Path| {
+        Ok(save_int8(path, saved.as_ref(), &BTreeMap::new())?)
+    }));
+    c
+}
+
+fn mlp_int8(w: &mut Workshop) -> BoxResult<Candidate> {
+    let model = w.trained_mlp()?.quantized()?;
+    Ok(int8("mlp-int8", "int8 dynamic quantization", model, true))
+}
+
+fn cnn_int8(w: &mut Workshop) -> BoxResult<Candidate> {
+    w.cnn()?;
+    let cnn = w.cnn.as_ref().ok_or("the CNN is trained first")?;
+    let model = cnn.quantized()?;
+    Ok(int8("cnn-int8", "int8 classifier (convolutions fp32)", model, false))
+}
+
+fn pruned(w: &mut Workshop, fraction: f32) -> BoxResult<Candidate> {
+    let mlp = w.trained_mlp()?;
+    let settings = w.fine_tune_settings();
+    let (model, zeros) = prune_and_fine_tune(&mlp, fraction, &w.data, &settings)?;
+    let name = format!("mlp-pruned-{:.0}", 100.0 * fraction);
+    let technique = format!(
+        "{:.0}% weights pruned by magnitude (global) + {} epoch(s) masked fine-tuning",
+        100.0 * zeros,
+        settings.epochs
+    );
+    Ok(Candidate::new(&name, &technique, Rc::new(model), true))
+}
+
+fn mlp_pruned_50(w: &mut Workshop) -> BoxResult<Candidate> {
+    pruned(w, 0.5)
+}
+
+fn mlp_pruned_90(w: &mut Workshop) -> BoxResult<Candidate> {
+    pruned(w, 0.9)
+}
+
+fn mlp_shrunk(w: &mut Workshop) -> BoxResult<Candidate> {
+    let model = w.shrunk_mlp()?;
+    let technique = "half the hidden neurons removed (L2 norm) + fine-tuning";
+    Ok(Candidate::new("mlp-shrunk-50", technique, model, true))
+}
+
+fn mlp_shrunk_int8(w: &mut Workshop) -> BoxResult<Candidate> {
+    let model = w.shrunk_mlp()?.quantized()?;
+    let technique = "structured pruning 50% + int8";
+    Ok(int8("mlp-shrunk-50-int8", technique, model, true))
+}
+
+fn student(w: &mut Workshop) -> BoxResult<Candidate> {
+    let model = w.student()?;
+    let technique = "small MLP distilled from the CNN";
+    Ok(Candidate::new("student", technique, model, true))
+}
+
+fn student_int8(w: &mut Workshop) -> BoxResult<Candidate> {
+    let model = w.student()?.quantized()?;
+    Ok(int8("student-int8", "distillation + int8", model, true))
 }
 
 /// The data, the flags and the trained models, each trained (or loaded) once when a variant
@@ -121,6 +191,8 @@ struct Workshop {
     save: Option<PathBuf>,
     mlps: BTreeMap<String, Rc<Mlp>>,
     cnn: Option<Rc<Cnn>>,
+    shrunk: Option<Rc<Mlp>>,
+    student: Option<Rc<Mlp>>,
 }
 
 impl Workshop {
@@ -268,6 +340,50 @@ impl Workshop {
         Ok(model as Rc<dyn Module>)
     }
 
+    /// The baseline MLP (trained or loaded once).
+    fn trained_mlp(&mut self) -> BoxResult<Rc<Mlp>> {
+        self.mlp("mlp", &self.mlp_hidden())?;
+        Ok(self.mlps["mlp"].clone())
+    }
+
+    /// Fine-tuning after pruning: a fifth of the baseline's epochs (at least one), a lower rate.
+    fn fine_tune_settings(&self) -> FitSettings {
+        let epochs = (self.epochs().0 / 5).max(1);
+        self.settings(epochs, 5e-4, true)
+    }
+
+    /// The baseline MLP with half its hidden neurons removed, fine-tuned (built once).
+    fn shrunk_mlp(&mut self) -> BoxResult<Rc<Mlp>> {
+        if let Some(m) = &self.shrunk {
+            return Ok(m.clone());
+        }
+        let mlp = self.trained_mlp()?;
+        let settings = self.fine_tune_settings();
+        let model = Rc::new(shrink_and_fine_tune(&mlp, 0.5, &self.data, &settings)?);
+        self.shrunk = Some(model.clone());
+        Ok(model)
+    }
+
+    /// A one-hidden-layer MLP a quarter of the baseline's first width, distilled from the CNN
+    /// (built once).
+    fn student(&mut self) -> BoxResult<Rc<Mlp>> {
+        if let Some(m) = &self.student {
+            return Ok(m.clone());
+        }
+        self.cnn()?;
+        let teacher = self.cnn.clone().ok_or("the CNN is trained first")?;
+        let sizes = [self.inputs(), self.mlp_hidden()[0] / 4, self.data.train.num_classes];
+        let settings = self.settings(self.epochs().0, 2e-3, true);
+        let kd = DistillSettings {
+            temperature: 4.0,
+            alpha: 0.7,
+        };
+        println!("student: MLP {sizes:?} distilled from the CNN, {} epochs", settings.epochs);
+        let model = Rc::new(distill(teacher.as_ref(), false, &sizes, &self.data, &settings, kd)?);
+        self.student = Some(model.clone());
+        Ok(model)
+    }
+
     /// Layer-by-layer profiles of the baselines at batch 1 (forward and backward medians).
     fn print_profiles(&mut self) -> BoxResult<()> {
         let config = ProfileConfig {
@@ -379,6 +495,46 @@ fn generation_track(args: &Args, runs: usize) -> BoxResult<GenerationMetrics> {
         .budget(Duration::from_secs(2));
     let uncached = bench.run(|| gpt.generate_uncached(&prompt, new_tokens, 0.0, None, seed))?;
     let cached = bench.run(|| gpt.generate(&prompt, new_tokens, 0.0, None, seed))?;
+
+    // int8: every Linear of a copy quantized; held-out loss and cached speed against fp32.
+    let int8 = gpt.quantized()?;
+    let held_out = tok.encode(&corpus::generate(300, 2018))?;
+    let val_loss = (
+        held_out_loss(&gpt, &held_out)?,
+        held_out_loss(&int8, &held_out)?,
+    );
+    let int8_cached = bench.run(|| int8.generate(&prompt, new_tokens, 0.0, None, seed))?;
+    let mut variants = vec![GenerationVariant {
+        name: "int8 + KV cache".into(),
+        reference: "fp32 + KV cache".into(),
+        new_tokens,
+        ms: int8_cached.millis(),
+        reference_ms: cached.millis(),
+        identical: None,
+    }];
+
+    // Batched: 8 prompts of different lengths decoded together against one after another.
+    let prompts: Vec<Vec<usize>> = (0..8)
+        .map(|i| tok.encode(&"the clever cat sees "[..4 + 2 * i]))
+        .collect::<Result<_, _>>()?;
+    let batch_tokens = (gpt.config().block_size - prompts[7].len()).min(new_tokens);
+    let one_by_one = || -> models::Result<Vec<Vec<usize>>> {
+        let rows = prompts.iter().enumerate();
+        rows.map(|(i, p)| gpt.generate(p, batch_tokens, 0.0, None, row_seed(seed, i)))
+            .collect()
+    };
+    let batched_ids = gpt.generate_batch(&prompts, batch_tokens, 0.0, None, seed)?;
+    let batched_identical = batched_ids == one_by_one()?;
+    let sequential = bench.run(one_by_one)?;
+    let batched = bench.run(|| gpt.generate_batch(&prompts, batch_tokens, 0.0, None, seed))?;
+    variants.push(GenerationVariant {
+        name: format!("{} prompts batched", prompts.len()),
+        reference: format!("{} prompts one by one", prompts.len()),
+        new_tokens: batch_tokens * prompts.len(),
+        ms: batched.millis(),
+        reference_ms: sequential.millis(),
+        identical: Some(batched_identical),
+    });
     let cfg = gpt.config();
     Ok(GenerationMetrics {
         model: format!(
@@ -392,7 +548,24 @@ fn generation_track(args: &Args, runs: usize) -> BoxResult<GenerationMetrics> {
         uncached_ms: uncached.millis(),
         cached_ms: cached.millis(),
         identical,
+        variants,
+        val_loss: Some(val_loss),
     })
+}
+
+/// Mean next-token loss of `gpt` over every non-overlapping window of `tokens` (no gradients).
+fn held_out_loss(gpt: &Gpt, tokens: &[usize]) -> BoxResult<f64> {
+    let t = gpt.config().block_size;
+    let windows = (tokens.len().saturating_sub(1)) / t;
+    if windows == 0 {
+        return Err(format!("held-out text of {} tokens is shorter than one window", tokens.len()).into());
+    }
+    let mut total = 0.0;
+    for w in 0..windows {
+        let (inputs, targets) = (&tokens[w * t..(w + 1) * t], &tokens[w * t + 1..(w + 1) * t + 1]);
+        total += no_grad(|| gpt.loss(inputs, targets, 1, t))?.item()? as f64;
+    }
+    Ok(total / windows as f64)
 }
 
 /// A short AdamW run on next-character prediction.
@@ -519,6 +692,8 @@ fn run(args: &Args) -> BoxResult<Report> {
         save: args.save.clone(),
         mlps: BTreeMap::new(),
         cnn: None,
+        shrunk: None,
+        student: None,
     };
     let candidates = VARIANTS
         .iter()
@@ -572,9 +747,30 @@ fn run(args: &Args) -> BoxResult<Report> {
             g.speedup(),
             g.identical
         );
-        if !g.identical {
+        if let Some((f, q)) = g.val_loss {
+            println!(
+                "  held-out loss fp32 {f:.4}, int8 {q:.4} ({:+.2}%)",
+                100.0 * (q - f) / f
+            );
+        }
+        for v in &g.variants {
+            println!(
+                "  {}: {:.0} tokens/s, {:.2}x {}{}",
+                v.name,
+                v.tokens_per_s(),
+                v.speedup(),
+                v.reference,
+                match v.identical {
+                    Some(true) => ", identical tokens",
+                    Some(false) => ", TOKENS DIFFER",
+                    None => "",
+                }
+            );
+        }
+        if !g.identical || g.variants.iter().any(|v| v.identical == Some(false)) {
             return Err(
-                "the KV cache changed the generated tokens (greedy decoding must match)".into(),
+                "the KV cache or batching changed the generated tokens (greedy decoding must match)"
+                    .into(),
             );
         }
         Some(g)
@@ -585,8 +781,9 @@ fn run(args: &Args) -> BoxResult<Report> {
             techniques.push(m.technique.clone());
         }
     }
-    if generation.is_some() {
+    if let Some(g) = &generation {
         techniques.push("KV cache (generation)".into());
+        techniques.extend(g.variants.iter().map(|v| format!("{} (generation)", v.name)));
     }
     let params = candidates[baseline].model.num_parameters();
     Ok(Report {
