@@ -814,7 +814,14 @@ fn summary_table(report: &Report) -> String {
         vec!["baseline".into(), b.name.clone()],
         vec![
             "best model (all-around)".into(),
-            format!("{} ({})", o.name, o.technique),
+            if report.optimized == report.baseline {
+                format!(
+                    "{} (no variant is as fast, as small and within a point)",
+                    o.name
+                )
+            } else {
+                format!("{} ({})", o.name, o.technique)
+            },
         ],
         vec![
             "accuracy".into(),
