@@ -4,8 +4,8 @@
 
 use benches::harness::{
     judge, pareto_front, quantile_sorted, t_critical_95, validate_report, BenchmarkSettings, Event,
-    GenerationMetrics, GenerationVariant, HarnessError, ModelMetrics, PeakMemory, PeakSource, Report, Summary,
-    SystemInfo,
+    GenerationMetrics, GenerationVariant, HarnessError, ModelMetrics, PeakMemory, PeakSource,
+    Report, Summary, SystemInfo,
 };
 use serde_json::{json, Value};
 

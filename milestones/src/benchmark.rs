@@ -138,9 +138,7 @@ pub fn measure(
         latency_batch_ms: big.millis(),
         batch_size: batch,
         size_bytes,
-        param_bytes: candidate
-            .weight_bytes
-            .unwrap_or(param_bytes(model) as u64),
+        param_bytes: candidate.weight_bytes.unwrap_or(param_bytes(model) as u64),
         peak_memory: big.peak_memory,
     })
 }

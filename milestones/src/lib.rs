@@ -16,12 +16,14 @@
 //! | [`plot`] | terminal and SVG training curves, labelled scatter charts |
 //! | [`shapes`] | a generated image task: noisy 16x16 shapes in 8 classes |
 //! | [`benchmark`] | measuring a classifier: held-out accuracy, latency, size, memory |
+//! | [`generation`] | the generation benchmark: uncached, KV cache, int8, batched, on equal work |
 //! | [`optimize`] | the optimization pipeline: prune and fine-tune, shrink, distill |
 
 pub mod benchmark;
 pub mod cli;
 pub mod corpus;
 pub mod course;
+pub mod generation;
 pub mod optimize;
 pub mod plot;
 pub mod progress;

@@ -111,7 +111,9 @@ pub fn distill(
                 distillation_loss(&logits, &teacher_logits, labels, kd.temperature, kd.alpha)?;
             let value = loss.item()?;
             if !value.is_finite() {
-                return Err(format!("distillation stopped at step {step}: the loss is {value}").into());
+                return Err(
+                    format!("distillation stopped at step {step}: the loss is {value}").into(),
+                );
             }
             optimizer.set_lr(schedule.lr_at(step));
             optimizer.zero_grad();

@@ -117,7 +117,9 @@ pub fn fit_classifier_with<M: Module, O: Optimizer + 'static>(
     s: &FitSettings,
     optimizer: O,
 ) -> BoxResult<(M, FitOutcome)> {
-    let train = data.loader(&data.train, s.batch_size, s.flatten)?.shuffle(s.seed);
+    let train = data
+        .loader(&data.train, s.batch_size, s.flatten)?
+        .shuffle(s.seed);
     let test = data.loader(&data.test, 500, s.flatten)?;
     let mut task = Classification::new(model, train).with_val(test);
     // Cosine annealing to zero over the whole run: large steps early, fine ones at the end.
@@ -139,7 +141,12 @@ pub fn fit_classifier_with<M: Module, O: Optimizer + 'static>(
 
 impl ImageData {
     /// A loader over `set` whose samples are flat vectors (`flatten`) or `(C, H, W)` images.
-    pub fn loader(&self, set: &ImageSet, batch_size: usize, flatten: bool) -> BoxResult<DataLoader> {
+    pub fn loader(
+        &self,
+        set: &ImageSet,
+        batch_size: usize,
+        flatten: bool,
+    ) -> BoxResult<DataLoader> {
         let [c, h, w] = set.image_shape();
         let shape: Vec<usize> = if flatten {
             vec![c * h * w]

@@ -24,8 +24,9 @@ pub struct Linear {
     pub weight: Variable,
     /// Shape `(out_features)`, if the layer has one.
     pub bias: Option<Variable>,
-    /// The int8 version the forward runs instead, once quantized.
-    quantized: Option<QuantizedLinear>,
+    /// The int8 version the forward runs instead, once quantized (boxed: most layers never are,
+    /// and an unquantized `Linear` stays two pointers and a tag).
+    quantized: Option<Box<QuantizedLinear>>,
 }
 
 impl Linear {
@@ -88,7 +89,7 @@ impl Linear {
     /// `forward` runs the int8 path with dynamic activation quantization. The `f32` parameters are
     /// kept (and still listed), so [`Linear::set_quantized`]`(None)` returns to `f32`.
     pub fn quantize_dynamic(&mut self) -> Result<()> {
-        self.quantized = Some(QuantizedLinear::from_linear(self)?);
+        self.quantized = Some(Box::new(QuantizedLinear::from_linear(self)?));
         Ok(())
     }
 
@@ -108,18 +109,18 @@ impl Linear {
                 });
             }
         }
-        self.quantized = quantized;
+        self.quantized = quantized.map(Box::new);
         Ok(())
     }
 
     /// The int8 layer `forward` runs, once quantized.
     pub fn quantized(&self) -> Option<&QuantizedLinear> {
-        self.quantized.as_ref()
+        self.quantized.as_deref()
     }
 
     /// The int8 layer, mutably (to calibrate static activation quantization).
     pub fn quantized_mut(&mut self) -> Option<&mut QuantizedLinear> {
-        self.quantized.as_mut()
+        self.quantized.as_deref_mut()
     }
 }
 
