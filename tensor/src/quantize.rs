@@ -202,7 +202,8 @@ fn row_len(shape: &[usize], granularity: Granularity) -> usize {
     }
 }
 
-/// The finite `(min, max)` of a slice (`(0, 0)` when empty); fails (naming `op`) on inf or NaN.
+/// The `(min, max)` of a slice widened to contain 0 (`(0, 0)` when empty); fails (naming `op`)
+/// on inf or NaN.
 pub fn finite_min_max(op: &'static str, shape: &[usize], x: &[f32]) -> Result<(f32, f32)> {
     let mut lo = 0.0f32;
     let mut hi = 0.0f32;
@@ -394,7 +395,8 @@ impl RangeObserver {
         Ok(())
     }
 
-    /// The `(min, max)` seen so far (`(0, 0)` before any value).
+    /// The `(min, max)` seen so far, widened to contain 0 like every quantization range
+    /// (`(0, 0)` before any value).
     pub fn min_max(&self) -> (f32, f32) {
         (self.min, self.max)
     }
