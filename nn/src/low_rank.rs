@@ -66,6 +66,31 @@ pub fn singular_values(matrix: &Tensor) -> Result<Vec<f32>> {
     Ok(svd(matrix)?.s.iter().map(|&s| s as f32).collect())
 }
 
+/// The two factors of the rank-`rank` truncation of `svd`'s matrix (`out x in`), row-major:
+/// `down = S_r^{1/2} V_r^T` (`rank x in`) and `up = U_r S_r^{1/2}` (`out x rank`).
+pub fn split_factors(svd: &Svd, rank: usize) -> (Vec<f32>, Vec<f32>) {
+    // HINT: keep the first `rank` singular triplets (U and V are row-major with k columns);
+    // HINT: down[r][j] = sqrt(s_r) * V[j][r] and up[i][r] = U[i][r] * sqrt(s_r), so that
+    // HINT: up @ down = U_r S_r V_r^T.
+    // BEGIN SOLUTION
+    let (out, inp, k) = svd.dims;
+    let root: Vec<f64> = svd.s[..rank].iter().map(|s| s.sqrt()).collect();
+    let down = (0..rank * inp)
+        .map(|x| {
+            let (r, j) = (x / inp, x % inp);
+            (root[r] * svd.v[j * k + r]) as f32
+        })
+        .collect();
+    let up = (0..out * rank)
+        .map(|x| {
+            let (i, r) = (x / rank, x % rank);
+            (svd.u[i * k + r] * root[r]) as f32
+        })
+        .collect();
+    (down, up)
+    // END SOLUTION
+}
+
 /// A `Linear` factorized as `up(down(x))`: `down` is `Linear(in, rank, no bias)`, `up` is
 /// `Linear(rank, out)` with the original bias. Parameters: `down.weight`, `up.weight`,
 /// `up.bias`.
@@ -91,25 +116,7 @@ impl LowRankLinear {
                 ),
             });
         }
-        let Svd { u, s, v, dims } = svd(&linear.weight.value())?;
-        let k = dims.2;
-        // HINT: keep the first `rank` singular triplets; down[r][j] = sqrt(s_r) * V[j][r] and
-        // HINT: up[i][r] = U[i][r] * sqrt(s_r), so up @ down = U_r S_r V_r^T.
-        // BEGIN SOLUTION
-        let root: Vec<f64> = s[..rank].iter().map(|s| s.sqrt()).collect();
-        let down: Vec<f32> = (0..rank * inp)
-            .map(|x| {
-                let (r, j) = (x / inp, x % inp);
-                (root[r] * v[j * k + r]) as f32
-            })
-            .collect();
-        let up: Vec<f32> = (0..out * rank)
-            .map(|x| {
-                let (i, r) = (x / rank, x % rank);
-                (u[i * k + r] * root[r]) as f32
-            })
-            .collect();
-        // END SOLUTION
+        let (down, up) = split_factors(&svd(&linear.weight.value())?, rank);
         Ok(LowRankLinear {
             down: Linear::from_tensors(Tensor::from_vec(down, &[rank, inp])?, None)?,
             up: Linear::from_tensors(

@@ -216,15 +216,14 @@ fn check_fraction(op: &'static str, fraction: f32) -> Result<()> {
 /// A 0/1 mask over `magnitudes` that prunes exactly `k` of them: every value below the k-th
 /// smallest, then values equal to it in order of position until `k` are pruned.
 pub fn smallest_k_mask(magnitudes: &[f32], k: usize) -> Vec<f32> {
-    let n = magnitudes.len();
-    let k = k.min(n);
-    if k == 0 {
-        return vec![1.0; n];
-    }
-    // HINT: find the k-th smallest magnitude t (select_nth_unstable_by, O(n)); prune every value
-    // HINT: < t, then values == t in order until exactly k are pruned (ties, e.g. weights that
-    // HINT: are already 0, must not prune more than asked).
+    // HINT: (k = 0 keeps everything) find the k-th smallest magnitude t (select_nth_unstable_by,
+    // HINT: O(n)); prune every value < t, then values == t in order until exactly k are pruned
+    // HINT: (ties, e.g. weights that are already 0, must not prune more than asked).
     // BEGIN SOLUTION
+    let k = k.min(magnitudes.len());
+    if k == 0 {
+        return vec![1.0; magnitudes.len()];
+    }
     let mut sorted = magnitudes.to_vec();
     let (_, &mut threshold, _) = sorted.select_nth_unstable_by(k - 1, |a, b| a.total_cmp(b));
     let below = magnitudes.iter().filter(|&&m| m < threshold).count();
