@@ -6,7 +6,7 @@
 //! | [`mlp`] | `Mlp`: a stack of Linear layers |
 //! | [`cnn`] | `Cnn`: LeNet-5 by default, conv/pool/BatchNorm stacks by config |
 //! | [`gpt`] | `Gpt` and `GptConfig`: a character- or token-level transformer language model |
-//! | [`generate`] | sampling with a KV cache (and without, for the equality test) |
+//! | [`generate`] | sampling with a KV cache (and without, for the equality test); several prompts decoded together (`generate_batch`) |
 //! | [`checkpoint`] | safetensors checkpoints with nanoGPT names and the config in the metadata |
 //! | [`trainer`] | the training loop: progress, evaluation, history, NaN stop, checkpoint and resume |
 //! | [`doctor`] | the seven checks that tell why a model does not learn, and an LR range test |

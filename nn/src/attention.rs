@@ -960,7 +960,8 @@ impl MultiHeadAttention {
         let mut out = vec![0.0f32; b * t * c];
         // HINT: row b's projection is rows[b * t * 3C ..][.. t * 3C] and its output
         // HINT: out[b * t * C ..][.. t * C]: append that row's keys and values to caches[b] (a
-        // HINT: one-sequence cache), then let caches[b] attend with the layouts of forward_cached.
+        // HINT: one-sequence cache), then let caches[b] attend with the layouts of forward_cached;
+        // HINT: finally the output projection of all rows at once, as in forward_cached.
         // BEGIN SOLUTION
         let q_at = RowLayout {
             batch: t * 3 * c,
@@ -982,10 +983,10 @@ impl MultiHeadAttention {
             cache.append_packed_row(q, t, self.n_head)?;
             cache.attend_rows_simd(q, q_at, t, y, out_at, scale);
         }
-        // END SOLUTION
         let y = Tensor::from_vec(out, &[b, t, c])?;
         self.resid_dropout
             .forward(&self.proj.forward(&Variable::constant(y))?)
+        // END SOLUTION
     }
 
     /// The checks of every cached forward: a `(B, T, C)` input, no gradients wanted, no active

@@ -21,7 +21,7 @@
 //! | [`positional`] | learned and sinusoidal positional encodings |
 //! | [`layer_norm`] | `LayerNorm` |
 //! | [`batch_norm`] | `BatchNorm1d`, `BatchNorm2d` |
-//! | [`attention`] | `MultiHeadAttention` with one typed mask convention |
+//! | [`attention`] | `MultiHeadAttention` with one typed mask convention; `KvCache` (one per sequence for batched decoding) |
 //! | [`transformer`] | pre-norm `TransformerBlock` |
 //! | [`conv`] | `Conv2d` (im2col + GEMM) |
 //! | [`prune`] | sparsity, magnitude pruning (global / per layer) and `Masks` |
