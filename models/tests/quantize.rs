@@ -264,5 +264,14 @@ fn quantized_gpt_generates_the_same_with_and_without_cache_and_round_trips() {
             loaded.generate(&prompt, 20, 1.0, Some(1), 0).unwrap(),
             cached
         );
+        // Batched decoding runs the same int8 layers: each row equals its one-by-one generation.
+        let prompts = [vec![1, 2, 3], vec![4, 5], vec![6, 7, 8, 9, 10]];
+        let batched = q.generate_batch(&prompts, 8, 0.0, None, 3).unwrap();
+        for (i, p) in prompts.iter().enumerate() {
+            let alone = q
+                .generate(p, 8, 0.0, None, models::generate::row_seed(3, i))
+                .unwrap();
+            assert_eq!(batched[i], alone, "tie {tie}: int8 batched row {i}");
+        }
     }
 }

@@ -213,8 +213,16 @@ impl TransformerBlock {
 }
 
 /// The same linear layer with its weight stored transposed: `(in, out)` contiguous in memory,
-/// seen as `(out, in)` (see [`TransformerBlock::for_batched_decoding`]).
+/// seen as `(out, in)` (see [`TransformerBlock::for_batched_decoding`]). An int8 layer
+/// ([`Linear::quantize_dynamic`]) is carried over as it is, so batched decoding of an int8 model
+/// runs the int8 kernel like single-sequence decoding does.
 pub fn transposed_layout(linear: &Linear) -> Result<Linear> {
+    if let Some(q) = linear.quantized() {
+        // An int8 layer keeps its own packed layout: carry it over, no f32 copy needed.
+        let mut copy = Linear::from_weights(linear.weight.clone(), linear.bias.clone())?;
+        copy.set_quantized(Some(q.clone()))?;
+        return Ok(copy);
+    }
     let weight = linear.weight.value().contiguous();
     let (out_features, in_features) = (linear.out_features(), linear.in_features());
     let src = weight.as_slice().unwrap_or(&[]);
