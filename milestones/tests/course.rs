@@ -204,6 +204,7 @@ fn milestone_mapping() {
     assert_eq!(names("optim"), ["perceptron-1957", "xor-1969"]);
     assert_eq!(names("tensor"), Vec::<&str>::new());
     assert!(names("models").contains(&"transformer-2017"));
+    assert!(names("models").contains(&"mlperf-2018"));
 }
 
 /// Captured `cargo test` output (stdout and stderr merged) of a chapter with a failing unit test,

@@ -330,20 +330,6 @@ fn part_distill(args: &Args, teacher: &Mlp, data: &Data) -> BoxResult<()> {
     Ok(())
 }
 
-/// The widest vector unit the kernels dispatch to on this CPU.
-fn simd_level() -> &'static str {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            return "avx512f";
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            return "avx2";
-        }
-    }
-    "baseline"
-}
-
 fn main() -> BoxResult<()> {
     models::runtime::tune_allocator();
     let args = parse_args()?;
@@ -351,7 +337,7 @@ fn main() -> BoxResult<()> {
     println!(
         "threads: {}, SIMD: {}",
         rayon::current_num_threads(),
-        simd_level()
+        tensor::softmax::simd_level()
     );
     let model = dense(&args, &data, 1)?;
     let all = args.part == "all";

@@ -203,6 +203,22 @@ pub fn with_simd<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// The vector level [`with_simd`] dispatches to on this CPU: `"avx512f"`, `"avx2+fma"`, or
+/// `"baseline"` (the compiler's default target). Every measured figure names it.
+pub fn simd_level() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return "avx512f";
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            return "avx2+fma";
+        }
+    }
+    "baseline"
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn with_avx2<R>(f: impl FnOnce() -> R) -> R {

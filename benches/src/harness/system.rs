@@ -29,27 +29,9 @@ pub struct SystemInfo {
 }
 
 /// The vector level [`tensor::softmax::with_simd`] dispatches the row kernels to, detected the
-/// same way: `avx512f`, `avx2+fma`, or the baseline (`sse2` on x86-64, `neon` on aarch64).
+/// (`avx512f`, `avx2+fma` or `baseline`; see `tensor::softmax::simd_level`).
 pub fn simd_level() -> &'static str {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            return "avx512f";
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            return "avx2+fma";
-        }
-        "sse2"
-    }
-    #[cfg(target_arch = "aarch64")]
-    {
-        "neon"
-    }
-    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-    {
-        "scalar"
-    }
+    tensor::softmax::simd_level()
 }
 
 fn cpu_model() -> String {
@@ -116,11 +98,12 @@ impl SystemInfo {
     /// One line for the terminal.
     pub fn line(&self) -> String {
         format!(
-            "{} | {} cores, {} threads | SIMD {} | {} | {} | tinytorch {}{}",
+            "{} | {} cores, {} threads | SIMD {} (int8 GEMM {:?}) | {} | {} | tinytorch {}{}",
             self.cpu_model,
             self.cores,
             self.threads,
             self.simd,
+            tensor::gemm_i8::I8Kernel::best(),
             self.os,
             self.rustc,
             self.crate_version,

@@ -37,6 +37,7 @@ use models::mlp::{Mlp, MlpConfig};
 use models::profiler::{profile_cnn, profile_mlp, ProfileConfig};
 use models::quantize::{model_bytes, save_int8, LinearLayers};
 use nn::Module;
+use tensor::quantize::CalibrationMethod;
 
 type BoxResult<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -79,6 +80,7 @@ const VARIANTS: &[MakeVariant] = &[
     cnn_baseline,
     mlp_narrow,
     mlp_int8,
+    mlp_int8_static,
     cnn_int8,
     mlp_pruned_50,
     mlp_pruned_90,
@@ -120,6 +122,19 @@ fn int8<M: LinearLayers + 'static>(name: &str, technique: &str, model: M, flat: 
 fn mlp_int8(w: &mut Workshop) -> BoxResult<Candidate> {
     let model = w.trained_mlp()?.quantized()?;
     Ok(int8("mlp-int8", "int8 dynamic quantization", model, true))
+}
+
+fn mlp_int8_static(w: &mut Workshop) -> BoxResult<Candidate> {
+    let mut model = w.trained_mlp()?.quantized()?;
+    // The first 256 training images, in batches of 64, fix one activation scale per layer.
+    let n = w.data.train.len().min(256);
+    let batches = (0..n)
+        .step_by(64)
+        .map(|start| batch_of(&w.data.train, start, 64.min(n - start), true))
+        .collect::<BoxResult<Vec<_>>>()?;
+    model.calibrate_static(&batches, CalibrationMethod::Percentile(99.99))?;
+    let technique = "int8, static activation scales (99.99th percentile, 256 images)";
+    Ok(int8("mlp-int8-static", technique, model, true))
 }
 
 fn cnn_int8(w: &mut Workshop) -> BoxResult<Candidate> {

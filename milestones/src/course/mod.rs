@@ -33,7 +33,7 @@ const CORE: &[&str] = &["tensor", "autograd", "nn", "optim"];
 const ALL: &[&str] = &CHAPTERS;
 
 /// The milestones (binaries of `milestones/src/bin/`) and the chapters whose code they run.
-pub const MILESTONES: [Milestone; 6] = [
+pub const MILESTONES: [Milestone; 7] = [
     Milestone {
         name: "perceptron-1957",
         needs: CORE,
@@ -63,6 +63,11 @@ pub const MILESTONES: [Milestone; 6] = [
         name: "doctor",
         needs: ALL,
         what: "the training doctor diagnoses broken training runs",
+    },
+    Milestone {
+        name: "mlperf-2018",
+        needs: ALL,
+        what: "int8, pruning and distillation measured honestly: accuracy, latency, size, Pareto",
     },
 ];
 
