@@ -81,16 +81,85 @@ fn quick_run_on_generated_data() {
         .iter()
         .map(|v| v["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["mlp", "cnn", "mlp-narrow"]);
+    assert_eq!(
+        names,
+        [
+            "mlp",
+            "cnn",
+            "mlp-narrow",
+            "mlp-int8",
+            "mlp-int8-static",
+            "cnn-int8",
+            "mlp-pruned-50",
+            "mlp-pruned-90",
+            "mlp-shrunk-50",
+            "mlp-shrunk-50-int8",
+            "student",
+            "student-int8"
+        ]
+    );
     assert_eq!(j["baseline"]["name"], "mlp");
-    // Eight classes: chance is 12.5%. Even the quick run's models are far above it.
+    let variant = |name: &str| {
+        j["variants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    let accuracy = |name: &str| variant(name)["accuracy"].as_f64().unwrap();
+    let size = |name: &str| variant(name)["size_bytes"].as_f64().unwrap();
+    // Eight classes: chance is 12.5%. Even the quick run's baselines are far above it.
+    for name in ["mlp", "cnn", "mlp-narrow"] {
+        assert!(accuracy(name) > 0.4, "{name} accuracy {}", accuracy(name));
+    }
     for v in j["variants"].as_array().unwrap() {
-        let acc = v["accuracy"].as_f64().unwrap();
-        assert!(acc > 0.4, "{} accuracy {acc}", v["name"]);
         assert!(v["latency_b1_ms"]["mean"].as_f64().unwrap() > 0.0);
         assert!(v["size_bytes"].as_u64().unwrap() > v["param_bytes"].as_u64().unwrap());
     }
+    // int8 keeps the accuracy of the model it converts, in about a quarter of the file.
+    for (f32_name, int8_name) in [
+        ("mlp", "mlp-int8"),
+        ("cnn", "cnn-int8"),
+        ("student", "student-int8"),
+    ] {
+        let drop = accuracy(f32_name) - accuracy(int8_name);
+        assert!(drop.abs() < 0.03, "{int8_name}: {drop} below {f32_name}");
+    }
+    assert!(size("mlp") / size("mlp-int8") > 3.5);
+    assert!(size("mlp") / size("mlp-shrunk-50-int8") > 7.0);
+    assert!(variant("mlp-pruned-90")["technique"]
+        .as_str()
+        .unwrap()
+        .starts_with("90% weights pruned"));
     assert_eq!(j["generation"]["identical"], true);
+    let generation: Vec<(String, Value)> = j["generation"]["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["name"].as_str().unwrap().to_string(),
+                v["identical"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        generation,
+        [
+            ("int8 + KV cache".to_string(), Value::Null),
+            ("8 prompts batched".to_string(), Value::Bool(true))
+        ]
+    );
+    let (f, q) = (
+        j["generation"]["val_loss_fp32"].as_f64().unwrap(),
+        j["generation"]["val_loss_int8"].as_f64().unwrap(),
+    );
+    assert!(
+        (q - f).abs() / f < 0.03,
+        "int8 held-out loss {q} vs fp32 {f}"
+    );
     assert!(j["system"]["simd"].is_string());
     assert!(std::fs::read_to_string(&svg).unwrap().starts_with("<svg"));
     // The binary's own checker accepts what it wrote.
@@ -192,5 +261,11 @@ fn quick_run_on_mnist() {
     assert_eq!(j["dataset"], "mnist");
     assert!(j["baseline"]["accuracy"].as_f64().unwrap() > 0.9, "{j}");
     assert!(j["variants"][1]["accuracy"].as_f64().unwrap() > 0.9, "{j}");
+    // int8 within a point of f32 on real digits, at about a quarter of the size.
+    let (f, q) = (&j["variants"][0], &j["variants"][3]);
+    assert_eq!(q["name"], "mlp-int8");
+    let drop = f["accuracy"].as_f64().unwrap() - q["accuracy"].as_f64().unwrap();
+    assert!(drop < 0.01, "int8 MLP {drop} below f32");
+    assert!(f["size_bytes"].as_f64().unwrap() / q["size_bytes"].as_f64().unwrap() > 3.5);
     let _ = std::fs::remove_dir_all(&dir);
 }
