@@ -28,11 +28,7 @@ pub struct SystemInfo {
     pub git_commit: Option<String>,
 }
 
-/// The vector level [`tensor::softmax::with_simd`] dispatches the row kernels to, detected the
-/// (`avx512f`, `avx2+fma` or `baseline`; see `tensor::softmax::simd_level`).
-pub fn simd_level() -> &'static str {
-    tensor::softmax::simd_level()
-}
+pub use tensor::softmax::simd_level;
 
 fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
