@@ -188,3 +188,36 @@ fn safetensors_offset_errors_name_the_tensor() {
         assert!(msg.contains(want), "{header}: {msg}");
     }
 }
+
+#[test]
+fn streaming_generation_gives_the_tokens_of_generate_as_they_come() {
+    let mut model = Gpt::new(small_config(), 9).unwrap();
+    nn::Module::eval(&mut model);
+    let prompt = [1usize, 2, 3];
+    // Longer than block_size, so the window slides while streaming.
+    let whole = model.generate(&prompt, 20, 0.8, Some(5), 42).unwrap();
+    let mut seen = Vec::new();
+    let streamed = model
+        .generate_stream(&prompt, 20, 0.8, Some(5), 42, |t| {
+            seen.push(t);
+            true
+        })
+        .unwrap();
+    assert_eq!(streamed, whole);
+    assert_eq!(seen, whole[prompt.len()..].to_vec());
+    // Stopping early keeps what was produced.
+    let mut count = 0;
+    let short = model
+        .generate_stream(&prompt, 20, 0.8, Some(5), 42, |_| {
+            count += 1;
+            count < 4
+        })
+        .unwrap();
+    assert_eq!(short, whole[..prompt.len() + 4].to_vec());
+    // The cap is a clear error before any work.
+    let msg = model
+        .generate_stream(&prompt, usize::MAX, 0.8, None, 0, |_| true)
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("over the limit of 1000000 tokens"), "{msg}");
+}
