@@ -8,6 +8,7 @@
 //! |---|---|
 //! | [`corpus`] | the embedded corpus (a generated mini-language) and its grammar checker |
 //! | [`vision`] | image datasets by name, classifier training and reporting for the image milestones |
+//! | [`own_images`] | `--images DIR`: the image milestones on a folder of the user's own pictures |
 //! | [`tasks`] | generated tasks: reverse, copy, sort (alone or mixed), blobs, noisy XOR |
 //! | [`attention_tasks`] | training a GPT on the attention proofs and measuring exact-sequence accuracy |
 //! | [`chat`] | the question-answer loop of a TinyTalks model (`--chat`) |
@@ -30,6 +31,7 @@ pub mod corpus;
 pub mod course;
 pub mod generation;
 pub mod optimize;
+pub mod own_images;
 pub mod plot;
 pub mod progress;
 pub mod report;
