@@ -56,7 +56,7 @@ impl AttentionMask {
         match self {
             AttentionMask::None => Ok(()),
             AttentionMask::Causal if s < t => Err(NnError::Invalid {
-                layer: "MultiHeadAttention",
+                op: "MultiHeadAttention",
                 reason: format!(
                     "a causal mask needs at least as many keys as queries, got T = {t} queries and S = {s} keys"
                 ),
@@ -72,7 +72,7 @@ impl AttentionMask {
                         .all(|(&m, &want)| m == 1 || m == want);
                 if !fits {
                     return Err(NnError::Invalid {
-                        layer: "MultiHeadAttention",
+                        op: "MultiHeadAttention",
                         reason: format!(
                             "keep-mask of shape {shape:?} does not broadcast to the attention scores (B, H, T, S) = {scores:?}"
                         ),
@@ -83,7 +83,7 @@ impl AttentionMask {
                 let width = shape.last().copied().unwrap_or(1).max(1);
                 if let Some(row) = values.chunks(width).position(|r| r.iter().all(|&v| v == 0.0)) {
                     return Err(NnError::Invalid {
-                        layer: "MultiHeadAttention",
+                        op: "MultiHeadAttention",
                         reason: format!(
                             "keep-mask of shape {shape:?} drops every key of its row {row}: each query must keep at least one key"
                         ),
@@ -106,7 +106,7 @@ fn scores_shape(q: &Variable, k: &Variable, v: &Variable) -> Result<[usize; 4]> 
         || qs[3] != ks[3]
     {
         return Err(NnError::Invalid {
-            layer: "attention",
+            op: "attention",
             reason: format!(
                 "q, k, v must be (B, H, T, D), (B, H, S, D), (B, H, S, Dv), got {qs:?}, {ks:?}, {vs:?}"
             ),
@@ -377,7 +377,7 @@ impl KvCache {
         if let Some(have) = self.dims.filter(|_| self.len > 0) {
             if have != dims {
                 return Err(NnError::Invalid {
-                    layer: "KvCache",
+                    op: "KvCache",
                     reason: format!(
                         "new keys with (B, H, D) = {dims:?} do not continue the cached {have:?} (same B, H and D needed; clear() starts a new sequence)"
                     ),
@@ -420,7 +420,7 @@ impl KvCache {
         let (ks, vs) = (k.shape(), v.shape());
         if ks.len() != 4 || ks != vs {
             return Err(NnError::Invalid {
-                layer: "KvCache",
+                op: "KvCache",
                 reason: format!("keys and values must both be (B, H, T, D), got {ks:?} and {vs:?}"),
             });
         }
@@ -460,7 +460,7 @@ impl KvCache {
             t > 0 && n_head > 0 && qkv.len() == t * width && width.is_multiple_of(3 * n_head);
         if !fits {
             return Err(NnError::Invalid {
-                layer: "KvCache",
+                op: "KvCache",
                 reason: format!(
                     "a row of {} floats is not T = {t} positions of 3C with C a multiple of n_head = {n_head}",
                     qkv.len()
@@ -526,7 +526,7 @@ impl KvCache {
             && shape[2] <= self.len;
         if !fits {
             return Err(NnError::Invalid {
-                layer: "KvCache",
+                op: "KvCache",
                 reason: format!(
                     "queries must be (B, H, T, D) with (B, H, D) = {:?} and T <= {} cached positions, got {shape:?}",
                     self.dims(),
@@ -691,7 +691,7 @@ fn packed_dims(
 ) -> Result<(usize, usize, usize)> {
     if shape.len() != 3 || n_head == 0 || !shape[2].is_multiple_of(3 * n_head) {
         return Err(NnError::Invalid {
-            layer,
+            op: layer,
             reason: format!(
                 "qkv must be (B, T, 3C) with C a multiple of n_head = {n_head}, got {shape:?}"
             ),
@@ -725,7 +725,7 @@ impl MultiHeadAttention {
         } = *config;
         if n_head == 0 || n_embd == 0 || !n_embd.is_multiple_of(n_head) {
             return Err(NnError::Invalid {
-                layer: "MultiHeadAttention",
+                op: "MultiHeadAttention",
                 reason: format!(
                     "n_embd ({n_embd}) must be a positive multiple of n_head ({n_head})"
                 ),
@@ -760,7 +760,7 @@ impl MultiHeadAttention {
             && qkv.out_features() == 3 * c;
         if !fits {
             return Err(NnError::Invalid {
-                layer: "MultiHeadAttention",
+                op: "MultiHeadAttention",
                 reason: format!(
                     "needs qkv weight (3C, C) and proj weight (C, C) with C a multiple of n_head = {n_head}, got {:?} and {:?}",
                     qkv.weight.shape(),
@@ -797,7 +797,7 @@ impl MultiHeadAttention {
         let shape = x.shape();
         if shape.len() != 3 || shape[2] != self.n_embd {
             return Err(NnError::Invalid {
-                layer: "MultiHeadAttention",
+                op: "MultiHeadAttention",
                 reason: format!(
                     "input must be (B, T, C) with C = n_embd = {}, got shape {shape:?}",
                     self.n_embd
@@ -943,7 +943,7 @@ impl MultiHeadAttention {
         let shape = x_new.shape();
         if caches.len() != shape[0] {
             return Err(NnError::Invalid {
-                layer: "KvCache",
+                op: "KvCache",
                 reason: format!(
                     "{} caches for a batch of {} sequences (one cache per row of (B, T, C) = {shape:?})",
                     caches.len(),
@@ -1000,14 +1000,14 @@ impl MultiHeadAttention {
             && (x_new.requires_grad() || trainable(&self.qkv) || trainable(&self.proj));
         if needs_graph {
             return Err(NnError::Invalid {
-                layer: "KvCache",
+                op: "KvCache",
                 reason: "cached attention computes no gradients: run it under no_grad (as generation does)"
                     .to_string(),
             });
         }
         if self.attention_dropout_active() {
             return Err(NnError::Invalid {
-                layer: "KvCache",
+                op: "KvCache",
                 reason: format!(
                     "attention dropout {} is active: call eval() before decoding with a cache",
                     self.attn_dropout.p()
