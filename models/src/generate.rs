@@ -116,7 +116,7 @@ pub const MAX_NEW_TOKENS: usize = 1_000_000;
 pub fn check_max_new_tokens(what: &'static str, max_new_tokens: usize) -> Result<()> {
     if max_new_tokens > MAX_NEW_TOKENS {
         return Err(ModelError::Invalid {
-            what,
+            op: what,
             reason: format!(
                 "max_new_tokens = {max_new_tokens} is over the limit of {MAX_NEW_TOKENS} tokens per call"
             ),
