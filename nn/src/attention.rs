@@ -22,12 +22,8 @@
 //!   (for one new token, a matrix-vector product per head). The output equals the uncached
 //!   forward on the whole sequence; it runs under `no_grad` (inference only).
 
-use autograd::{custom_op, GradFn, Variable};
+use autograd::Variable;
 use tensor::kv_attention::{dot, weighted_sum};
-use tensor::sdpa::{
-    packed_attention as packed_kernel, packed_attention_backward,
-    scaled_dot_product_attention as sdpa, scaled_dot_product_attention_backward,
-};
 use tensor::simd::fast_exp;
 use tensor::{Tensor, TensorRng};
 
@@ -167,49 +163,9 @@ fn shape_head(q: &Variable) -> usize {
     q.shape().last().copied().unwrap_or(1).max(1)
 }
 
-/// The backward of the fused attention node: gradients of `q`, `k`, `v` from the saved output
-/// and per-row log-sum-exp (the probabilities are recomputed, never stored).
-pub struct ScaledDotProductAttentionBackward {
-    q: Variable,
-    k: Variable,
-    v: Variable,
-    out: Tensor,
-    lse: Tensor,
-    scale: f32,
-    causal: bool,
-}
-
-impl GradFn for ScaledDotProductAttentionBackward {
-    fn name(&self) -> &'static str {
-        "ScaledDotProductAttentionBackward"
-    }
-
-    fn inputs(&self) -> Vec<Variable> {
-        vec![self.q.clone(), self.k.clone(), self.v.clone()]
-    }
-
-    fn backward(&self, grad_output: &Tensor) -> autograd::Result<Vec<Option<Tensor>>> {
-        let (dq, dk, dv) = scaled_dot_product_attention_backward(
-            &self.q.value(),
-            &self.k.value(),
-            &self.v.value(),
-            &self.out,
-            &self.lse,
-            grad_output,
-            self.scale,
-            self.causal,
-        )?;
-        let keep = |v: &Variable, g: Tensor| v.requires_grad().then_some(g);
-        Ok(vec![
-            keep(&self.q, dq),
-            keep(&self.k, dk),
-            keep(&self.v, dv),
-        ])
-    }
-}
-
 /// `softmax(q k^T / sqrt(d) + mask) v` for `q` `(B, H, T, D)`, `k` `(B, H, S, D)`, `v`
-/// `(B, H, S, Dv)`. `None` and `Causal` run as one fused node (`ScaledDotProductAttentionBackward`);
+/// `(B, H, S, Dv)`. `None` and `Causal` run as one fused node
+/// ([`Variable::scaled_dot_product_attention`], whose backward lives with autograd's other ops);
 /// a `Keep` mask uses the composed [`attention`]. Strided views (heads) are read in place.
 pub fn scaled_dot_product_attention(
     q: &Variable,
@@ -225,71 +181,18 @@ pub fn scaled_dot_product_attention(
         AttentionMask::Keep(_) => return Ok(attention(q, k, v, mask, None)?.0),
     };
     let scale = 1.0 / (shape_head(q) as f32).sqrt();
-    let (qv, kv, vv) = (q.value(), k.value(), v.value());
-    let (out, lse) = sdpa(&qv, &kv, &vv, scale, causal)?;
-    let grad_fn = ScaledDotProductAttentionBackward {
-        q: q.clone(),
-        k: k.clone(),
-        v: v.clone(),
-        out: out.clone(),
-        lse,
-        scale,
-        causal,
-    };
-    Ok(custom_op(out, &[q, k, v], grad_fn)?)
-}
-
-/// The backward of [`packed_attention`]: the gradient of the whole `(B, T, 3C)` projection in
-/// one buffer, in the projection's own layout.
-pub struct PackedAttentionBackward {
-    qkv: Variable,
-    out: Tensor,
-    lse: Tensor,
-    n_head: usize,
-    scale: f32,
-    causal: bool,
-}
-
-impl GradFn for PackedAttentionBackward {
-    fn name(&self) -> &'static str {
-        "PackedAttentionBackward"
-    }
-
-    fn inputs(&self) -> Vec<Variable> {
-        vec![self.qkv.clone()]
-    }
-
-    fn backward(&self, grad_output: &Tensor) -> autograd::Result<Vec<Option<Tensor>>> {
-        let dqkv = packed_attention_backward(
-            &self.qkv.value(),
-            &self.out,
-            &self.lse,
-            grad_output,
-            self.n_head,
-            self.scale,
-            self.causal,
-        )?;
-        Ok(vec![Some(dqkv)])
-    }
+    Ok(q.scaled_dot_product_attention(k, v, scale, causal)?)
 }
 
 /// Multi-head attention (no mask, or causal) straight from a fused projection `qkv` of shape
 /// `(B, T, 3C)`: queries, keys and values of `n_head` heads side by side. Returns `(B, T, C)`
-/// with the heads merged, as one graph node whose gradient lands in `qkv`'s layout. The same
-/// as [`MultiHeadAttention::split_heads`], [`scaled_dot_product_attention`] and a merge.
+/// with the heads merged, as one graph node whose gradient lands in `qkv`'s layout
+/// ([`Variable::packed_attention`]). The same as [`MultiHeadAttention::split_heads`],
+/// [`scaled_dot_product_attention`] and a merge.
 pub fn packed_attention(qkv: &Variable, n_head: usize, causal: bool) -> Result<Variable> {
     let (_, _, c) = packed_dims("packed_attention", &qkv.shape(), n_head)?;
     let scale = 1.0 / ((c / n_head) as f32).sqrt();
-    let (out, lse) = packed_kernel(&qkv.value(), n_head, scale, causal)?;
-    let grad_fn = PackedAttentionBackward {
-        qkv: qkv.clone(),
-        out: out.clone(),
-        lse,
-        n_head,
-        scale,
-        causal,
-    };
-    Ok(custom_op(out, &[qkv], grad_fn)?)
+    Ok(qkv.packed_attention(n_head, scale, causal)?)
 }
 
 /// Sizes of a [`MultiHeadAttention`].
@@ -853,7 +756,7 @@ impl MultiHeadAttention {
         let scale = 1.0 / (d as f32).sqrt();
         let y = if cache.is_empty() {
             // Prefill: exactly the uncached causal attention of these positions.
-            let (y, _) = packed_kernel(&qkv, self.n_head, scale, true)?;
+            let (y, _) = tensor::sdpa::packed_attention(&qkv, self.n_head, scale, true)?;
             cache.append_packed(&qkv, self.n_head)?;
             y
         } else {
