@@ -72,7 +72,7 @@ impl Embedding {
                     "token id {} at position {pos} (index {:?} of shape {shape:?}) is out of \
                      range for a vocabulary of {vocab}",
                     ids[pos],
-                    unravel(pos, shape)
+                    tensor::shape::unravel_index(pos, shape)
                 ),
             });
         }
@@ -89,16 +89,6 @@ impl Embedding {
         Ok(rows.reshape_to(&out_shape)?)
         // END SOLUTION
     }
-}
-
-/// The multi-index of flat position `i` in a row-major `shape`.
-fn unravel(mut i: usize, shape: &[usize]) -> Vec<usize> {
-    let mut index = vec![0; shape.len()];
-    for (d, &n) in shape.iter().enumerate().rev() {
-        index[d] = i % n.max(1);
-        i /= n.max(1);
-    }
-    index
 }
 
 /// Token ids stored as floats (how ids travel inside a `Variable`), checked to be whole and
