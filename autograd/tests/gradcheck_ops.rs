@@ -1,4 +1,4 @@
-//! Grader tests for chapter 05, part 1: every differentiable op passes `gradcheck` at random
+//! Grader tests for chapter 2 (`autograd`), part 1: every differentiable op passes `gradcheck` at random
 //! shapes, including broadcast inputs and non-contiguous views.
 
 #![allow(clippy::cloned_ref_to_slice_refs)] // `&[x.clone()]` reads better than `from_ref` in tests

@@ -1,4 +1,4 @@
-//! Grader tests for chapter 01: constructors, broadcasting, elementwise ops, reductions, shape ops,
+//! Grader tests for chapter 1 (`tensor`): constructors, broadcasting, elementwise ops, reductions, shape ops,
 //! activations and their backward kernels, display and errors.
 
 use tensor::activation::{gelu_backward, relu_backward, sigmoid_backward, tanh_backward};
