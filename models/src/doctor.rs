@@ -23,7 +23,8 @@
 //! that one is already at the edge of divergence).
 //!
 //! The doctor works on any model through two small traits: [`DoctorSubject`] (named parameters
-//! and a loss on a batch; [`ModuleSubject`] adapts any `nn::Module` with the standard losses) and
+//! and a loss on a batch; [`ModuleSubject`] adapts any `nn::Module` with the standard losses, and
+//! a [`Gpt`] is a subject itself) and
 //! [`DoctorData`] (the batches of an epoch; implemented for `data::DataLoader` and, through
 //! [`LmData`], for `data::LmBatcher`). The model is built by a closure, so every check that trains
 //! starts from a fresh copy and the caller's model is never touched, and so is the optimizer
@@ -74,6 +75,7 @@ use nn::Module;
 use optim::Optimizer;
 
 use crate::error::{ModelError, Result};
+use crate::gpt::Gpt;
 
 /// Check 1's name.
 pub const DATA_ALIGNMENT: &str = "data alignment";
@@ -240,10 +242,9 @@ impl<M: Module> DoctorSubject for ModuleSubject<M> {
     }
 }
 
-/// The usual loss for each kind of batch: cross-entropy of `(N, C)` outputs against class
-/// targets, mean squared error against value targets, and for language-model windows
-/// cross-entropy of `(B, T, V)` logits (the model gets the ids as an `f32` tensor `[B, T]`)
-/// against the next-token targets.
+/// The usual loss of a labelled batch: cross-entropy of `(N, C)` outputs against class targets,
+/// mean squared error against value targets. Language-model windows hold token ids, which a
+/// float-in `Module` cannot read: a model of token ids is a subject itself (as [`Gpt`] is).
 pub fn standard_loss(model: &dyn Module, batch: &DoctorBatch) -> Result<Variable> {
     match batch {
         DoctorBatch::Supervised(b) => {
@@ -257,15 +258,34 @@ pub fn standard_loss(model: &dyn Module, batch: &DoctorBatch) -> Result<Variable
                 )?),
             }
         }
-        DoctorBatch::Lm(b) => {
-            let logits = model.forward(&Variable::constant(b.inputs_tensor()?))?;
-            Ok(cross_entropy(
-                &logits,
-                &b.targets,
-                None,
-                0.0,
-                Reduction::Mean,
-            )?)
+        DoctorBatch::Lm(b) => Err(ModelError::Invalid {
+            what: "standard_loss",
+            reason: format!(
+                "a language-model batch ({} x {} token ids) needs a model of token ids: \
+                 implement DoctorSubject for it (as Gpt does)",
+                b.batch_size, b.block_size
+            ),
+        }),
+    }
+}
+
+/// A GPT is diagnosed as it trains: next-token cross-entropy of language-model windows.
+impl DoctorSubject for Gpt {
+    fn named_parameters(&self) -> Vec<(String, Variable)> {
+        Module::named_parameters(self)
+    }
+
+    fn loss(&mut self, batch: &DoctorBatch) -> Result<Variable> {
+        match batch {
+            DoctorBatch::Lm(b) => {
+                self.train();
+                Gpt::loss(self, &b.inputs, &b.targets, b.batch_size, b.block_size)
+            }
+            DoctorBatch::Supervised(_) => Err(ModelError::Invalid {
+                what: "Gpt (doctor)",
+                reason: "a GPT needs language-model batches (token windows), got labelled samples"
+                    .into(),
+            }),
         }
     }
 }

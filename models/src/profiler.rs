@@ -771,39 +771,56 @@ pub fn profile_cnn(cnn: &Cnn, input: &Tensor, config: &ProfileConfig) -> Result<
     profile_stack(&stack, &input, config)
 }
 
-/// A GPT's token and position embeddings as one layer (ids in, `(B, T, C)` out).
-struct GptEmbeddings<'a>(&'a Gpt);
+/// A GPT's token and position embeddings as one layer, bound to the token ids it looks up
+/// (ids are not floats, so they cannot travel as the layer's input tensor: the input the
+/// profiler passes only carries the `(B, T)` shape, checked against the ids).
+struct GptEmbeddings<'a> {
+    gpt: &'a Gpt,
+    ids: &'a [usize],
+    shape: [usize; 2],
+}
 
 impl Module for GptEmbeddings<'_> {
     fn forward(&self, input: &Variable) -> nn::Result<Variable> {
-        let ids = nn::embedding::ids_from_tensor(&input.value())?;
-        let tok = self.0.wte.forward_ids(&ids, &input.shape())?;
-        self.0.wpe.forward_at(&tok, 0)
+        if input.shape() != self.shape {
+            return Err(nn::NnError::Invalid {
+                layer: "GptEmbeddings",
+                reason: format!(
+                    "the ids are bound as {:?} but the input has shape {:?}",
+                    self.shape,
+                    input.shape()
+                ),
+            });
+        }
+        let tok = self.gpt.wte.forward_ids(self.ids, &self.shape)?;
+        self.gpt.wpe.forward_at(&tok, 0)
     }
 
     fn named_parameters(&self) -> Vec<(String, Variable)> {
         vec![
-            ("wte.weight".into(), self.0.wte.weight.clone()),
-            ("wpe.weight".into(), self.0.wpe.weight.clone()),
+            ("wte.weight".into(), self.gpt.wte.weight.clone()),
+            ("wpe.weight".into(), self.gpt.wpe.weight.clone()),
         ]
     }
 }
 
-/// Profile a [`Gpt`] on token ids `(B, T)` (as `f32`): `embeddings` (token + position lookups,
-/// no FLOPs counted), each block `h.{i}` ([`FlopRule::Transformer`]), `ln_f` and `lm_head`
-/// (`2 * B * T * C * vocab_size`). The embedding dropout is left out. A tied head's weight is
-/// counted once, in `embeddings`.
-pub fn profile_gpt(gpt: &Gpt, ids: &Tensor, config: &ProfileConfig) -> Result<Profile> {
-    let shape = ids.shape();
-    if shape.len() != 2 {
-        return Err(ModelError::Invalid {
-            what: "profile_gpt",
-            reason: format!("ids must be (B, T), got shape {shape:?}"),
-        });
-    }
-    let flat = nn::embedding::ids_from_tensor(ids)?;
-    gpt.check_ids("profile_gpt", &flat, shape[0], shape[1])?;
-    let embeddings = GptEmbeddings(gpt);
+/// Profile a [`Gpt`] on the row-major `(batch, t)` token ids: `embeddings` (token + position
+/// lookups, no FLOPs counted), each block `h.{i}` ([`FlopRule::Transformer`]), `ln_f` and
+/// `lm_head` (`2 * B * T * C * vocab_size`). The embedding dropout is left out. A tied head's
+/// weight is counted once, in `embeddings`.
+pub fn profile_gpt(
+    gpt: &Gpt,
+    ids: &[usize],
+    batch: usize,
+    t: usize,
+    config: &ProfileConfig,
+) -> Result<Profile> {
+    gpt.check_ids("profile_gpt", ids, batch, t)?;
+    let embeddings = GptEmbeddings {
+        gpt,
+        ids,
+        shape: [batch, t],
+    };
     let mut layers = vec![ProfileLayer::new("embeddings", &embeddings)
         .kind("wte + wpe")
         .flops(FlopRule::Uncounted)];
@@ -826,7 +843,7 @@ pub fn profile_gpt(gpt: &Gpt, ids: &Tensor, config: &ProfileConfig) -> Result<Pr
         }
     );
     layers.push(ProfileLayer::new("lm_head", &gpt.lm_head).kind(head));
-    profile(&layers, ids, config)
+    profile(&layers, &Tensor::zeros(&[batch, t]), config)
 }
 
 #[cfg(test)]
