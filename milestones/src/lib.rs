@@ -8,7 +8,9 @@
 //! |---|---|
 //! | [`corpus`] | the embedded corpus (a generated mini-language) and its grammar checker |
 //! | [`vision`] | image datasets by name, classifier training and reporting for the image milestones |
-//! | [`tasks`] | generated tasks: reversal, blobs, noisy XOR |
+//! | [`tasks`] | generated tasks: reverse, copy, sort (alone or mixed), blobs, noisy XOR |
+//! | [`attention_tasks`] | training a GPT on the attention proofs and measuring exact-sequence accuracy |
+//! | [`chat`] | the question-answer loop of a TinyTalks model (`--chat`) |
 //! | [`course`] | course mode: student editions, chapter grading, milestone unlocking (the `course` binary) |
 //! | [`cli`] | the common flags (`--data-dir`, `--dataset`, `--epochs`, `--steps`, `--seed`, `--json`, `--plot`, `--quick`) |
 //! | [`progress`] | progress bars |
@@ -18,8 +20,11 @@
 //! | [`benchmark`] | measuring a classifier: held-out accuracy, latency, size, memory |
 //! | [`generation`] | the generation benchmark: uncached, KV cache, int8, batched, on equal work |
 //! | [`optimize`] | the optimization pipeline: prune and fine-tune, shrink, distill |
+//! | [`variants`] | the vision track's variants of `mlperf-2018` and the workshop that builds them |
 
+pub mod attention_tasks;
 pub mod benchmark;
+pub mod chat;
 pub mod cli;
 pub mod corpus;
 pub mod course;
@@ -30,4 +35,5 @@ pub mod progress;
 pub mod report;
 pub mod shapes;
 pub mod tasks;
+pub mod variants;
 pub mod vision;
