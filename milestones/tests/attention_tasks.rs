@@ -218,7 +218,7 @@ fn chat_answers_like_the_training_text() {
             x.extend_from_slice(&long[*s..s + t]);
             y.extend_from_slice(&long[s + 1..s + t + 1]);
         }
-        let logits = gpt.forward(&x, starts.len(), t).unwrap();
+        let logits = gpt.logits(&x, starts.len(), t).unwrap();
         let loss = logits.cross_entropy(&y, None, 0.0).unwrap();
         opt.zero_grad();
         loss.backward().unwrap();

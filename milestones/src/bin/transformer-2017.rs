@@ -570,7 +570,7 @@ fn reverse_greedy(gpt: &Gpt, rows: &[Vec<usize>], len: usize) -> BoxResult<usize
     for _ in 0..len {
         let t = seqs[0].len();
         let flat: Vec<usize> = seqs.iter().flatten().copied().collect();
-        let logits = no_grad(|| gpt.forward(&flat, seqs.len(), t))?.value();
+        let logits = no_grad(|| gpt.logits(&flat, seqs.len(), t))?.value();
         let v = logits.shape()[2];
         let values = logits.to_vec();
         for (b, seq) in seqs.iter_mut().enumerate() {
@@ -645,7 +645,7 @@ fn run_reverse(args: &Args) -> BoxResult<RunReport> {
             inputs.extend_from_slice(&r[..2 * len]);
             targets.extend((1..=2 * len).map(|i| if i > len { r[i] } else { ignore }));
         }
-        let logits = gpt.forward(&inputs, rows.len(), 2 * len)?;
+        let logits = gpt.logits(&inputs, rows.len(), 2 * len)?;
         let loss = logits.cross_entropy(&targets, Some(ignore), 0.0)?;
         let value = loss.item()?;
         if !value.is_finite() {
