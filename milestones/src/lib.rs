@@ -8,9 +8,11 @@
 //! |---|---|
 //! | [`corpus`] | the embedded corpus (a generated mini-language) and its grammar checker |
 //! | [`vision`] | image datasets by name, classifier training and reporting for the image milestones |
+//! | [`textgen`] | text generation checks: prompt characters outside the vocabulary, empty corpus, streamed output |
 //! | [`tasks`] | generated tasks: reversal, blobs, noisy XOR |
 //! | [`course`] | course mode: student editions, chapter grading, milestone unlocking (the `course` binary) |
 //! | [`cli`] | the common flags (`--data-dir`, `--dataset`, `--epochs`, `--steps`, `--seed`, `--json`, `--plot`, `--quick`) |
+//! | [`guard`] | stop instead of reporting garbage: non-finite or diverged loss, non-finite weights; files read |
 //! | [`progress`] | progress bars |
 //! | [`report`] | results table and JSON output |
 //! | [`plot`] | terminal and SVG training curves, labelled scatter charts |
@@ -24,10 +26,12 @@ pub mod cli;
 pub mod corpus;
 pub mod course;
 pub mod generation;
+pub mod guard;
 pub mod optimize;
 pub mod plot;
 pub mod progress;
 pub mod report;
 pub mod shapes;
 pub mod tasks;
+pub mod textgen;
 pub mod vision;
