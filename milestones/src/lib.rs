@@ -9,7 +9,10 @@
 //! | [`corpus`] | the embedded corpus (a generated mini-language) and its grammar checker |
 //! | [`vision`] | image datasets by name, classifier training and reporting for the image milestones |
 //! | [`textgen`] | text generation checks: prompt characters outside the vocabulary, empty corpus, streamed output |
-//! | [`tasks`] | generated tasks: reversal, blobs, noisy XOR |
+//! | [`own_images`] | `--images DIR`: the image milestones on a folder of the user's own pictures |
+//! | [`tasks`] | generated tasks: reverse, copy, sort (alone or mixed), blobs, noisy XOR |
+//! | [`attention_tasks`] | training a GPT on the attention proofs and measuring exact-sequence accuracy |
+//! | [`chat`] | the question-answer loop of a TinyTalks model (`--chat`) |
 //! | [`course`] | course mode: student editions, chapter grading, milestone unlocking (the `course` binary) |
 //! | [`cli`] | the common flags (`--data-dir`, `--dataset`, `--epochs`, `--steps`, `--seed`, `--json`, `--plot`, `--quick`) |
 //! | [`guard`] | stop instead of reporting garbage: non-finite or diverged loss, non-finite weights; files read |
@@ -20,18 +23,23 @@
 //! | [`benchmark`] | measuring a classifier: held-out accuracy, latency, size, memory |
 //! | [`generation`] | the generation benchmark: uncached, KV cache, int8, batched, on equal work |
 //! | [`optimize`] | the optimization pipeline: prune and fine-tune, shrink, distill |
+//! | [`variants`] | the vision track's variants of `mlperf-2018` and the workshop that builds them |
 
+pub mod attention_tasks;
 pub mod benchmark;
+pub mod chat;
 pub mod cli;
 pub mod corpus;
 pub mod course;
 pub mod generation;
 pub mod guard;
 pub mod optimize;
+pub mod own_images;
 pub mod plot;
 pub mod progress;
 pub mod report;
 pub mod shapes;
 pub mod tasks;
 pub mod textgen;
+pub mod variants;
 pub mod vision;

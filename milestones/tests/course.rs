@@ -540,3 +540,41 @@ fn chapter_readmes_have_the_five_sections() {
         );
     }
 }
+
+/// Every chapter carries one number, its place in `CHAPTERS`, everywhere it is named: COURSE.md's
+/// table, the crate README's title, the `lib.rs` header and the Cargo.toml description.
+#[test]
+fn chapter_numbers_agree_everywhere() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let read = |path: PathBuf| {
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    };
+    let course = read(root.join("COURSE.md"));
+    for (i, name) in CHAPTERS.iter().enumerate() {
+        let n = i + 1;
+        let row = format!("| {n} | [`{name}`]({name}/README.md) |");
+        assert!(course.contains(&row), "COURSE.md has no row `{row}`");
+        let readme = read(root.join(name).join("README.md"));
+        let title = format!("# Chapter {n} — `{name}`:");
+        assert!(
+            readme.lines().next().unwrap_or("").starts_with(&title),
+            "{name}/README.md must start with `{title}`"
+        );
+        let lib = read(root.join(name).join("src/lib.rs"));
+        let header = lib.lines().next().unwrap_or("");
+        assert!(
+            header.starts_with(&format!("//! # {name}:"))
+                && header.ends_with(&format!("(chapter {n})")),
+            "{name}/src/lib.rs header `{header}` must end with `(chapter {n})`"
+        );
+        let toml = read(root.join(name).join("Cargo.toml"));
+        let description = toml
+            .lines()
+            .find(|l| l.starts_with("description"))
+            .unwrap_or("");
+        assert!(
+            description.ends_with(&format!("(chapter {n})\"")),
+            "{name}/Cargo.toml description `{description}` must end with `(chapter {n})`"
+        );
+    }
+}

@@ -182,7 +182,7 @@ impl LmData {
     pub fn new(batcher: LmBatcher, batches_per_epoch: usize) -> Result<LmData> {
         if batches_per_epoch == 0 {
             return Err(ModelError::Invalid {
-                what: "LmData::new",
+                op: "LmData::new",
                 reason: "batches_per_epoch must be at least 1".into(),
             });
         }
@@ -316,7 +316,7 @@ impl DoctorConfig {
     fn validate(&self) -> Result<()> {
         let bad = |reason: String| {
             Err(ModelError::Invalid {
-                what: "DoctorConfig",
+                op: "DoctorConfig",
                 reason,
             })
         };
@@ -1224,7 +1224,7 @@ impl LrRangeConfig {
             return Ok(());
         }
         Err(ModelError::Invalid {
-            what: "LrRangeConfig",
+            op: "LrRangeConfig",
             reason: format!(
                 "need 0 < start_lr < end_lr (got {} and {}), steps >= 2 (got {}), smoothing in \
                  [0, 1) (got {}) and divergence > 1 (got {})",
@@ -1302,7 +1302,7 @@ pub fn lr_range_test(
     config.validate()?;
     if batches.is_empty() {
         return Err(ModelError::Invalid {
-            what: "lr_range_test",
+            op: "lr_range_test",
             reason: "no batch to train on".into(),
         });
     }

@@ -125,7 +125,7 @@ impl GptConfig {
             Ok(())
         } else {
             Err(ModelError::Invalid {
-                what: "GptConfig",
+                op: "GptConfig",
                 reason: problems.join("; "),
             })
         }
@@ -190,7 +190,7 @@ impl GptConfig {
         };
         if !problems.is_empty() {
             return Err(ModelError::Invalid {
-                what: "GptConfig",
+                op: "GptConfig",
                 reason: problems.join("; "),
             });
         }
@@ -339,7 +339,7 @@ impl Gpt {
         batch: usize,
         t: usize,
     ) -> Result<()> {
-        let invalid = |reason: String| Err(ModelError::Invalid { what, reason });
+        let invalid = |reason: String| Err(ModelError::Invalid { op: what, reason });
         if batch == 0 || t == 0 {
             return invalid(format!(
                 "batch ({batch}) and sequence length ({t}) must be at least 1"
@@ -448,7 +448,7 @@ impl Module for Gpt {
         let shape = input.shape();
         if shape.len() != 2 {
             return Err(nn::NnError::Invalid {
-                layer: "Gpt",
+                op: "Gpt",
                 reason: format!("ids must be (B, T), got shape {shape:?}"),
             });
         }
@@ -456,7 +456,7 @@ impl Module for Gpt {
         Gpt::forward(self, &ids, shape[0], shape[1]).map_err(|e| match e {
             ModelError::Nn(e) => e,
             other => nn::NnError::Invalid {
-                layer: "Gpt",
+                op: "Gpt",
                 reason: other.to_string(),
             },
         })

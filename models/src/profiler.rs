@@ -535,7 +535,7 @@ fn median(mut times: Vec<Duration>) -> Duration {
 pub fn profile(layers: &[ProfileLayer], input: &Tensor, config: &ProfileConfig) -> Result<Profile> {
     if config.repeats == 0 {
         return Err(ModelError::Invalid {
-            what: "profile",
+            op: "profile",
             reason: "repeats must be at least 1".into(),
         });
     }
@@ -716,7 +716,7 @@ pub fn profile_cnn(cnn: &Cnn, input: &Tensor, config: &ProfileConfig) -> Result<
             .get(&name)
             .cloned()
             .ok_or_else(|| ModelError::Invalid {
-                what: "profile_cnn",
+                op: "profile_cnn",
                 reason: format!("the model has no parameter '{name}'"),
             })
     };
@@ -797,7 +797,7 @@ pub fn profile_gpt(gpt: &Gpt, ids: &Tensor, config: &ProfileConfig) -> Result<Pr
     let shape = ids.shape();
     if shape.len() != 2 {
         return Err(ModelError::Invalid {
-            what: "profile_gpt",
+            op: "profile_gpt",
             reason: format!("ids must be (B, T), got shape {shape:?}"),
         });
     }

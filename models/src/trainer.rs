@@ -133,7 +133,7 @@ fn usize_field(v: &Value, key: &str, what: &'static str) -> Result<usize> {
         .and_then(Value::as_u64)
         .map(|n| n as usize)
         .ok_or_else(|| ModelError::Invalid {
-            what,
+            op: what,
             reason: format!("position {v} has no integer '{key}'"),
         })
 }
@@ -224,7 +224,7 @@ impl<M: Module> Classification<M> {
         }
         if n == 0 {
             return Err(ModelError::Invalid {
-                what: "Classification::evaluate",
+                op: "Classification::evaluate",
                 reason: "the validation loader has no samples".into(),
             });
         }
@@ -251,7 +251,7 @@ impl<M: Module> TrainTask for Classification<M> {
     fn next_batch(&mut self) -> Result<usize> {
         if self.train.is_empty() {
             return Err(ModelError::Invalid {
-                what: "Classification",
+                op: "Classification",
                 reason: "the training loader has no batches".into(),
             });
         }
@@ -288,7 +288,7 @@ impl<M: Module> TrainTask for Classification<M> {
 
     fn loss(&mut self) -> Result<Variable> {
         let batch = self.current.as_ref().ok_or(ModelError::Invalid {
-            what: "Classification::loss",
+            op: "Classification::loss",
             reason: "no batch yet: call next_batch first".into(),
         })?;
         if !self.training {
@@ -415,7 +415,7 @@ where
 
     fn loss(&mut self) -> Result<Variable> {
         let batch = self.current.as_ref().ok_or(ModelError::Invalid {
-            what: "LanguageModel::loss",
+            op: "LanguageModel::loss",
             reason: "no batch yet: call next_batch first".into(),
         })?;
         if !self.training {
@@ -587,7 +587,7 @@ impl History {
     /// Parse [`History::to_json`].
     pub fn from_json(v: &Value) -> Result<History> {
         let bad = |reason: String| ModelError::Invalid {
-            what: "History::from_json",
+            op: "History::from_json",
             reason,
         };
         let num = |r: &Value, k: &str| r.get(k).and_then(Value::as_f64);
@@ -769,7 +769,7 @@ impl TrainerConfig {
         let zero = |what: &str, v: Option<usize>| {
             if v == Some(0) {
                 Err(ModelError::Invalid {
-                    what: "TrainerConfig",
+                    op: "TrainerConfig",
                     reason: format!("{what} must be at least 1"),
                 })
             } else {
@@ -781,7 +781,7 @@ impl TrainerConfig {
         zero("checkpoint_every", self.checkpoint_every)?;
         if self.checkpoint_every.is_some() && self.checkpoint_path.is_none() {
             return Err(ModelError::Invalid {
-                what: "TrainerConfig",
+                op: "TrainerConfig",
                 reason: "checkpoint_every is set but there is no checkpoint_path".into(),
             });
         }
@@ -895,7 +895,7 @@ impl Trainer {
         match self.config.budget {
             Budget::Steps(n) => Ok(n),
             Budget::Epochs(e) => task.steps_per_epoch().map(|s| s * e).ok_or(ModelError::Invalid {
-                what: "Trainer",
+                op: "Trainer",
                 reason: format!(
                     "a budget of {e} epochs needs a task with epochs; this one draws batches without end, give a number of steps"
                 ),
@@ -968,7 +968,7 @@ impl Trainer {
                     Ok(l) => l
                         .backward()
                         .err()
-                        .and_then(|e| anomaly_op(&ModelError::Autograd(e))),
+                        .and_then(|e| anomaly_op(&ModelError::from(e))),
                 });
                 let op = found.map(|(op, phase, _)| match phase {
                     "forward" => op,
@@ -1210,12 +1210,7 @@ impl Trainer {
 
 /// `(op, phase, what)` of an anomaly error, however deeply it is wrapped.
 fn anomaly_op(e: &ModelError) -> Option<(String, &'static str, &'static str)> {
-    let autograd = match e {
-        ModelError::Autograd(a) => a,
-        ModelError::Nn(NnError::Autograd(a)) => a,
-        _ => return None,
-    };
-    match autograd {
+    match e.autograd_error()? {
         AutogradError::Anomaly {
             op, phase, what, ..
         } => Some((op.to_string(), phase, what)),

@@ -570,7 +570,7 @@ impl DoctorSubject for GptWithDetachedBlock {
     fn loss(&mut self, batch: &DoctorBatch) -> Result<Variable> {
         let DoctorBatch::Lm(b) = batch else {
             return Err(ModelError::Invalid {
-                what: "GptWithDetachedBlock",
+                op: "GptWithDetachedBlock",
                 reason: "needs language-model batches".into(),
             });
         };

@@ -35,7 +35,7 @@ impl Embedding {
     pub fn from_weight(weight: Variable) -> Result<Embedding> {
         if weight.ndim() != 2 {
             return Err(NnError::Invalid {
-                layer: "Embedding",
+                op: "Embedding",
                 reason: format!(
                     "weight must be (num_embeddings, embedding_dim), got shape {:?}",
                     weight.shape()
@@ -60,19 +60,19 @@ impl Embedding {
         let numel: usize = shape.iter().product();
         if numel != ids.len() {
             return Err(NnError::Invalid {
-                layer: "Embedding",
+                op: "Embedding",
                 reason: format!("{} ids cannot fill shape {shape:?}", ids.len()),
             });
         }
         let vocab = self.num_embeddings();
         if let Some(pos) = ids.iter().position(|&id| id >= vocab) {
             return Err(NnError::Invalid {
-                layer: "Embedding",
+                op: "Embedding",
                 reason: format!(
                     "token id {} at position {pos} (index {:?} of shape {shape:?}) is out of \
                      range for a vocabulary of {vocab}",
                     ids[pos],
-                    unravel(pos, shape)
+                    tensor::shape::unravel_index(pos, shape)
                 ),
             });
         }
@@ -91,16 +91,6 @@ impl Embedding {
     }
 }
 
-/// The multi-index of flat position `i` in a row-major `shape`.
-fn unravel(mut i: usize, shape: &[usize]) -> Vec<usize> {
-    let mut index = vec![0; shape.len()];
-    for (d, &n) in shape.iter().enumerate().rev() {
-        index[d] = i % n.max(1);
-        i /= n.max(1);
-    }
-    index
-}
-
 /// Token ids stored as floats (how ids travel inside a `Variable`), checked to be whole and
 /// non-negative.
 pub fn ids_from_tensor(t: &Tensor) -> Result<Vec<usize>> {
@@ -112,7 +102,7 @@ pub fn ids_from_tensor(t: &Tensor) -> Result<Vec<usize>> {
                 Ok(v as usize)
             } else {
                 Err(NnError::Invalid {
-                    layer: "Embedding",
+                    op: "Embedding",
                     reason: format!(
                         "token id {v} at position {pos} (shape {:?}) is not a non-negative \
                          whole number",

@@ -70,7 +70,7 @@ impl DoctorSubject for GptSubject {
     fn loss(&mut self, batch: &DoctorBatch) -> Result<Variable> {
         let DoctorBatch::Lm(b) = batch else {
             return Err(ModelError::Invalid {
-                what: "doctor",
+                op: "doctor",
                 reason: "the GPT needs language-model batches".into(),
             });
         };
@@ -116,7 +116,7 @@ impl DoctorSubject for SequentialSubject {
         };
         let DoctorBatch::Supervised(b) = batch else {
             return Err(ModelError::Invalid {
-                what: "doctor",
+                op: "doctor",
                 reason: "needs supervised batches".into(),
             });
         };

@@ -18,7 +18,8 @@ pub mod runner;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// The chapters (library crates) in the order a student builds them.
+/// The chapters (library crates) in the order a student builds them: chapter `i + 1` of
+/// COURSE.md (and of each crate's README, `lib.rs` header and Cargo description) is `CHAPTERS[i]`.
 pub const CHAPTERS: [&str; 6] = ["tensor", "autograd", "nn", "optim", "data", "models"];
 
 /// A milestone binary and the chapters it runs on.
