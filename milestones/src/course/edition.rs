@@ -1,6 +1,8 @@
 //! The student edition: a copy of the workspace in which every fenced body of the library crates
-//! (the chapters) is replaced by a panic carrying its chapter and hint. Signatures, docs, tests
-//! and the milestones stay, so the copy builds and the chapters' tests grade the student's work.
+//! (the chapters) is replaced by a panic carrying its chapter and hint (the fence lines stay
+//! around it). Signatures, docs, tests and the milestones stay, so the copy builds and the
+//! chapters' tests grade the student's work. The copy is marked as an edition by
+//! `.course/edition.json` and carries its grading manifest in `.course/grading.json`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -173,7 +175,11 @@ pub fn make_student_edition(
         return Err(CourseError::OutDirNotEmpty(out_abs));
     }
 
-    let files = workspace_files(&root)?;
+    // A workspace's own course state (a student's progress) never goes into a new edition.
+    let files: Vec<PathBuf> = workspace_files(&root)?
+        .into_iter()
+        .filter(|p| !p.starts_with(".course"))
+        .collect();
     let rewritten = rewrite_chapters(&root, &files)?;
     let mut per_chapter: BTreeMap<&str, usize> = CHAPTERS.iter().map(|c| (*c, 0)).collect();
     let mut partial = Vec::new();
@@ -216,6 +222,17 @@ pub fn make_student_edition(
             }
         }
     }
+    let marker = super::state::edition_marker(&out_abs);
+    super::state::write_json(
+        &marker,
+        &serde_json::json!({
+            "format": 1,
+            "created_unix_time": super::state::unix_now(),
+            "chapters": CHAPTERS,
+            "fences": per_chapter,
+        }),
+    )?;
+    super::grading::scan_manifest(&root).write(&super::grading::manifest_path(&out_abs))?;
     Ok(EditionReport {
         files: files.len(),
         fences: CHAPTERS
