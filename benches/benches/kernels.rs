@@ -14,7 +14,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use tensor::attention::causal_softmax_backward;
+use tensor::causal_softmax::causal_softmax_backward;
 use tensor::cross_entropy::{cross_entropy, cross_entropy_backward};
 use tensor::layer_norm::{layer_norm, layer_norm_backward};
 use tensor::softmax::{log_softmax_backward, softmax_backward};

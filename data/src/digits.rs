@@ -22,6 +22,8 @@ pub const DIGIT_MAX: f32 = 16.0;
 /// Parse a digits CSV. With a header (first field not a number), the label is the column named
 /// `label`; without one, it is the last column. `path` names the file in errors.
 pub fn parse_digits_csv(text: &str, path: &Path) -> Result<ImageSet> {
+    // A spreadsheet's UTF-8 byte-order mark is not part of the first field.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut lines = text
         .lines()
         .enumerate()

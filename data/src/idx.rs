@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{DataError, Result};
 use crate::images::ImageSet;
-use crate::io::{locate_file, read_bytes, write_bytes};
+use crate::io::{check_regular_file, locate_file, read_bytes_bounded, write_bytes, GZIP_MAGIC};
 use crate::resolve::resolve_dataset_dir;
 
 /// The IDX element type code for unsigned bytes.
@@ -128,6 +128,66 @@ pub fn write_idx(path: &Path, dims: &[usize], data: &[u8], gzip: bool) -> Result
     write_bytes(path, &encode_idx(dims, data)?, gzip)
 }
 
+/// What the first bytes of an IDX file say: the total length its header declares, or (when the
+/// header is short, has a wrong magic number or overflows) the bytes read, for the parser to name
+/// the problem.
+enum IdxHead {
+    Declared(usize),
+    Bad(Vec<u8>),
+}
+
+fn read_idx_head(path: &Path, ndim: usize) -> Result<IdxHead> {
+    use std::io::{BufRead, Read};
+    check_regular_file(path)?;
+    let header = 4 + 4 * ndim;
+    let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    let mut reader = std::io::BufReader::new(file);
+    let gz = {
+        let buf = reader.fill_buf().map_err(|e| DataError::io(path, e))?;
+        buf.len() >= 2 && buf[..2] == GZIP_MAGIC
+    };
+    let mut first = Vec::with_capacity(header);
+    let res = if gz {
+        flate2::read::MultiGzDecoder::new(reader)
+            .take(header as u64)
+            .read_to_end(&mut first)
+    } else {
+        reader.take(header as u64).read_to_end(&mut first)
+    };
+    if let Err(e) = res {
+        return Err(DataError::format(
+            path,
+            format!("corrupt or truncated gzip stream in the IDX header: {e}"),
+        ));
+    }
+    if first.len() < header {
+        return Ok(IdxHead::Bad(first));
+    }
+    let magic = u32::from_be_bytes([first[0], first[1], first[2], first[3]]);
+    if magic != ((IDX_U8 as u32) << 8) | ndim as u32 {
+        return Ok(IdxHead::Bad(first));
+    }
+    let total = first[4..header]
+        .chunks_exact(4)
+        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize)
+        .try_fold(1usize, |acc, d| acc.checked_mul(d))
+        .and_then(|b| b.checked_add(header));
+    Ok(match total {
+        Some(t) => IdxHead::Declared(t),
+        None => IdxHead::Bad(first),
+    })
+}
+
+/// Read an IDX file of unsigned bytes with `ndim` dimensions (raw or gzip), taking no more bytes
+/// than its header declares: a file (or a gzip stream that inflates) past that is refused after
+/// reading one byte more, never read whole. Parse the result with [`parse_idx`].
+pub fn read_idx_file(path: &Path, ndim: usize) -> Result<Vec<u8>> {
+    match read_idx_head(path, ndim)? {
+        IdxHead::Declared(total) => read_bytes_bounded(path, Some(total)),
+        IdxHead::Bad(prefix) => Ok(prefix),
+    }
+}
+
 /// Read an images file (3 dimensions `N, H, W`) and a labels file (1 dimension `N`) into an
 /// [`ImageSet`] of `[N, 1, H, W]` images scaled to `[0, 1]`.
 pub fn load_idx_pair(
@@ -135,12 +195,20 @@ pub fn load_idx_pair(
     labels_path: &Path,
     num_classes: usize,
 ) -> Result<ImageSet> {
-    let (image_bytes, label_bytes) =
-        rayon::join(|| read_bytes(images_path), || read_bytes(labels_path));
+    let (image_bytes, label_bytes) = rayon::join(
+        || read_idx_file(images_path, 3),
+        || read_idx_file(labels_path, 1),
+    );
     let (image_bytes, label_bytes) = (image_bytes?, label_bytes?);
     let images = parse_idx(&image_bytes, 3, images_path)?;
     let labels = parse_idx(&label_bytes, 1, labels_path)?;
     let (n, h, w) = (images.dims[0], images.dims[1], images.dims[2]);
+    if n == 0 || h == 0 || w == 0 {
+        return Err(DataError::format(
+            images_path,
+            format!("holds {n} images of {h}x{w} pixels: an images file needs at least one image of at least 1x1 pixels"),
+        ));
+    }
     if labels.dims[0] != n {
         return Err(DataError::CountMismatch {
             labels_path: labels_path.to_path_buf(),

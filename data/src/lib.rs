@@ -48,7 +48,7 @@ pub use digits::{Digits, TinyDigits};
 pub use error::{DataError, Result};
 pub use idx::{Mnist, Split};
 pub use images::ImageSet;
-pub use lm::{split_train_val, LmBatch, LmBatcher};
+pub use lm::{split_text_train_val, split_train_val, LmBatch, LmBatcher};
 pub use loader::{collate, DataLoader, EpochIter};
 pub use resolve::{resolve_dataset_dir, DATA_ENV};
 pub use text::{QaPair, Shakespeare, TinyStories, TinyTalks};

@@ -46,6 +46,12 @@ impl LmBatch {
 /// Cut a token stream into train (the first `1 - val_fraction`) and val (the rest). The two parts
 /// share no token, so no window of one can see the other. `val_fraction` must be in `[0, 1)`.
 pub fn split_train_val(tokens: &[usize], val_fraction: f64) -> Result<(Vec<usize>, Vec<usize>)> {
+    if val_fraction.is_nan() {
+        return Err(DataError::invalid(
+            "split_train_val",
+            "val_fraction must be in [0, 1), got NaN",
+        ));
+    }
     if !(0.0..1.0).contains(&val_fraction) {
         return Err(DataError::invalid(
             "split_train_val",
@@ -55,6 +61,59 @@ pub fn split_train_val(tokens: &[usize], val_fraction: f64) -> Result<(Vec<usize
     let n_train = ((1.0 - val_fraction) * tokens.len() as f64).round() as usize;
     let n_train = n_train.min(tokens.len());
     Ok((tokens[..n_train].to_vec(), tokens[n_train..].to_vec()))
+}
+
+/// Cut a text into train (the first `1 - val_fraction`) and val (the rest) for a language model
+/// that reads windows of `block_size` tokens: the cut falls on a character boundary (a corpus of
+/// multibyte characters is never cut inside one), moved back to just after a newline when one is
+/// near, and each part must hold at least `block_size + 1` characters, so a validation loss is
+/// never computed on training text. The errors say which part is too short and by how much.
+pub fn split_text_train_val(
+    text: &str,
+    val_fraction: f64,
+    block_size: usize,
+) -> Result<(&str, &str)> {
+    const OP: &str = "split_text_train_val";
+    if !(val_fraction > 0.0 && val_fraction < 1.0) {
+        return Err(DataError::invalid(
+            OP,
+            format!("val_fraction must be in (0, 1), got {val_fraction}"),
+        ));
+    }
+    let chars = text.chars().count();
+    let need = block_size.saturating_add(1);
+    let val_chars = ((chars as f64) * val_fraction).round() as usize;
+    let train_chars = chars - val_chars.min(chars);
+    if val_chars < need || train_chars < need {
+        return Err(DataError::invalid(
+            OP,
+            format!(
+                "a corpus of {chars} characters gives {train_chars} for training and {val_chars} for validation \
+                 at val_fraction {val_fraction}; each needs at least block_size + 1 = {need} \
+                 (use a longer corpus or a smaller block size)"
+            ),
+        ));
+    }
+    // Byte offset of the character boundary at `train_chars`.
+    let mut cut = text
+        .char_indices()
+        .nth(train_chars)
+        .map_or(text.len(), |(i, _)| i);
+    // Prefer to cut just after a newline, if one lies within the last 10% of the train part and
+    // leaves both parts long enough.
+    let window_start = text[..cut]
+        .char_indices()
+        .rev()
+        .nth(train_chars / 10)
+        .map_or(0, |(i, _)| i);
+    if let Some(nl) = text[window_start..cut].rfind('\n') {
+        let candidate = window_start + nl + 1;
+        let (t, v) = text.split_at(candidate);
+        if t.chars().count() >= need && v.chars().count() >= need {
+            cut = candidate;
+        }
+    }
+    Ok(text.split_at(cut))
 }
 
 /// The default validation fraction: the last 10% of the stream.
@@ -185,5 +244,38 @@ impl LmBatcher {
                 }
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod split_text_tests {
+    use super::*;
+
+    #[test]
+    fn multibyte_corpus_is_cut_on_a_character_boundary() {
+        let text = "é".repeat(999);
+        let (train, val) = split_text_train_val(&text, 0.1, 8).unwrap();
+        assert_eq!(train.chars().count() + val.chars().count(), 999);
+        assert_eq!(val.chars().count(), 100);
+        let emoji = "🦀a\n".repeat(300);
+        let (t, v) = split_text_train_val(&emoji, 0.1, 4).unwrap();
+        assert!(t.ends_with('\n'), "cut after a newline");
+        assert_eq!(format!("{t}{v}"), emoji);
+    }
+
+    #[test]
+    fn short_parts_are_refused_naming_the_sizes() {
+        let err = split_text_train_val("abcdefghij", 0.1, 8)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("10 characters gives 9 for training and 1 for validation"),
+            "{err}"
+        );
+        assert!(err.contains("block_size + 1 = 9"), "{err}");
+        let err = split_text_train_val("", 0.1, 1).unwrap_err().to_string();
+        assert!(err.contains("0 characters"), "{err}");
+        assert!(split_text_train_val("abc", 0.0, 1).is_err());
+        assert!(split_text_train_val("abc", f64::NAN, 1).is_err());
     }
 }

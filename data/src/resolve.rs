@@ -1,6 +1,8 @@
 //! Where datasets live: `--data-dir` > `TINYTORCH_DATA` > `./data`.
 //!
-//! Each data root is searched in that order, first as `<root>/<dataset>/` (the shared layout, e.g.
+//! An explicit `--data-dir` is the only place searched: what the user names is what is used, so a
+//! missing or incomplete directory there is an error, never a silent fall back to
+//! `TINYTORCH_DATA` or `./data`. Without it, each data root is searched in that order, first as `<root>/<dataset>/` (the shared layout, e.g.
 //! `<root>/mnist/train-images-idx3-ubyte.gz`), then as `<root>/` itself. The first directory that
 //! holds every required file wins. When none does, the error lists every directory searched, the
 //! files needed and where to get them.
@@ -49,8 +51,8 @@ pub struct DataRoot {
     pub source: RootSource,
 }
 
-/// The data roots in priority order: `cli` (`--data-dir`), then `TINYTORCH_DATA` when set and
-/// non-empty, then `./data`.
+/// The data roots to search: `cli` (`--data-dir`) alone when given; otherwise `TINYTORCH_DATA`
+/// when set and non-empty, then `./data`.
 pub fn data_roots(cli: Option<&Path>) -> Vec<DataRoot> {
     let env = std::env::var_os(DATA_ENV)
         .filter(|v| !v.is_empty())
@@ -66,6 +68,7 @@ pub fn data_roots_from(cli: Option<&Path>, env: Option<&Path>) -> Vec<DataRoot> 
             path: p.to_path_buf(),
             source: RootSource::CommandLine,
         });
+        return roots;
     }
     if let Some(p) = env {
         roots.push(DataRoot {
@@ -104,8 +107,21 @@ pub fn find_dataset(roots: &[DataRoot], dataset: &str, required_files: &[&str]) 
             if missing.is_empty() {
                 return Ok(dir);
             }
-            let state = if !dir.is_dir() {
+            let not_files: Vec<String> = missing
+                .iter()
+                .filter_map(|f| crate::io::locate_non_file(&dir, f))
+                .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .collect();
+            let state = if dir.exists() && !dir.is_dir() {
+                "is a file, not a directory".to_string()
+            } else if !dir.exists() {
                 "does not exist".to_string()
+            } else if !not_files.is_empty() {
+                format!(
+                    "exists but {} {} a directory, not a file",
+                    not_files.join(", "),
+                    if not_files.len() == 1 { "is" } else { "are" }
+                )
             } else if missing.len() == required_files.len() && missing.len() > 1 {
                 "exists but holds none of the files".to_string()
             } else {

@@ -8,7 +8,7 @@ use std::path::Path;
 use common::{assert_err_contains, write_gz, TempDir};
 use data::cifar::{encode_cifar10_batch, load_cifar10_batch, CIFAR_PIXELS};
 use data::digits::{load_digits_csv, parse_digits_csv};
-use data::idx::{encode_idx, load_idx_pair, parse_idx, write_idx};
+use data::idx::{encode_idx, load_idx_pair, parse_idx, read_idx_file, write_idx};
 use data::io::{read_bytes, read_text};
 use data::resolve::{data_roots_from, find_dataset, RootSource};
 use data::text::{format_tinytalks, load_tinystories, load_tinytalks, parse_tinytalks};
@@ -489,16 +489,18 @@ fn resolution_order_and_layouts() {
     // env holds the shared layout <root>/mnist/, cli holds the files directly.
     std::fs::create_dir_all(env.join("mnist")).unwrap();
     write_small_mnist(&env.join("mnist"), 2, 2, true);
-    let roots = data_roots_from(Some(cli.path()), Some(env.path()));
-    assert_eq!(roots.len(), 3);
-    assert_eq!(roots[0].source, RootSource::CommandLine);
-    assert_eq!(roots[1].source, RootSource::Environment);
-    assert_eq!(roots[2].source, RootSource::Default);
+    let roots = data_roots_from(None, Some(env.path()));
+    assert_eq!(roots.len(), 2);
+    assert_eq!(roots[0].source, RootSource::Environment);
+    assert_eq!(roots[1].source, RootSource::Default);
     assert_eq!(
         find_dataset(&roots, "mnist", &Mnist::FILES).unwrap(),
         env.join("mnist")
     );
-    // Raw files directly in the command-line root win over the environment.
+    // An explicit --data-dir is the only place searched.
+    let roots = data_roots_from(Some(cli.path()), Some(env.path()));
+    assert_eq!(roots.len(), 1);
+    assert_eq!(roots[0].source, RootSource::CommandLine);
     write_small_mnist(cli.path(), 3, 1, false);
     let dir = find_dataset(&roots, "mnist", &Mnist::FILES).unwrap();
     assert_eq!(dir, cli.path());
@@ -517,11 +519,57 @@ fn resolution_order_and_layouts() {
 }
 
 #[test]
+fn explicit_data_dir_never_falls_back() {
+    // The environment holds a complete MNIST, the named directory is empty: an error that names
+    // only the directory given, not a silent run on other data.
+    let cli = TempDir::new("nofallback-cli");
+    let env = TempDir::new("nofallback-env");
+    write_small_mnist(env.path(), 2, 2, true);
+    let roots = data_roots_from(Some(cli.path()), Some(env.path()));
+    let msg = find_dataset(&roots, "mnist", &Mnist::FILES)
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("from --data-dir"), "{msg}");
+    assert!(!msg.contains("TINYTORCH_DATA)"), "{msg}");
+    assert!(!msg.contains(&env.path().display().to_string()), "{msg}");
+    // A missing --data-dir, and one that is a file, say so.
+    let missing = cli.join("nope");
+    let msg = find_dataset(
+        &data_roots_from(Some(&missing), None),
+        "mnist",
+        &Mnist::FILES,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(msg.contains("does not exist"), "{msg}");
+    let file = cli.join("afile");
+    std::fs::write(&file, "x").unwrap();
+    let msg = find_dataset(&data_roots_from(Some(&file), None), "mnist", &Mnist::FILES)
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("is a file, not a directory"), "{msg}");
+    // `train.csv` being a directory is named as such.
+    let td = TempDir::new("csvdir");
+    std::fs::create_dir_all(td.join("train.csv")).unwrap();
+    std::fs::write(td.join("test.csv"), "x").unwrap();
+    let msg = find_dataset(
+        &data_roots_from(Some(td.path()), None),
+        "tinydigits",
+        &TinyDigits::FILES,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        msg.contains("exists but train.csv is a directory, not a file"),
+        "{msg}"
+    );
+}
+
+#[test]
 fn missing_dataset_lists_every_place_and_file() {
-    let cli = TempDir::new("empty-cli");
     let env = TempDir::new("empty-env");
     std::fs::create_dir_all(env.join("mnist")).unwrap();
-    let roots = data_roots_from(Some(cli.path()), Some(env.path()));
+    let roots = data_roots_from(None, Some(env.path()));
     let err = find_dataset(&roots, "mnist", &Mnist::FILES).unwrap_err();
     let msg = err.to_string();
     println!("{msg}");
@@ -529,20 +577,17 @@ fn missing_dataset_lists_every_place_and_file() {
         "dataset `mnist` not found",
         "train-images-idx3-ubyte.gz",
         "t10k-labels-idx1-ubyte.gz",
-        &cli.join("mnist").display().to_string(),
-        &cli.path().display().to_string(),
         &env.join("mnist").display().to_string(),
-        "from --data-dir",
+        &env.path().display().to_string(),
         "from TINYTORCH_DATA",
         "the default ./data",
         "exists but holds none of the files",
-        "does not exist",
         "--data-dir",
         "Where to get it",
     ] {
         assert!(msg.contains(needle), "missing {needle:?} in:\n{msg}");
     }
-    assert_eq!(msg.matches("\n  - ").count(), 6, "{msg}");
+    assert_eq!(msg.matches("\n  - ").count(), 4, "{msg}");
     // A directory with some of the files names the ones it lacks.
     write_small_mnist(&env.join("mnist"), 1, 1, true);
     std::fs::remove_file(env.join("mnist/t10k-labels-idx1-ubyte.gz")).unwrap();
@@ -553,4 +598,59 @@ fn missing_dataset_lists_every_place_and_file() {
         msg.contains("exists but lacks t10k-labels-idx1-ubyte.gz)"),
         "{msg}"
     );
+}
+
+// ----- hostile files -----
+
+#[test]
+fn labels_gzip_bomb_is_refused_after_the_declared_size() {
+    // A labels file whose header declares 4 labels but whose gzip stream inflates to 64 MiB:
+    // refused after reading one byte past the 12 declared bytes, never inflated whole.
+    let dir = TempDir::new("bomb");
+    let images = dir.join("images.gz");
+    write_idx(&images, &[4, 2, 2], &[1; 16], true).unwrap();
+    let mut body = encode_idx(&[4], &[1, 2, 3, 4]).unwrap();
+    body.resize(64 << 20, 0);
+    let labels = dir.join("labels.gz");
+    write_gz(&labels, &body);
+    assert_err_contains(
+        load_idx_pair(&images, &labels, 10),
+        &[
+            "labels.gz",
+            "trailing bytes after the 12 bytes its header declares",
+        ],
+    );
+    assert!(read_idx_file(&labels, 1).is_err());
+}
+
+#[test]
+fn zero_by_zero_idx_images_are_named() {
+    let dir = TempDir::new("zero");
+    let images = dir.join("images");
+    write_idx(&images, &[3, 0, 0], &[], false).unwrap();
+    let labels = dir.join("labels");
+    write_idx(&labels, &[3], &[0, 1, 2], false).unwrap();
+    assert_err_contains(
+        load_idx_pair(&images, &labels, 10),
+        &["images", "3 images of 0x0 pixels"],
+    );
+}
+
+#[test]
+fn csv_with_a_byte_order_mark_reads() {
+    let dir = TempDir::new("bom");
+    let mut text = String::from("\u{feff}label");
+    for i in 0..64 {
+        text.push_str(&format!(",p{i}"));
+    }
+    text.push_str("\n3");
+    for _ in 0..64 {
+        text.push_str(",16");
+    }
+    text.push('\n');
+    let path = dir.join("train.csv");
+    std::fs::write(&path, &text).unwrap();
+    let set = load_digits_csv(&path).unwrap();
+    assert_eq!(set.labels, vec![3]);
+    assert_eq!(parse_digits_csv(&text, &path).unwrap().labels, vec![3]);
 }

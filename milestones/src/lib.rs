@@ -20,6 +20,7 @@
 //! | [`benchmark`] | measuring a classifier: held-out accuracy, latency, size, memory |
 //! | [`generation`] | the generation benchmark: uncached, KV cache, int8, batched, on equal work |
 //! | [`optimize`] | the optimization pipeline: prune and fine-tune, shrink, distill |
+//! | [`variants`] | the vision track's variants of `mlperf-2018` and the workshop that builds them |
 
 pub mod attention_tasks;
 pub mod benchmark;
@@ -34,4 +35,5 @@ pub mod progress;
 pub mod report;
 pub mod shapes;
 pub mod tasks;
+pub mod variants;
 pub mod vision;

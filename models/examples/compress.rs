@@ -337,7 +337,7 @@ fn main() -> BoxResult<()> {
     println!(
         "threads: {}, SIMD: {}",
         rayon::current_num_threads(),
-        tensor::softmax::simd_level()
+        tensor::simd::simd_level()
     );
     let model = dense(&args, &data, 1)?;
     let all = args.part == "all";

@@ -334,7 +334,14 @@ fn f16_to_f32(h: u16) -> f32 {
 /// Read every tensor (converted to `f32`) and the metadata of a safetensors file. A tensor with
 /// a non-float dtype is an error naming it.
 pub fn load_tensors(path: &Path) -> Result<(BTreeMap<String, Tensor>, BTreeMap<String, String>)> {
-    let (stored, metadata) = load_stored(path)?;
+    load_tensors_limited(path, &LoadLimits::default())
+}
+
+/// Keep the float tensors; an int8 tensor is an error naming it.
+fn floats_only(
+    path: &Path,
+    (stored, metadata): (BTreeMap<String, StoredTensor>, BTreeMap<String, String>),
+) -> Result<(BTreeMap<String, Tensor>, BTreeMap<String, String>)> {
     let mut tensors = BTreeMap::new();
     let mut problems = Vec::new();
     for (name, t) in stored {
@@ -358,17 +365,25 @@ pub fn load_tensors(path: &Path) -> Result<(BTreeMap<String, Tensor>, BTreeMap<S
 pub fn load_stored(
     path: &Path,
 ) -> Result<(BTreeMap<String, StoredTensor>, BTreeMap<String, String>)> {
-    let bytes = std::fs::read(path).map_err(|e| file_error(path, e))?;
-    let (_, header) = SafeTensors::read_metadata(&bytes)
-        .map_err(|e| file_error(path, format!("not a safetensors file: {e}")))?;
+    let bytes = read_checkpoint_bytes(path, LoadLimits::default().max_file_bytes)?;
+    stored_from_bytes(path, &bytes)
+}
+
+/// Decode the bytes of a safetensors file (see [`load_stored`]); `path` names it in errors.
+pub fn stored_from_bytes(
+    path: &Path,
+    bytes: &[u8],
+) -> Result<(BTreeMap<String, StoredTensor>, BTreeMap<String, String>)> {
+    let (_, header) = SafeTensors::read_metadata(bytes)
+        .map_err(|e| file_error(path, safetensors_problem(bytes, &e)))?;
     let metadata: BTreeMap<String, String> = header
         .metadata()
         .clone()
         .unwrap_or_default()
         .into_iter()
         .collect();
-    let file = SafeTensors::deserialize(&bytes)
-        .map_err(|e| file_error(path, format!("not a safetensors file: {e}")))?;
+    let file = SafeTensors::deserialize(bytes)
+        .map_err(|e| file_error(path, safetensors_problem(bytes, &e)))?;
     let mut tensors = BTreeMap::new();
     let mut problems = Vec::new();
     for (name, view) in file.tensors() {
@@ -563,8 +578,18 @@ fn training_metadata(meta: &BTreeMap<String, String>) -> BTreeMap<String, String
 /// metadata, missing, unexpected or mis-shaped tensors, a tokenizer larger than the
 /// vocabulary) is listed in one [`ModelError::Checkpoint`].
 pub fn load_gpt(path: &Path) -> Result<GptCheckpoint> {
-    let (tensors, meta) = load_tensors(path)?;
+    load_gpt_limited(path, &LoadLimits::default())
+}
+
+/// [`load_gpt`] under explicit [`LoadLimits`]: the config is checked against the tensors the
+/// file holds and against `limits.max_parameters` before the model is allocated.
+pub fn load_gpt_limited(path: &Path, limits: &LoadLimits) -> Result<GptCheckpoint> {
+    let (tensors, meta) = load_tensors_limited(path, limits)?;
     let config = config_from_metadata(&meta).map_err(|p| checkpoint_error(path, p))?;
+    let problems = check_config_against_file(&config, &tensors, limits);
+    if !problems.is_empty() {
+        return Err(checkpoint_error(path, problems));
+    }
     let model = Gpt::new(config, 0)?;
     let (tokenizer, state) = load_into(path, &model, &tensors, &meta, Vec::new())?;
     Ok(GptCheckpoint {
@@ -613,6 +638,7 @@ fn load_into(
         }
     }
     let extra = check_tensors(model, tensors, meta, &mut problems);
+    problems.extend(non_finite_tensors(tensors));
     if !problems.is_empty() {
         return Err(checkpoint_error(path, problems));
     }
@@ -631,4 +657,228 @@ fn load_into(
 /// Whether `key` is a metadata key [`save_gpt`] writes itself.
 pub fn is_reserved_metadata(key: &str) -> bool {
     RESERVED.contains(&key) || key.starts_with("extra.")
+}
+
+// ----- Load-side limits: a hostile checkpoint costs no more than what it legitimately holds -----
+
+/// Ceilings applied when loading a checkpoint, as the safetensors format bounds its header: the
+/// file's size, and the number of parameters its config may describe. Both are checked before
+/// anything is allocated for them; a binary can raise them with a flag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoadLimits {
+    /// The largest checkpoint file read, in bytes.
+    pub max_file_bytes: u64,
+    /// The most parameters a stored config may describe.
+    pub max_parameters: usize,
+}
+
+impl Default for LoadLimits {
+    /// 16 GiB files and one billion parameters: far above every model of the course, far below
+    /// what would exhaust a laptop by a typo in a config.
+    fn default() -> Self {
+        LoadLimits {
+            max_file_bytes: 16 << 30,
+            max_parameters: 1_000_000_000,
+        }
+    }
+}
+
+/// Read a checkpoint file, refusing before opening it anything that is not a regular file (a
+/// FIFO would block, `/dev/zero` never ends) and any file larger than `max_file_bytes`; the read
+/// itself stops one byte past the bound, in case the file grows meanwhile.
+pub fn read_checkpoint_bytes(path: &Path, max_file_bytes: u64) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path).map_err(|e| file_error(path, e))?;
+    if !meta.file_type().is_file() {
+        let kind = if meta.is_dir() {
+            "a directory"
+        } else {
+            "not a regular file (a FIFO, device or socket)"
+        };
+        return Err(file_error(
+            path,
+            format!("is {kind}; a checkpoint must be a regular file"),
+        ));
+    }
+    if meta.len() > max_file_bytes {
+        return Err(file_error(
+            path,
+            format!(
+                "is {} bytes, over the {max_file_bytes}-byte checkpoint limit (raise it to load this file)",
+                meta.len()
+            ),
+        ));
+    }
+    let file = std::fs::File::open(path).map_err(|e| file_error(path, e))?;
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(max_file_bytes + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| file_error(path, e))?;
+    if bytes.len() as u64 > max_file_bytes {
+        return Err(file_error(
+            path,
+            format!("grew past the {max_file_bytes}-byte checkpoint limit while being read"),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// [`load_tensors`] with the file size bounded by `limits`.
+pub fn load_tensors_limited(
+    path: &Path,
+    limits: &LoadLimits,
+) -> Result<(BTreeMap<String, Tensor>, BTreeMap<String, String>)> {
+    let bytes = read_checkpoint_bytes(path, limits.max_file_bytes)?;
+    floats_only(path, stored_from_bytes(path, &bytes)?)
+}
+
+/// The fewest parameters a GPT with `config` holds (the embeddings and the four weight matrices of
+/// each block: `vocab*C + block*C + n_layer*12*C^2`), or `None` when that overflows.
+pub fn min_parameters(config: &GptConfig) -> Option<usize> {
+    let c = config.n_embd;
+    let per_layer = c.checked_mul(c)?.checked_mul(12)?;
+    config
+        .vocab_size
+        .checked_mul(c)?
+        .checked_add(config.block_size.checked_mul(c)?)?
+        .checked_add(config.n_layer.checked_mul(per_layer)?)
+}
+
+/// Check a stored config against the tensors the file holds and the parameter ceiling, before a
+/// model is allocated for it: a 400 KB file whose config claims `vocab_size=200000,
+/// n_embd=65536` is refused here instead of allocating 52 GB.
+pub fn check_config_against_file(
+    config: &GptConfig,
+    tensors: &BTreeMap<String, Tensor>,
+    limits: &LoadLimits,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let held: usize = tensors.values().map(|t| t.numel()).sum();
+    let describe = format!(
+        "config (vocab_size={}, block_size={}, n_layer={}, n_embd={})",
+        config.vocab_size, config.block_size, config.n_layer, config.n_embd
+    );
+    match min_parameters(config) {
+        None => problems.push(format!(
+            "{describe} describes more parameters than a machine word can count"
+        )),
+        Some(n) if n > limits.max_parameters => problems.push(format!(
+            "{describe} describes at least {n} parameters, over the limit of {} (raise it to load this model)",
+            limits.max_parameters
+        )),
+        Some(n) if n > held => problems.push(format!(
+            "{describe} describes at least {n} parameters but the file holds only {held} values"
+        )),
+        Some(_) => {}
+    }
+    for (name, rows) in [
+        ("transformer.wte.weight", config.vocab_size),
+        ("transformer.wpe.weight", config.block_size),
+    ] {
+        if let Some(t) = tensors.get(name) {
+            if t.shape() != [rows, config.n_embd] {
+                problems.push(format!(
+                    "tensor '{name}' has shape {:?} in the file but the config needs [{rows}, {}]",
+                    t.shape(),
+                    config.n_embd
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// Every tensor holding a NaN or an infinity, named with the first bad value's index: a
+/// checkpoint of diverged weights is refused instead of generating garbage.
+pub fn non_finite_tensors(tensors: &BTreeMap<String, Tensor>) -> Vec<String> {
+    tensors
+        .iter()
+        .filter_map(|(name, t)| {
+            let values = t.to_vec();
+            let bad = values.iter().filter(|v| !v.is_finite()).count();
+            values.iter().position(|v| !v.is_finite()).map(|i| {
+                format!(
+                    "tensor '{name}' holds {bad} non-finite values (the first, {}, at flat index {i}): the run that saved it diverged",
+                    values[i]
+                )
+            })
+        })
+        .collect()
+}
+
+/// Explain why bytes are not a valid safetensors file, naming the tensor whose dtype, shape or
+/// byte range is wrong when the header can be read (the format's own errors do not always).
+fn safetensors_problem(bytes: &[u8], err: &safetensors::SafeTensorError) -> String {
+    match bad_tensor_in_header(bytes) {
+        Some(why) => format!("not a valid safetensors file: {why}"),
+        None => format!("not a safetensors file: {err}"),
+    }
+}
+
+/// Walk a safetensors header and name the first tensor whose entry is wrong.
+fn bad_tensor_in_header(bytes: &[u8]) -> Option<String> {
+    let n = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?) as usize;
+    let header = bytes.get(8..8usize.checked_add(n)?)?;
+    let data_len = bytes.len() - 8 - n;
+    let map: serde_json::Map<String, Value> = serde_json::from_slice(header).ok()?;
+    let mut entries = Vec::new();
+    for (name, v) in &map {
+        if name == "__metadata__" {
+            continue;
+        }
+        let dtype = v.get("dtype").and_then(Value::as_str).unwrap_or("?");
+        let size: Option<usize> = match dtype {
+            "F64" | "I64" | "U64" => Some(8),
+            "F32" | "I32" | "U32" => Some(4),
+            "F16" | "BF16" | "I16" | "U16" => Some(2),
+            "I8" | "U8" | "BOOL" | "F8_E4M3" | "F8_E5M2" => Some(1),
+            _ => None,
+        };
+        let shape: Option<Vec<usize>> = v
+            .get("shape")
+            .and_then(Value::as_array)
+            .and_then(|a| a.iter().map(|d| d.as_u64().map(|d| d as usize)).collect());
+        let offsets: Option<(usize, usize)> = v
+            .get("data_offsets")
+            .and_then(Value::as_array)
+            .and_then(|a| match a.as_slice() {
+                [s, e] => Some((s.as_u64()? as usize, e.as_u64()? as usize)),
+                _ => None,
+            });
+        let (Some(size), Some(shape), Some((start, end))) = (size, shape.clone(), offsets) else {
+            return Some(format!(
+                "tensor '{name}': dtype {dtype:?}, shape {shape:?} or data_offsets {offsets:?} is missing or unsupported"
+            ));
+        };
+        let want = shape.iter().try_fold(size, |acc, &d| acc.checked_mul(d));
+        if end < start || want != Some(end - start) {
+            return Some(format!(
+                "tensor '{name}': data_offsets [{start}, {end}] hold {} bytes but dtype {dtype} and shape {shape:?} need {}",
+                end.saturating_sub(start),
+                want.map_or("more than fits".to_string(), |w| w.to_string())
+            ));
+        }
+        if end > data_len {
+            return Some(format!(
+                "tensor '{name}': data_offsets [{start}, {end}] run past the {data_len} data bytes in the file"
+            ));
+        }
+        entries.push((start, end, name.clone()));
+    }
+    entries.sort();
+    let mut at = 0;
+    for (start, end, name) in &entries {
+        if *start != at {
+            return Some(format!(
+                "tensor '{name}': data starts at byte {start} but the previous tensor ends at {at} (a gap or an overlap)"
+            ));
+        }
+        at = *end;
+    }
+    if at != data_len {
+        return Some(format!(
+            "the tensors cover {at} data bytes but the file holds {data_len}"
+        ));
+    }
+    None
 }

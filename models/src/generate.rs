@@ -108,6 +108,23 @@ pub fn row_seed(seed: u64, row: usize) -> u64 {
     seed ^ (row as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
+/// The most tokens one generation call produces: a typo such as `--max-new-tokens 1000000000`
+/// (days of decoding) or `2^64-1` is refused up front with a clear error instead.
+pub const MAX_NEW_TOKENS: usize = 1_000_000;
+
+/// Refuse a `max_new_tokens` above [`MAX_NEW_TOKENS`], naming the call.
+pub fn check_max_new_tokens(what: &'static str, max_new_tokens: usize) -> Result<()> {
+    if max_new_tokens > MAX_NEW_TOKENS {
+        return Err(ModelError::Invalid {
+            what,
+            reason: format!(
+                "max_new_tokens = {max_new_tokens} is over the limit of {MAX_NEW_TOKENS} tokens per call"
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// `prompt` copied into a vector with room for `max_new_tokens` more, or a clear error when
 /// that many tokens cannot be allocated (instead of an abort).
 fn tokens_with_room(
@@ -312,7 +329,51 @@ impl Gpt {
         seed: u64,
     ) -> Result<Vec<usize>> {
         self.check_generation(prompt, temperature, top_k)?;
+        check_max_new_tokens("Gpt::generate", max_new_tokens)?;
         no_grad(|| self.generate_cached_loop(prompt, max_new_tokens, temperature, top_k, seed))
+    }
+
+    /// [`Gpt::generate`] that hands each new token to `on_token` as soon as it is sampled (so a
+    /// binary prints text as it is produced), with the same tokens for the same seed. `on_token`
+    /// returns `false` to stop early. Returns the prompt and every token produced.
+    pub fn generate_stream(
+        &self,
+        prompt: &[usize],
+        max_new_tokens: usize,
+        temperature: f32,
+        top_k: Option<usize>,
+        seed: u64,
+        mut on_token: impl FnMut(usize) -> bool,
+    ) -> Result<Vec<usize>> {
+        const WHAT: &str = "Gpt::generate_stream";
+        self.check_generation(prompt, temperature, top_k)?;
+        check_max_new_tokens(WHAT, max_new_tokens)?;
+        let mut tokens = tokens_with_room(WHAT, prompt, max_new_tokens)?;
+        if max_new_tokens == 0 {
+            return Ok(tokens);
+        }
+        no_grad(|| {
+            let block_size = self.config().block_size;
+            let mut rng = TensorRng::new(seed);
+            let mut caches = self.new_caches();
+            let start = tokens.len().saturating_sub(block_size);
+            let mut logits = self.last_logits_cached(&tokens[start..], &mut caches)?;
+            for step in 0..max_new_tokens {
+                let next = sample_next(&logits, temperature, top_k, &mut rng);
+                tokens.push(next);
+                if !on_token(next) || step + 1 == max_new_tokens {
+                    break;
+                }
+                logits = if caches[0].len() == block_size {
+                    caches.iter_mut().for_each(KvCache::clear);
+                    let window = &tokens[tokens.len() - block_size..];
+                    self.last_logits_cached(window, &mut caches)?
+                } else {
+                    self.last_logits_cached(&[next], &mut caches)?
+                };
+            }
+            Ok(tokens)
+        })
     }
 
     fn generate_cached_loop(
@@ -394,6 +455,7 @@ impl Gpt {
             }
         }
         self.check_sampling(WHAT, temperature, top_k)?;
+        check_max_new_tokens(WHAT, max_new_tokens)?;
         let tokens = prompts
             .iter()
             .map(|p| tokens_with_room(WHAT, p.as_ref(), max_new_tokens))

@@ -23,11 +23,12 @@
 //!   forward on the whole sequence; it runs under `no_grad` (inference only).
 
 use autograd::{custom_op, GradFn, Variable};
+use tensor::kv_attention::{dot, weighted_sum};
 use tensor::sdpa::{
     packed_attention as packed_kernel, packed_attention_backward,
     scaled_dot_product_attention as sdpa, scaled_dot_product_attention_backward,
 };
-use tensor::softmax::fast_exp;
+use tensor::simd::fast_exp;
 use tensor::{Tensor, TensorRng};
 
 use crate::dropout::Dropout;
@@ -622,7 +623,7 @@ impl KvCache {
         out_at: RowLayout,
         scale: f32,
     ) {
-        tensor::softmax::with_simd(
+        tensor::simd::with_simd(
             #[inline(always)]
             || self.attend_rows(q, q_at, t, out, out_at, scale),
         )
@@ -636,51 +637,6 @@ struct RowLayout {
     batch: usize,
     head: usize,
     row: usize,
-}
-
-/// `sum_i a[i] * b[i]` with eight independent partial sums (so the compiler can use vector
-/// registers; a single running sum would have to be added strictly in order).
-#[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ra, rb) = (a8.remainder(), b8.remainder());
-    for (x, y) in a8.zip(b8) {
-        for l in 0..8 {
-            acc[l] += x[l] * y[l];
-        }
-    }
-    let mut sum = (acc[0] + acc[4]) + (acc[1] + acc[5]) + (acc[2] + acc[6]) + (acc[3] + acc[7]);
-    for (x, y) in ra.iter().zip(rb) {
-        sum += x * y;
-    }
-    sum
-}
-
-/// `out = sum_s weights[s] * rows[s]` for the first `weights.len()` rows of `out.len()` floats
-/// in `rows`. Sixteen output columns at a time stay in one accumulator (a vector register)
-/// while every row streams past, instead of re-reading and re-writing `out` once per row.
-#[inline(always)]
-fn weighted_sum(rows: &[f32], weights: &[f32], out: &mut [f32]) {
-    let d = out.len();
-    for (c0, chunk) in (0..d).step_by(16).zip(out.chunks_mut(16)) {
-        let mut acc = [0.0f32; 16];
-        for (row, &w) in rows.chunks_exact(d).zip(weights) {
-            match <&[f32; 16]>::try_from(&row[c0..c0 + chunk.len()]) {
-                Ok(x) => {
-                    for l in 0..16 {
-                        acc[l] += w * x[l];
-                    }
-                }
-                Err(_) => {
-                    for (a, &x) in acc.iter_mut().zip(&row[c0..c0 + chunk.len()]) {
-                        *a += w * x;
-                    }
-                }
-            }
-        }
-        chunk.copy_from_slice(&acc[..chunk.len()]);
-    }
 }
 
 /// `(B, T, C)` of a fused projection `(B, T, 3C)` with `C` a multiple of `n_head`.

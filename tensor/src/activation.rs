@@ -6,7 +6,7 @@
 //! (PyTorch's default `nn.GELU()`); forward and backward use the same formula.
 
 use crate::error::{Result, TensorError};
-use crate::softmax::fast_exp;
+use crate::simd::fast_exp;
 use crate::tensor::Tensor;
 
 const INV_SQRT_2: f64 = std::f64::consts::FRAC_1_SQRT_2;

@@ -12,7 +12,7 @@
 //! zero gradient (PyTorch returns NaN there, which then poisons a whole training run).
 
 use crate::error::{Result, TensorError};
-use crate::softmax::{
+use crate::simd::{
     exp_shifted_into, for_each_row, for_each_row_aux, row_max, scale_in_place, sum_map,
 };
 use crate::tensor::Tensor;

@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use crate::broadcast::broadcast_shapes;
 use crate::error::{Result, TensorError};
-use crate::softmax::with_simd;
+use crate::simd::with_simd;
 use crate::tensor::{Tensor, PARALLEL_THRESHOLD};
 
 impl Tensor {

@@ -35,7 +35,7 @@ use rayon::prelude::*;
 
 use crate::error::{Result, TensorError};
 use crate::gemm::Parallelism;
-use crate::softmax::with_simd;
+use crate::simd::with_simd;
 
 /// A product with fewer multiply-adds (`m * k * n`) than this runs on the calling thread. The
 /// VNNI kernel does 170-240 G multiply-adds per second on one core here (about twice the `f32`

@@ -14,7 +14,7 @@
 use rayon::prelude::*;
 
 use crate::error::{Result, TensorError};
-use crate::softmax::{for_each_row_aux, parallel, sum_map, sum_map2, with_simd};
+use crate::simd::{for_each_row_aux, parallel, sum_map, sum_map2, with_simd};
 use crate::tensor::Tensor;
 
 /// What the forward saves for backward: per-row mean and `1 / sqrt(var + eps)`, each of the input

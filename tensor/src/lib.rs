@@ -21,16 +21,18 @@
 //! | [`layer_norm`] | layer norm over the last axis, caching mean and 1/std |
 //! | [`cross_entropy`] | fused log-softmax + NLL from logits with integer targets |
 //! | [`distillation`] | fused knowledge-distillation loss (soft KL + hard cross-entropy) with backward |
-//! | [`attention`] | causal masked softmax for attention scores |
+//! | [`causal_softmax`] | causal masked softmax for attention scores |
+//! | [`kv_attention`] | KV-cache decoding rows: query-key dot products and weighted sums of value rows |
 //! | [`sdpa`] | fused scaled-dot-product attention (causal or not), forward and backward |
 //! | [`conv`] | im2col / col2im for NCHW convolution |
 //! | [`pool`] | max-pool and avg-pool forward and backward |
 //! | [`quantize`] | affine int8 quantization (symmetric/asymmetric, per tensor/channel), range observer |
 //! | [`display`] | NumPy-style printing |
+//! | [`simd`] | the SIMD row toolkit: CPU dispatch, vectorizable `exp`, lane reductions, row drivers |
 
 pub mod activation;
-pub mod attention;
 pub mod broadcast;
+pub mod causal_softmax;
 pub mod conv;
 pub mod cross_entropy;
 pub mod display;
@@ -39,6 +41,7 @@ pub mod elementwise;
 pub mod error;
 pub mod gemm;
 pub mod gemm_i8;
+pub mod kv_attention;
 pub mod layer_norm;
 pub mod matmul;
 pub mod pool;
@@ -47,6 +50,7 @@ pub mod random;
 pub mod reduce;
 pub mod sdpa;
 pub mod shape;
+pub mod simd;
 pub mod softmax;
 pub mod tensor;
 

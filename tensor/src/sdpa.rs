@@ -2,7 +2,7 @@
 //!
 //! `q` is `(..., T, D)`, `k` is `(..., S, D)`, `v` is `(..., S, Dv)` with the same leading
 //! (batch, head) dims. With `causal`, query `i` of `T` sees keys `j <= i + (S - T)` (the
-//! convention of [`crate::attention`]: the queries are the last `T` positions, so `S > T` is
+//! convention of [`crate::causal_softmax`]: the queries are the last `T` positions, so `S > T` is
 //! decoding with a KV cache).
 //!
 //! Why fuse: the composed path (`matmul`, `causal_softmax`, `matmul`) writes the whole
@@ -27,7 +27,7 @@ use rayon::prelude::*;
 
 use crate::error::{Result, TensorError};
 use crate::gemm::{gemm, MatRef, Parallelism, THREADING_THRESHOLD};
-use crate::softmax::{exp_shifted_into, max_scaled, scale_in_place, sum_map2, with_simd};
+use crate::simd::{exp_shifted_into, max_scaled, scale_in_place, sum_map2, with_simd};
 use crate::tensor::Tensor;
 
 /// Query rows per block: a block multiplies `QUERY_BLOCK x D` queries by the keys its last row
@@ -779,7 +779,7 @@ pub fn packed_attention_backward(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::attention::causal_softmax_backward;
+    use crate::causal_softmax::causal_softmax_backward;
     use crate::softmax::softmax_backward;
 
     /// The composition this kernel replaces: matmul, (causal) softmax, matmul, and its backward

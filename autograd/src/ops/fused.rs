@@ -3,7 +3,7 @@
 //! the graph, instead of a dozen primitive ones, and a backward that is tested against the
 //! composition of primitives.
 
-use tensor::attention::causal_softmax_backward;
+use tensor::causal_softmax::causal_softmax_backward;
 use tensor::cross_entropy::{cross_entropy, cross_entropy_backward, CrossEntropyCache};
 use tensor::layer_norm::{layer_norm, layer_norm_backward, LayerNormCache};
 use tensor::softmax::{log_softmax_backward, softmax_backward};

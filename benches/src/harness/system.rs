@@ -28,7 +28,7 @@ pub struct SystemInfo {
     pub git_commit: Option<String>,
 }
 
-pub use tensor::softmax::simd_level;
+pub use tensor::simd::simd_level;
 
 fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")

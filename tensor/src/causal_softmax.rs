@@ -11,9 +11,8 @@
 //! keys, 0 on the masked ones (the gradient w.r.t. the unscaled scores).
 
 use crate::error::{Result, TensorError};
-use crate::softmax::{
-    check_grad_shape, exp_shifted_into, for_each_row, max_scaled, scale_in_place, sum_map2,
-};
+use crate::simd::{exp_shifted_into, for_each_row, max_scaled, scale_in_place, sum_map2};
+use crate::softmax::check_grad_shape;
 use crate::tensor::Tensor;
 
 /// Causal softmax of one row: the first `allowed` entries get `softmax(scale * x)`, the rest 0.
