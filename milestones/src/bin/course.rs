@@ -897,12 +897,12 @@ fn collect_grades(
 fn milestone_list(root: &Path) -> Result<ExitCode, CourseError> {
     let _ = root;
     println!(
-        "{:<17} {:>4}  {:<40} what it proves",
+        "{:<17} {:>4}  {:<41} what it proves",
         "milestone", "year", "needs"
     );
     for m in MILESTONES.iter() {
         println!(
-            "{:<17} {:>4}  {:<40} {}",
+            "{:<17} {:>4}  {:<41} {}",
             m.name,
             guide::info(m.name).year,
             m.needs.join(", "),
