@@ -85,9 +85,9 @@ impl AttentionTaskConfig {
     /// smoke tests).
     pub fn for_task(mix: TaskMix, seed: u64, quick: bool) -> AttentionTaskConfig {
         let (len, n_layer, steps) = match mix {
-            TaskMix::Single(SeqTask::Copy) => (8, 2, 600),
+            TaskMix::Single(SeqTask::Copy) => (8, 2, 300),
             TaskMix::Single(_) => (8, 2, 1500),
-            TaskMix::Mixed => (6, 3, 2500),
+            TaskMix::Mixed => (6, 2, 1500),
         };
         AttentionTaskConfig {
             len,

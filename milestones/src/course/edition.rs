@@ -1,6 +1,8 @@
 //! The student edition: a copy of the workspace in which every fenced body of the library crates
-//! (the chapters) is replaced by a panic carrying its chapter and hint. Signatures, docs, tests
-//! and the milestones stay, so the copy builds and the chapters' tests grade the student's work.
+//! (the chapters) is replaced by a panic carrying its chapter and hint (the fence lines stay
+//! around it). Signatures, docs, tests and the milestones stay, so the copy builds and the
+//! chapters' tests grade the student's work. The copy is marked as an edition by
+//! `.course/edition.json` and carries its grading manifest in `.course/grading.json`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -180,7 +182,11 @@ pub fn make_student_edition(
         return Err(CourseError::OutDirNotEmpty(out_abs));
     }
 
-    let files = workspace_files(&root)?;
+    // A workspace's own course state (a student's progress) never goes into a new edition.
+    let files: Vec<PathBuf> = workspace_files(&root)?
+        .into_iter()
+        .filter(|p| !p.starts_with(".course"))
+        .collect();
     let rewritten = rewrite_chapters(&root, &files)?;
     let mut per_chapter: BTreeMap<&str, usize> = CHAPTERS.iter().map(|c| (*c, 0)).collect();
     let mut partial = Vec::new();
@@ -208,7 +214,7 @@ pub fn make_student_edition(
     // Write into a staging folder beside `out`, moved into place only when complete: a failure
     // part-way leaves no partial copy (the staging folder is removed).
     let staging = staging_dir(&out_abs);
-    let written = write_edition(&root, &staging, &files, &replaced)
+    let written = write_edition(&root, &staging, &files, &replaced, &per_chapter)
         .and_then(|()| move_into_place(&staging, &out_abs));
     if written.is_err() {
         let _ = std::fs::remove_dir_all(&staging);
@@ -283,6 +289,7 @@ fn write_edition(
     dir: &Path,
     files: &[PathBuf],
     replaced: &BTreeMap<&Path, &str>,
+    per_chapter: &BTreeMap<&str, usize>,
 ) -> Result<(), CourseError> {
     let out_abs = dir;
     for rel in files {
@@ -303,5 +310,17 @@ fn write_edition(
             }
         }
     }
+    // The edition's marker and grading manifest go in with the files (staged like them).
+    let marker = super::state::edition_marker(out_abs);
+    super::state::write_json(
+        &marker,
+        &serde_json::json!({
+            "format": 1,
+            "created_unix_time": super::state::unix_now(),
+            "chapters": CHAPTERS,
+            "fences": per_chapter,
+        }),
+    )?;
+    super::grading::scan_manifest(root).write(&super::grading::manifest_path(out_abs))?;
     Ok(())
 }
