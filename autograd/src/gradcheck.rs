@@ -86,7 +86,7 @@ pub fn gradcheck(
                 worst_ratio = error / allowed;
                 worst = Some(AutogradError::GradcheckFailed {
                     input: k,
-                    index: unravel(i, input.shape()),
+                    index: tensor::shape::unravel_index(i, input.shape()),
                     analytic: a,
                     numeric,
                     error,
@@ -103,14 +103,4 @@ pub fn gradcheck(
         }),
     }
     // END SOLUTION
-}
-
-/// The multi-index of flat position `i` in a row-major `shape`.
-fn unravel(mut i: usize, shape: &[usize]) -> Vec<usize> {
-    let mut index = vec![0; shape.len()];
-    for (d, &n) in shape.iter().enumerate().rev() {
-        index[d] = i % n.max(1);
-        i /= n.max(1);
-    }
-    index
 }

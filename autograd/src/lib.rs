@@ -1,4 +1,4 @@
-//! # autograd: reverse-mode automatic differentiation (chapter 05)
+//! # autograd: reverse-mode automatic differentiation (chapter 2)
 //!
 //! A [`Variable`] wraps a `tensor::Tensor` and remembers how it was computed. Calling
 //! [`Variable::backward`] on a loss walks that record backwards and fills `grad()` of every

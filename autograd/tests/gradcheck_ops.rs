@@ -1,4 +1,4 @@
-//! Grader tests for chapter 05, part 1: every differentiable op passes `gradcheck` at random
+//! Grader tests for chapter 2 (`autograd`), part 1: every differentiable op passes `gradcheck` at random
 //! shapes, including broadcast inputs and non-contiguous views.
 
 #![allow(clippy::cloned_ref_to_slice_refs)] // `&[x.clone()]` reads better than `from_ref` in tests
@@ -218,6 +218,53 @@ fn fused_ops() {
         |v| v[0].cross_entropy(&[1, 0, 4, 2, 3, 3], None, 0.0),
         &[x.clone()],
     ); // (N, T, C)
+}
+
+/// Fused attention on q, k, v and on a packed (B, T, 3C) projection, with and without the causal
+/// mask (T < S too), against finite differences and against the composed ops.
+#[test]
+fn fused_attention() {
+    let (q, k, v) = (
+        randn(&[1, 2, 3, 4], 40),
+        randn(&[1, 2, 5, 4], 41),
+        randn(&[1, 2, 5, 3], 42),
+    );
+    for causal in [false, true] {
+        check(
+            |x| x[0].scaled_dot_product_attention(&x[1], &x[2], 0.5, causal),
+            &[q.clone(), k.clone(), v.clone()],
+        );
+        // The composed reference: softmax(q k^T * scale) v, causal over the last T of S keys.
+        let vars: Vec<Variable> = [&q, &k, &v]
+            .iter()
+            .map(|t| Variable::parameter((*t).clone()))
+            .collect();
+        let fused = vars[0]
+            .scaled_dot_product_attention(&vars[1], &vars[2], 0.5, causal)
+            .unwrap();
+        assert_eq!(fused.grad_fn(), Some("ScaledDotProductAttentionBackward"));
+        let scores = vars[0].matmul(&vars[1].transpose(-1, -2).unwrap()).unwrap();
+        let weights = if causal {
+            scores.causal_softmax(0.5).unwrap()
+        } else {
+            scores.mul_scalar(0.5).unwrap().softmax(-1).unwrap()
+        };
+        let composed = weights.matmul(&vars[2]).unwrap();
+        let (a, b) = (fused.value().to_vec(), composed.value().to_vec());
+        assert!(
+            a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-5),
+            "causal={causal}: {a:?} vs {b:?}"
+        );
+    }
+    let qkv = randn(&[2, 3, 12], 43); // C = 4, two heads of width 2
+    for causal in [false, true] {
+        check(|x| x[0].packed_attention(2, 0.7, causal), &[qkv.clone()]);
+    }
+    let packed = Variable::parameter(qkv)
+        .packed_attention(2, 0.7, true)
+        .unwrap();
+    assert_eq!(packed.shape(), vec![2, 3, 4]);
+    assert_eq!(packed.grad_fn(), Some("PackedAttentionBackward"));
 }
 
 /// Convolution through im2col and both poolings.

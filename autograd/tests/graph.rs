@@ -1,4 +1,4 @@
-//! Grader tests for chapter 05, part 2: how the graph behaves: accumulation, shared inputs, deep
+//! Grader tests for chapter 2 (`autograd`), part 2: how the graph behaves: accumulation, shared inputs, deep
 //! chains, memory release, no_grad, detach, anomaly mode, grad_fn names and the DOT picture.
 
 use autograd::{detect_anomaly, live_nodes, no_grad, to_dot, AutogradError, NoGradGuard, Variable};

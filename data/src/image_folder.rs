@@ -34,8 +34,11 @@ const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg"];
 /// How an image folder becomes tensors.
 #[derive(Clone, Debug)]
 pub struct ImageFolderOptions {
-    /// `[height, width]` every image is resized to; `None`: the most common size in the folder.
+    /// `[height, width]` every image is resized to; `None`: the most common size in the folder,
+    /// scaled down (aspect kept) so its longer side is at most `max_side`.
     pub size: Option<[usize; 2]>,
+    /// With `size: None`, the longest side the chosen size may have (`None`: no cap).
+    pub max_side: Option<usize>,
     /// 1 (grayscale) or 3 (RGB); `None`: 1 when every image is grayscale, else 3.
     pub channels: Option<usize>,
     /// Share of each class held out for testing when the folder has no `train/`/`test/` split.
@@ -50,6 +53,7 @@ impl Default for ImageFolderOptions {
     fn default() -> Self {
         ImageFolderOptions {
             size: None,
+            max_side: None,
             channels: None,
             test_fraction: 0.2,
             seed: 0,
@@ -129,7 +133,9 @@ impl ImageFolder {
             .chain(&test)
             .map(|e| read_header(&e.path, options.max_pixels))
             .collect::<Result<Vec<Header>>>()?;
-        let size = options.size.unwrap_or_else(|| most_common_size(&headers));
+        let size = options
+            .size
+            .unwrap_or_else(|| capped(most_common_size(&headers), options.max_side));
         let channels = options
             .channels
             .unwrap_or(if headers.iter().all(|h| h.grayscale) {
@@ -167,6 +173,12 @@ fn check_options(options: &ImageFolderOptions) -> Result<()> {
                 format!("channels must be 1 (grayscale) or 3 (RGB), got {c}"),
             ));
         }
+    }
+    if options.max_side == Some(0) {
+        return Err(DataError::invalid(
+            "ImageFolder",
+            "max_side must be positive",
+        ));
     }
     if let Some([h, w]) = options.size {
         if h == 0 || w == 0 || (h as u64) * (w as u64) > options.max_pixels {
@@ -323,6 +335,18 @@ fn most_common_size(headers: &[Header]) -> [usize; 2] {
         .find(|&(_, c)| c == best)
         .map(|(size, _)| size)
         .unwrap_or([1, 1])
+}
+
+/// `[h, w]` scaled down (aspect kept, each side at least 1) so the longer side is at most `max_side`.
+fn capped([h, w]: [usize; 2], max_side: Option<usize>) -> [usize; 2] {
+    match max_side {
+        Some(m) if h.max(w) > m => {
+            let scale = m as f64 / h.max(w) as f64;
+            let side = |x: usize| ((x as f64 * scale).round() as usize).clamp(1, m);
+            [side(h), side(w)]
+        }
+        _ => [h, w],
+    }
 }
 
 /// Decode, resize and convert each image into one `[N, C, H, W]` set.

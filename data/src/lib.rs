@@ -1,4 +1,4 @@
-//! # data: datasets, loaders, tokenizers and real-file readers (chapters 08, 10)
+//! # data: datasets, loaders, tokenizers and real-file readers (chapter 5)
 //!
 //! Real data in its standard formats, read fast and defensively: a corrupt file is a clear
 //! [`DataError`] naming the file and what is wrong, never a panic or a silently wrong sample.

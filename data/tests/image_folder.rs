@@ -156,6 +156,23 @@ fn mixed_sizes_are_resized_to_the_most_common_or_the_asked_size() {
     .unwrap();
     assert_eq!(asked.train.image_shape(), [1, 4, 5]);
     assert_eq!(asked.resized, 7);
+    // A cap on the longer side keeps the aspect ratio of the most common size.
+    gray_png(&root.join("a/wide1.png"), 40, 20, 100);
+    gray_png(&root.join("b/wide2.png"), 40, 20, 50);
+    gray_png(&root.join("b/wide3.png"), 40, 20, 50);
+    gray_png(&root.join("b/wide4.png"), 40, 20, 50);
+    gray_png(&root.join("a/wide5.png"), 40, 20, 100);
+    gray_png(&root.join("a/wide6.png"), 40, 20, 100);
+    gray_png(&root.join("a/wide7.png"), 40, 20, 100);
+    let capped = ImageFolder::load(
+        &root,
+        &ImageFolderOptions {
+            max_side: Some(10),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(capped.train.image_shape(), [1, 5, 10]);
 }
 
 #[test]

@@ -93,7 +93,7 @@ impl TokenizerSpec {
     pub fn encode(&self, text: &str) -> Result<Vec<usize>> {
         match self {
             TokenizerSpec::None => Err(ModelError::Invalid {
-                what: "TokenizerSpec::encode",
+                op: "TokenizerSpec::encode",
                 reason: "this checkpoint stores no tokenizer".to_string(),
             }),
             TokenizerSpec::Char(t) => Ok(t.encode(text)?),
@@ -105,7 +105,7 @@ impl TokenizerSpec {
     pub fn decode(&self, ids: &[usize]) -> Result<String> {
         match self {
             TokenizerSpec::None => Err(ModelError::Invalid {
-                what: "TokenizerSpec::decode",
+                op: "TokenizerSpec::decode",
                 reason: "this checkpoint stores no tokenizer".to_string(),
             }),
             TokenizerSpec::Char(t) => Ok(t.decode(ids)?),

@@ -240,10 +240,7 @@ pub struct Cnn {
 }
 
 fn invalid(reason: String) -> ModelError {
-    ModelError::Invalid {
-        what: "Cnn",
-        reason,
-    }
+    ModelError::Invalid { op: "Cnn", reason }
 }
 
 impl Cnn {
@@ -392,7 +389,7 @@ impl Module for Cnn {
             input.clone()
         } else {
             return Err(NnError::Invalid {
-                layer: "Cnn",
+                op: "Cnn",
                 reason: format!(
                     "input must be (N, {c}, {h}, {w}) (or (N, {})), got shape {shape:?}",
                     c * h * w

@@ -116,7 +116,7 @@ pub const MAX_NEW_TOKENS: usize = 1_000_000;
 pub fn check_max_new_tokens(what: &'static str, max_new_tokens: usize) -> Result<()> {
     if max_new_tokens > MAX_NEW_TOKENS {
         return Err(ModelError::Invalid {
-            what,
+            op: what,
             reason: format!(
                 "max_new_tokens = {max_new_tokens} is over the limit of {MAX_NEW_TOKENS} tokens per call"
             ),
@@ -133,7 +133,7 @@ fn tokens_with_room(
     max_new_tokens: usize,
 ) -> Result<Vec<usize>> {
     let too_large = |detail: String| ModelError::Invalid {
-        what,
+        op: what,
         reason: format!("max_new_tokens = {max_new_tokens} is too large: {detail}"),
     };
     let total = prompt.len().checked_add(max_new_tokens).ok_or_else(|| {
@@ -159,7 +159,7 @@ impl Gpt {
 
     /// Logits `(batch, t, vocab_size)` of `t` new positions per sequence that follow the
     /// `caches[0].len()` positions already cached, appending their keys and values to `caches`
-    /// (one per block). Equals the last `t` positions of [`Gpt::forward`] on the whole sequence.
+    /// (one per block). Equals the last `t` positions of [`Gpt::logits`] on the whole sequence.
     /// Inference only: call it under `no_grad` (the cache records no graph).
     pub fn forward_cached(
         &self,
@@ -183,7 +183,7 @@ impl Gpt {
     ) -> Result<usize> {
         if caches.len() != self.blocks.len() {
             return Err(ModelError::Invalid {
-                what: "Gpt::forward_cached",
+                op: "Gpt::forward_cached",
                 reason: format!(
                     "{} caches for {} blocks (use Gpt::new_caches)",
                     caches.len(),
@@ -195,7 +195,7 @@ impl Gpt {
         let start = caches.first().map_or(0, KvCache::len);
         if start + t > self.config().block_size {
             return Err(ModelError::Invalid {
-                what: "Gpt::forward_cached",
+                op: "Gpt::forward_cached",
                 reason: format!(
                     "positions {start}..{} exceed block_size {} (clear the caches and slide the window)",
                     start + t,
@@ -270,7 +270,7 @@ impl Gpt {
         temperature: f32,
         top_k: Option<usize>,
     ) -> Result<()> {
-        let invalid = |reason: String| Err(ModelError::Invalid { what, reason });
+        let invalid = |reason: String| Err(ModelError::Invalid { op: what, reason });
         if temperature.is_nan() || temperature < 0.0 || temperature.is_infinite() {
             return invalid(format!(
                 "temperature must be finite and >= 0 (0 = greedy), got {temperature}"
@@ -311,7 +311,7 @@ impl Gpt {
     ) -> Result<()> {
         if let Some(reason) = self.prompt_problem(prompt) {
             return Err(ModelError::Invalid {
-                what: "Gpt::generate",
+                op: "Gpt::generate",
                 reason,
             });
         }
@@ -442,14 +442,14 @@ impl Gpt {
         const WHAT: &str = "Gpt::generate_batch";
         if prompts.is_empty() {
             return Err(ModelError::Invalid {
-                what: WHAT,
+                op: WHAT,
                 reason: "the batch holds no prompt (give at least one)".to_string(),
             });
         }
         for (i, prompt) in prompts.iter().enumerate() {
             if let Some(problem) = self.prompt_problem(prompt.as_ref()) {
                 return Err(ModelError::Invalid {
-                    what: WHAT,
+                    op: WHAT,
                     reason: format!("prompt {i} of {}: {problem}", prompts.len()),
                 });
             }
@@ -560,7 +560,7 @@ impl Gpt {
         let block_size = self.config().block_size;
         if rows.len() != n {
             return Err(ModelError::Invalid {
-                what: "Gpt::decode_rows",
+                op: "Gpt::decode_rows",
                 reason: format!(
                     "{} cache sets for {n} tokens (one per sequence)",
                     rows.len()
@@ -585,7 +585,7 @@ impl Gpt {
             };
             if let Some(reason) = problem {
                 return Err(ModelError::Invalid {
-                    what: "Gpt::decode_rows",
+                    op: "Gpt::decode_rows",
                     reason,
                 });
             }

@@ -1,4 +1,4 @@
-//! # models: the layer where users train things (chapters 07, 13-17, 19)
+//! # models: the layer where users train things (chapter 6)
 //!
 //! | module | concept |
 //! |---|---|

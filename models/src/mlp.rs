@@ -73,7 +73,7 @@ impl SeededDropout {
     pub fn new(p: f32, seed: u64) -> Result<SeededDropout> {
         if !(0.0..1.0).contains(&p) {
             return Err(ModelError::Invalid {
-                what: "dropout",
+                op: "dropout",
                 reason: format!("p must be in [0, 1), got {p}"),
             });
         }
@@ -203,7 +203,7 @@ impl Mlp {
     pub fn new(config: MlpConfig) -> Result<Mlp> {
         if config.sizes.len() < 2 || config.sizes.contains(&0) {
             return Err(ModelError::Invalid {
-                what: "Mlp",
+                op: "Mlp",
                 reason: format!(
                     "sizes must list at least an input and an output width, all positive, got {:?}",
                     config.sizes
@@ -235,7 +235,7 @@ impl Mlp {
     /// previous one's `out_features`, and the layers all have biases or none does.
     pub fn from_layers(layers: Vec<Linear>, activation: Activation) -> Result<Mlp> {
         let invalid = |reason: String| ModelError::Invalid {
-            what: "Mlp::from_layers",
+            op: "Mlp::from_layers",
             reason,
         };
         let first = layers
@@ -319,7 +319,7 @@ impl Module for Mlp {
         let features: usize = shape.iter().skip(1).product();
         if shape.len() < 2 || features != self.in_features() {
             return Err(NnError::Invalid {
-                layer: "Mlp",
+                op: "Mlp",
                 reason: format!(
                     "input must be (N, {}) or (N, ...) with {} features per sample, got shape {shape:?}",
                     self.in_features(),

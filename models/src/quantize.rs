@@ -165,7 +165,7 @@ impl Mlp {
     ) -> Result<Vec<QuantParams>> {
         if batches.is_empty() {
             return Err(ModelError::Invalid {
-                what: "Mlp::calibrate_static",
+                op: "Mlp::calibrate_static",
                 reason: "no calibration batches given".to_string(),
             });
         }
@@ -176,7 +176,7 @@ impl Mlp {
                 batch
                     .reshape_to(&[n, self.in_features()])
                     .map_err(|e| ModelError::Invalid {
-                        what: "Mlp::calibrate_static",
+                        op: "Mlp::calibrate_static",
                         reason: format!("a calibration batch does not fit the model: {e}"),
                     })?;
             no_grad(|| self.observe_layer_inputs(x, &mut observers))?;
@@ -294,7 +294,7 @@ pub fn save_int8<M: LinearLayers>(
     let names = quantized_names(model);
     if names.is_empty() {
         return Err(ModelError::Invalid {
-            what: "save_int8",
+            op: "save_int8",
             reason: "no layer of the model is quantized (convert it with quantized() first)"
                 .to_string(),
         });

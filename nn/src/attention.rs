@@ -22,12 +22,8 @@
 //!   (for one new token, a matrix-vector product per head). The output equals the uncached
 //!   forward on the whole sequence; it runs under `no_grad` (inference only).
 
-use autograd::{custom_op, GradFn, Variable};
+use autograd::Variable;
 use tensor::kv_attention::{dot, weighted_sum};
-use tensor::sdpa::{
-    packed_attention as packed_kernel, packed_attention_backward,
-    scaled_dot_product_attention as sdpa, scaled_dot_product_attention_backward,
-};
 use tensor::simd::fast_exp;
 use tensor::{Tensor, TensorRng};
 
@@ -57,7 +53,7 @@ impl AttentionMask {
         match self {
             AttentionMask::None => Ok(()),
             AttentionMask::Causal if s < t => Err(NnError::Invalid {
-                layer: "MultiHeadAttention",
+                op: "MultiHeadAttention",
                 reason: format!(
                     "a causal mask needs at least as many keys as queries, got T = {t} queries and S = {s} keys"
                 ),
@@ -73,7 +69,7 @@ impl AttentionMask {
                         .all(|(&m, &want)| m == 1 || m == want);
                 if !fits {
                     return Err(NnError::Invalid {
-                        layer: "MultiHeadAttention",
+                        op: "MultiHeadAttention",
                         reason: format!(
                             "keep-mask of shape {shape:?} does not broadcast to the attention scores (B, H, T, S) = {scores:?}"
                         ),
@@ -84,7 +80,7 @@ impl AttentionMask {
                 let width = shape.last().copied().unwrap_or(1).max(1);
                 if let Some(row) = values.chunks(width).position(|r| r.iter().all(|&v| v == 0.0)) {
                     return Err(NnError::Invalid {
-                        layer: "MultiHeadAttention",
+                        op: "MultiHeadAttention",
                         reason: format!(
                             "keep-mask of shape {shape:?} drops every key of its row {row}: each query must keep at least one key"
                         ),
@@ -107,7 +103,7 @@ fn scores_shape(q: &Variable, k: &Variable, v: &Variable) -> Result<[usize; 4]> 
         || qs[3] != ks[3]
     {
         return Err(NnError::Invalid {
-            layer: "attention",
+            op: "attention",
             reason: format!(
                 "q, k, v must be (B, H, T, D), (B, H, S, D), (B, H, S, Dv), got {qs:?}, {ks:?}, {vs:?}"
             ),
@@ -167,49 +163,9 @@ fn shape_head(q: &Variable) -> usize {
     q.shape().last().copied().unwrap_or(1).max(1)
 }
 
-/// The backward of the fused attention node: gradients of `q`, `k`, `v` from the saved output
-/// and per-row log-sum-exp (the probabilities are recomputed, never stored).
-pub struct ScaledDotProductAttentionBackward {
-    q: Variable,
-    k: Variable,
-    v: Variable,
-    out: Tensor,
-    lse: Tensor,
-    scale: f32,
-    causal: bool,
-}
-
-impl GradFn for ScaledDotProductAttentionBackward {
-    fn name(&self) -> &'static str {
-        "ScaledDotProductAttentionBackward"
-    }
-
-    fn inputs(&self) -> Vec<Variable> {
-        vec![self.q.clone(), self.k.clone(), self.v.clone()]
-    }
-
-    fn backward(&self, grad_output: &Tensor) -> autograd::Result<Vec<Option<Tensor>>> {
-        let (dq, dk, dv) = scaled_dot_product_attention_backward(
-            &self.q.value(),
-            &self.k.value(),
-            &self.v.value(),
-            &self.out,
-            &self.lse,
-            grad_output,
-            self.scale,
-            self.causal,
-        )?;
-        let keep = |v: &Variable, g: Tensor| v.requires_grad().then_some(g);
-        Ok(vec![
-            keep(&self.q, dq),
-            keep(&self.k, dk),
-            keep(&self.v, dv),
-        ])
-    }
-}
-
 /// `softmax(q k^T / sqrt(d) + mask) v` for `q` `(B, H, T, D)`, `k` `(B, H, S, D)`, `v`
-/// `(B, H, S, Dv)`. `None` and `Causal` run as one fused node (`ScaledDotProductAttentionBackward`);
+/// `(B, H, S, Dv)`. `None` and `Causal` run as one fused node
+/// ([`Variable::scaled_dot_product_attention`], whose backward lives with autograd's other ops);
 /// a `Keep` mask uses the composed [`attention`]. Strided views (heads) are read in place.
 pub fn scaled_dot_product_attention(
     q: &Variable,
@@ -225,71 +181,18 @@ pub fn scaled_dot_product_attention(
         AttentionMask::Keep(_) => return Ok(attention(q, k, v, mask, None)?.0),
     };
     let scale = 1.0 / (shape_head(q) as f32).sqrt();
-    let (qv, kv, vv) = (q.value(), k.value(), v.value());
-    let (out, lse) = sdpa(&qv, &kv, &vv, scale, causal)?;
-    let grad_fn = ScaledDotProductAttentionBackward {
-        q: q.clone(),
-        k: k.clone(),
-        v: v.clone(),
-        out: out.clone(),
-        lse,
-        scale,
-        causal,
-    };
-    Ok(custom_op(out, &[q, k, v], grad_fn)?)
-}
-
-/// The backward of [`packed_attention`]: the gradient of the whole `(B, T, 3C)` projection in
-/// one buffer, in the projection's own layout.
-pub struct PackedAttentionBackward {
-    qkv: Variable,
-    out: Tensor,
-    lse: Tensor,
-    n_head: usize,
-    scale: f32,
-    causal: bool,
-}
-
-impl GradFn for PackedAttentionBackward {
-    fn name(&self) -> &'static str {
-        "PackedAttentionBackward"
-    }
-
-    fn inputs(&self) -> Vec<Variable> {
-        vec![self.qkv.clone()]
-    }
-
-    fn backward(&self, grad_output: &Tensor) -> autograd::Result<Vec<Option<Tensor>>> {
-        let dqkv = packed_attention_backward(
-            &self.qkv.value(),
-            &self.out,
-            &self.lse,
-            grad_output,
-            self.n_head,
-            self.scale,
-            self.causal,
-        )?;
-        Ok(vec![Some(dqkv)])
-    }
+    Ok(q.scaled_dot_product_attention(k, v, scale, causal)?)
 }
 
 /// Multi-head attention (no mask, or causal) straight from a fused projection `qkv` of shape
 /// `(B, T, 3C)`: queries, keys and values of `n_head` heads side by side. Returns `(B, T, C)`
-/// with the heads merged, as one graph node whose gradient lands in `qkv`'s layout. The same
-/// as [`MultiHeadAttention::split_heads`], [`scaled_dot_product_attention`] and a merge.
+/// with the heads merged, as one graph node whose gradient lands in `qkv`'s layout
+/// ([`Variable::packed_attention`]). The same as [`MultiHeadAttention::split_heads`],
+/// [`scaled_dot_product_attention`] and a merge.
 pub fn packed_attention(qkv: &Variable, n_head: usize, causal: bool) -> Result<Variable> {
     let (_, _, c) = packed_dims("packed_attention", &qkv.shape(), n_head)?;
     let scale = 1.0 / ((c / n_head) as f32).sqrt();
-    let (out, lse) = packed_kernel(&qkv.value(), n_head, scale, causal)?;
-    let grad_fn = PackedAttentionBackward {
-        qkv: qkv.clone(),
-        out: out.clone(),
-        lse,
-        n_head,
-        scale,
-        causal,
-    };
-    Ok(custom_op(out, &[qkv], grad_fn)?)
+    Ok(qkv.packed_attention(n_head, scale, causal)?)
 }
 
 /// Sizes of a [`MultiHeadAttention`].
@@ -378,7 +281,7 @@ impl KvCache {
         if let Some(have) = self.dims.filter(|_| self.len > 0) {
             if have != dims {
                 return Err(NnError::Invalid {
-                    layer: "KvCache",
+                    op: "KvCache",
                     reason: format!(
                         "new keys with (B, H, D) = {dims:?} do not continue the cached {have:?} (same B, H and D needed; clear() starts a new sequence)"
                     ),
@@ -421,7 +324,7 @@ impl KvCache {
         let (ks, vs) = (k.shape(), v.shape());
         if ks.len() != 4 || ks != vs {
             return Err(NnError::Invalid {
-                layer: "KvCache",
+                op: "KvCache",
                 reason: format!("keys and values must both be (B, H, T, D), got {ks:?} and {vs:?}"),
             });
         }
@@ -461,7 +364,7 @@ impl KvCache {
             t > 0 && n_head > 0 && qkv.len() == t * width && width.is_multiple_of(3 * n_head);
         if !fits {
             return Err(NnError::Invalid {
-                layer: "KvCache",
+                op: "KvCache",
                 reason: format!(
                     "a row of {} floats is not T = {t} positions of 3C with C a multiple of n_head = {n_head}",
                     qkv.len()
@@ -527,7 +430,7 @@ impl KvCache {
             && shape[2] <= self.len;
         if !fits {
             return Err(NnError::Invalid {
-                layer: "KvCache",
+                op: "KvCache",
                 reason: format!(
                     "queries must be (B, H, T, D) with (B, H, D) = {:?} and T <= {} cached positions, got {shape:?}",
                     self.dims(),
@@ -647,7 +550,7 @@ fn packed_dims(
 ) -> Result<(usize, usize, usize)> {
     if shape.len() != 3 || n_head == 0 || !shape[2].is_multiple_of(3 * n_head) {
         return Err(NnError::Invalid {
-            layer,
+            op: layer,
             reason: format!(
                 "qkv must be (B, T, 3C) with C a multiple of n_head = {n_head}, got {shape:?}"
             ),
@@ -681,7 +584,7 @@ impl MultiHeadAttention {
         } = *config;
         if n_head == 0 || n_embd == 0 || !n_embd.is_multiple_of(n_head) {
             return Err(NnError::Invalid {
-                layer: "MultiHeadAttention",
+                op: "MultiHeadAttention",
                 reason: format!(
                     "n_embd ({n_embd}) must be a positive multiple of n_head ({n_head})"
                 ),
@@ -716,7 +619,7 @@ impl MultiHeadAttention {
             && qkv.out_features() == 3 * c;
         if !fits {
             return Err(NnError::Invalid {
-                layer: "MultiHeadAttention",
+                op: "MultiHeadAttention",
                 reason: format!(
                     "needs qkv weight (3C, C) and proj weight (C, C) with C a multiple of n_head = {n_head}, got {:?} and {:?}",
                     qkv.weight.shape(),
@@ -753,7 +656,7 @@ impl MultiHeadAttention {
         let shape = x.shape();
         if shape.len() != 3 || shape[2] != self.n_embd {
             return Err(NnError::Invalid {
-                layer: "MultiHeadAttention",
+                op: "MultiHeadAttention",
                 reason: format!(
                     "input must be (B, T, C) with C = n_embd = {}, got shape {shape:?}",
                     self.n_embd
@@ -853,7 +756,7 @@ impl MultiHeadAttention {
         let scale = 1.0 / (d as f32).sqrt();
         let y = if cache.is_empty() {
             // Prefill: exactly the uncached causal attention of these positions.
-            let (y, _) = packed_kernel(&qkv, self.n_head, scale, true)?;
+            let (y, _) = tensor::sdpa::packed_attention(&qkv, self.n_head, scale, true)?;
             cache.append_packed(&qkv, self.n_head)?;
             y
         } else {
@@ -899,7 +802,7 @@ impl MultiHeadAttention {
         let shape = x_new.shape();
         if caches.len() != shape[0] {
             return Err(NnError::Invalid {
-                layer: "KvCache",
+                op: "KvCache",
                 reason: format!(
                     "{} caches for a batch of {} sequences (one cache per row of (B, T, C) = {shape:?})",
                     caches.len(),
@@ -956,14 +859,14 @@ impl MultiHeadAttention {
             && (x_new.requires_grad() || trainable(&self.qkv) || trainable(&self.proj));
         if needs_graph {
             return Err(NnError::Invalid {
-                layer: "KvCache",
+                op: "KvCache",
                 reason: "cached attention computes no gradients: run it under no_grad (as generation does)"
                     .to_string(),
             });
         }
         if self.attention_dropout_active() {
             return Err(NnError::Invalid {
-                layer: "KvCache",
+                op: "KvCache",
                 reason: format!(
                     "attention dropout {} is active: call eval() before decoding with a cache",
                     self.attn_dropout.p()

@@ -45,14 +45,14 @@ pub fn batch_norm(
     let c = running_mean.numel();
     if shape.len() < 2 || shape[1] != c {
         return Err(NnError::Invalid {
-            layer: "batch_norm",
+            op: "batch_norm",
             reason: format!("input of shape {shape:?} must be (N, {c}, ...) for {c} channels"),
         });
     }
     let per_channel = x.numel() / c.max(1);
     if training && per_channel <= 1 {
         return Err(NnError::Invalid {
-            layer: "batch_norm",
+            op: "batch_norm",
             reason: format!(
                 "expected more than 1 value per channel when training, got input of shape \
                  {shape:?}"
@@ -170,7 +170,7 @@ impl BatchNormState {
         let shape = x.shape();
         if !ndims.contains(&shape.len()) || shape[1] != c {
             return Err(NnError::Invalid {
-                layer,
+                op: layer,
                 reason: format!("input must be {dims} with C = {c}, got shape {shape:?}"),
             });
         }
@@ -185,7 +185,7 @@ impl BatchNormState {
             self.eps,
         )
         .map_err(|e| match e {
-            NnError::Invalid { reason, .. } => NnError::Invalid { layer, reason },
+            NnError::Invalid { reason, .. } => NnError::Invalid { op: layer, reason },
             other => other,
         })?;
         if self.training {
@@ -278,7 +278,7 @@ macro_rules! batch_norm_layer {
                 let c = self.state.weight.shape();
                 if weight.shape() != c || bias.shape() != c {
                     return Err(NnError::Invalid {
-                        layer: stringify!($name),
+                        op: stringify!($name),
                         reason: format!(
                             "weight and bias must have shape {c:?}, got {:?} and {:?}",
                             weight.shape(),

@@ -113,7 +113,7 @@ impl Conv2dConfig {
             || zero(c.dilation)
         {
             return Err(NnError::Invalid {
-                layer: "Conv2d",
+                op: "Conv2d",
                 reason: format!(
                     "channels, kernel size, stride and dilation must be positive, got {c:?}"
                 ),
@@ -166,7 +166,7 @@ impl Conv2d {
         };
         if weight.shape() != want || !bias_ok {
             return Err(NnError::Invalid {
-                layer: "Conv2d",
+                op: "Conv2d",
                 reason: format!(
                     "expected weight {want:?} and {} for {config:?}, got weight {:?} and bias {:?}",
                     if config.bias {
@@ -219,7 +219,7 @@ impl Module for Conv2d {
         }
         if shape.len() != 4 || shape[1] != c {
             return Err(NnError::Invalid {
-                layer: "Conv2d",
+                op: "Conv2d",
                 reason: format!(
                     "input must be (N, {c}, H, W) or ({c}, H, W) for in_channels = {c}, got \
                      shape {shape:?}"

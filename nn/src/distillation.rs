@@ -29,7 +29,7 @@ pub fn distillation_loss(
 ) -> Result<Variable> {
     if student.shape() != teacher.shape() {
         return Err(NnError::Invalid {
-            layer: "DistillationLoss",
+            op: "DistillationLoss",
             reason: format!(
                 "student logits shape {:?} and teacher logits shape {:?} must be equal",
                 student.shape(),
@@ -54,13 +54,13 @@ impl DistillationLoss {
     pub fn new(temperature: f32, alpha: f32) -> Result<DistillationLoss> {
         if !(temperature > 0.0 && temperature.is_finite()) {
             return Err(NnError::Invalid {
-                layer: "DistillationLoss",
+                op: "DistillationLoss",
                 reason: format!("temperature must be finite and > 0, got {temperature}"),
             });
         }
         if !(0.0..=1.0).contains(&alpha) {
             return Err(NnError::Invalid {
-                layer: "DistillationLoss",
+                op: "DistillationLoss",
                 reason: format!("alpha must be in [0, 1], got {alpha}"),
             });
         }

@@ -26,7 +26,7 @@ impl Dropout {
     pub fn new(p: f32, seed: u64) -> Result<Dropout> {
         if !(0.0..1.0).contains(&p) {
             return Err(NnError::Invalid {
-                layer: "Dropout",
+                op: "Dropout",
                 reason: format!("p must be in [0, 1), got {p}"),
             });
         }

@@ -59,7 +59,7 @@ fn centered_normal(rng: &mut TensorRng, shape: &[usize], std: f32) -> Tensor {
 pub fn uniform(rng: &mut TensorRng, shape: &[usize], low: f32, high: f32) -> Result<Tensor> {
     if low >= high || !low.is_finite() || !high.is_finite() {
         return Err(NnError::Invalid {
-            layer: "init::uniform",
+            op: "init::uniform",
             reason: format!("needs finite low < high, got [{low}, {high})"),
         });
     }
@@ -70,7 +70,7 @@ pub fn uniform(rng: &mut TensorRng, shape: &[usize], low: f32, high: f32) -> Res
 pub fn normal(rng: &mut TensorRng, shape: &[usize], mean: f32, std: f32) -> Result<Tensor> {
     if std < 0.0 || !std.is_finite() || !mean.is_finite() {
         return Err(NnError::Invalid {
-            layer: "init::normal",
+            op: "init::normal",
             reason: format!("needs a finite mean and std >= 0, got mean {mean}, std {std}"),
         });
     }

@@ -51,7 +51,7 @@ impl LayerNorm {
         let ok = weight.ndim() == 1 && bias.as_ref().is_none_or(|b| b.shape() == weight.shape());
         if !ok {
             return Err(NnError::Invalid {
-                layer: "LayerNorm",
+                op: "LayerNorm",
                 reason: format!(
                     "weight must be 1-D and bias the same shape, got {:?} and {:?}",
                     weight.shape(),
@@ -87,7 +87,7 @@ impl Module for LayerNorm {
         let d = self.normalized_shape();
         if input.shape().last() != Some(&d) {
             return Err(NnError::Invalid {
-                layer: "LayerNorm",
+                op: "LayerNorm",
                 reason: format!(
                     "input of shape {:?} must end in normalized_shape = {d}",
                     input.shape()

@@ -1,4 +1,4 @@
-//! # nn: layers, losses and models' building blocks (chapters 02-04, 09, 11-13)
+//! # nn: layers, losses and models' building blocks (chapter 3)
 //!
 //! Everything here is built from `autograd` ops, so every layer's gradient is exact and checked
 //! by `gradcheck`. Table of contents:

@@ -46,14 +46,14 @@ impl Linear {
     pub fn from_weights(weight: Variable, bias: Option<Variable>) -> Result<Linear> {
         if weight.ndim() != 2 {
             return Err(NnError::Invalid {
-                layer: "Linear",
+                op: "Linear",
                 reason: format!("weight must be (out, in), got shape {:?}", weight.shape()),
             });
         }
         if let Some(b) = &bias {
             if b.shape() != [weight.shape()[0]] {
                 return Err(NnError::Invalid {
-                    layer: "Linear",
+                    op: "Linear",
                     reason: format!(
                         "bias shape {:?} does not match weight shape {:?} (expected [{}])",
                         b.shape(),
@@ -99,7 +99,7 @@ impl Linear {
         if let Some(q) = &quantized {
             if (q.out_features(), q.in_features()) != (self.out_features(), self.in_features()) {
                 return Err(NnError::Invalid {
-                    layer: "Linear",
+                    op: "Linear",
                     reason: format!(
                         "quantized layer is {}x{} (out x in) but the weight is {:?}",
                         q.out_features(),
@@ -142,7 +142,7 @@ impl Module for Linear {
         let shape = input.shape();
         if shape.last() != Some(&self.in_features()) {
             return Err(NnError::Invalid {
-                layer: "Linear",
+                op: "Linear",
                 reason: format!(
                     "input of shape {shape:?} must end in in_features = {} (weight shape {:?})",
                     self.in_features(),

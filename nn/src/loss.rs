@@ -44,7 +44,7 @@ fn reduce(per_element: &Variable, reduction: Reduction) -> Result<Variable> {
 fn same_shape(layer: &'static str, input: &Variable, target: &Variable) -> Result<()> {
     if input.shape() != target.shape() {
         return Err(NnError::Invalid {
-            layer,
+            op: layer,
             reason: format!(
                 "input shape {:?} and target shape {:?} must be equal",
                 input.shape(),
@@ -183,7 +183,7 @@ pub fn nll_loss(
     let shape = log_probs.shape();
     if shape.len() < 2 || shape.len() > 3 {
         return Err(NnError::Invalid {
-            layer: "NllLoss",
+            op: "NllLoss",
             reason: format!("input must be (N, C) or (N, T, C), got shape {shape:?}"),
         });
     }
@@ -191,7 +191,7 @@ pub fn nll_loss(
     let rows = log_probs.numel() / c.max(1);
     if targets.len() != rows {
         return Err(NnError::Invalid {
-            layer: "NllLoss",
+            op: "NllLoss",
             reason: format!(
                 "{} targets for input of shape {shape:?} ({rows} rows)",
                 targets.len()
@@ -201,7 +201,7 @@ pub fn nll_loss(
     for (row, &t) in targets.iter().enumerate() {
         if Some(t) != ignore_index && t >= c {
             return Err(NnError::Invalid {
-                layer: "NllLoss",
+                op: "NllLoss",
                 reason: format!("target {t} in row {row} is out of range for {c} classes"),
             });
         }
@@ -362,7 +362,7 @@ pub fn binary_cross_entropy(
         .find(|(_, v)| !(0.0..=1.0).contains(*v))
     {
         return Err(NnError::Invalid {
-            layer: "BceLoss",
+            op: "BceLoss",
             reason: format!(
                 "every input must be a probability in [0, 1]; element {i} of shape {:?} is {v}",
                 probs.shape()

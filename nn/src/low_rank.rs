@@ -36,7 +36,7 @@ pub struct Svd {
 pub fn svd(matrix: &Tensor) -> Result<Svd> {
     if matrix.ndim() != 2 {
         return Err(NnError::Invalid {
-            layer: "svd",
+            op: "svd",
             reason: format!("matrix must be 2-D, got shape {:?}", matrix.shape()),
         });
     }
@@ -45,7 +45,7 @@ pub fn svd(matrix: &Tensor) -> Result<Svd> {
     let values = matrix.contiguous().to_vec();
     let m = Mat::<f64>::from_fn(rows, cols, |i, j| values[i * cols + j] as f64);
     let decomposition = m.thin_svd().map_err(|e| NnError::Invalid {
-        layer: "svd",
+        op: "svd",
         reason: format!("the SVD of a {rows}x{cols} matrix did not converge: {e:?}"),
     })?;
     let (u, s, v) = (
@@ -108,7 +108,7 @@ impl LowRankLinear {
         let (out, inp) = (linear.out_features(), linear.in_features());
         if rank == 0 || rank > out.min(inp) {
             return Err(NnError::Invalid {
-                layer: "LowRankLinear",
+                op: "LowRankLinear",
                 reason: format!(
                     "rank must be in 1..={} for a Linear({inp} -> {out}) (weight shape {:?}), got {rank}",
                     out.min(inp),

@@ -18,7 +18,7 @@ use crate::module::Module;
 fn check_nchw(layer: &'static str, input: &Variable) -> Result<()> {
     if input.ndim() != 4 {
         return Err(NnError::Invalid {
-            layer,
+            op: layer,
             reason: format!("input must be (N, C, H, W), got shape {:?}", input.shape()),
         });
     }
@@ -166,7 +166,7 @@ impl Module for AdaptiveAvgPool2d {
         let (oh, ow) = self.output_size;
         if oh == 0 || ow == 0 || !h.is_multiple_of(oh) || !w.is_multiple_of(ow) {
             return Err(NnError::Invalid {
-                layer: "AdaptiveAvgPool2d",
+                op: "AdaptiveAvgPool2d",
                 reason: format!(
                     "output size ({oh}, {ow}) must be positive and divide the input size \
                      ({h}, {w}) of shape {shape:?}"

@@ -28,14 +28,14 @@ fn check_positions(
 ) -> Result<usize> {
     if shape.len() != 3 || shape[2] != dim {
         return Err(NnError::Invalid {
-            layer,
+            op: layer,
             reason: format!("input must be (B, T, C) with C = {dim}, got shape {shape:?}"),
         });
     }
     let t = shape[1];
     if start + t > max_len {
         return Err(NnError::Invalid {
-            layer,
+            op: layer,
             reason: format!(
                 "sequence too long: positions {start}..{} (T = {t}) but max_len = {max_len}",
                 start + t

@@ -41,7 +41,7 @@ impl Masks {
         let name = name.into();
         if mask.to_vec().iter().any(|&v| v != 0.0 && v != 1.0) {
             return Err(NnError::Invalid {
-                layer: "Masks",
+                op: "Masks",
                 reason: format!("mask of '{name}' must hold only 0.0 and 1.0"),
             });
         }
@@ -95,7 +95,7 @@ impl Masks {
         }
         if !problems.is_empty() {
             return Err(NnError::Invalid {
-                layer: "Masks::apply",
+                op: "Masks::apply",
                 reason: problems.join("; "),
             });
         }
@@ -206,7 +206,7 @@ pub fn sparsity(module: &dyn Module) -> SparsityReport {
 fn check_fraction(op: &'static str, fraction: f32) -> Result<()> {
     if !(0.0..=1.0).contains(&fraction) {
         return Err(NnError::Invalid {
-            layer: op,
+            op,
             reason: format!("fraction to prune must be in [0, 1], got {fraction}"),
         });
     }

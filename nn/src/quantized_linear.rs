@@ -51,7 +51,7 @@ pub struct QuantizedLinear {
 
 fn invalid(reason: impl Into<String>) -> NnError {
     NnError::Invalid {
-        layer: "QuantizedLinear",
+        op: "QuantizedLinear",
         reason: reason.into(),
     }
 }
@@ -301,7 +301,7 @@ impl QuantizedLinear {
 pub(crate) fn refuse_under_grad(layer: &'static str, needs_graph: bool) -> Result<()> {
     if needs_graph {
         return Err(NnError::Invalid {
-            layer,
+            op: layer,
             reason: "int8 inference computes no gradients: run it under no_grad, or on an input \
                      that does not require grad"
                 .to_string(),

@@ -199,7 +199,7 @@ impl TransformerBlock {
         let t = x_new.shape().get(1).copied().unwrap_or(0);
         if t == 0 {
             return Err(crate::error::NnError::Invalid {
-                layer: "TransformerBlock",
+                op: "TransformerBlock",
                 reason: format!(
                     "forward_cached_last needs at least one new position, got shape {:?}",
                     x_new.shape()

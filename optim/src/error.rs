@@ -21,10 +21,10 @@ pub enum OptimError {
         names: Vec<String>,
     },
     /// A hyper-parameter or a parameter list that cannot work.
-    #[error("{what}: {reason}")]
+    #[error("{op}: {reason}")]
     Config {
         /// The optimizer, schedule or function that was misconfigured.
-        what: &'static str,
+        op: &'static str,
         /// What is wrong, with the offending value.
         reason: String,
     },
@@ -65,10 +65,10 @@ pub enum OptimError {
 pub type Result<T> = std::result::Result<T, OptimError>;
 
 impl OptimError {
-    /// A configuration error for `what`.
-    pub fn config(what: &'static str, reason: impl Into<String>) -> OptimError {
+    /// A configuration error for `op`.
+    pub fn config(op: &'static str, reason: impl Into<String>) -> OptimError {
         OptimError::Config {
-            what,
+            op,
             reason: reason.into(),
         }
     }

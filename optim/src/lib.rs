@@ -1,4 +1,4 @@
-//! # optim: optimizers, learning-rate schedules, gradient clipping (chapter 06)
+//! # optim: optimizers, learning-rate schedules, gradient clipping (chapter 4)
 //!
 //! After `loss.backward()` every parameter holds a gradient; an optimizer turns gradients into
 //! updates, in place. The optimizers here follow `torch.optim` exactly (tested against it step by

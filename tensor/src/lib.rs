@@ -1,4 +1,4 @@
-//! # tensor: n-dimensional arrays for deep learning (chapter 01, chapter 18)
+//! # tensor: n-dimensional arrays for deep learning (chapter 1)
 //!
 //! A [`Tensor`] is an n-d array of `f32` with cheap clones and views. This crate knows nothing
 //! about gradients: it provides the forward computations *and* the backward kernels that the

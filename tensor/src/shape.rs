@@ -310,6 +310,18 @@ impl Tensor {
     }
 }
 
+/// The position `(i0, i1, ...)` of element `flat` of a row-major tensor of `shape` (NumPy's
+/// `unravel_index`): the inverse of `flat = sum(index[d] * stride[d])` for contiguous strides.
+/// Used to name an offending element in messages. A size-0 dim is treated as size 1.
+pub fn unravel_index(mut flat: usize, shape: &[usize]) -> Vec<usize> {
+    let mut index = vec![0; shape.len()];
+    for (d, &n) in shape.iter().enumerate().rev() {
+        index[d] = flat % n.max(1);
+        flat /= n.max(1);
+    }
+    index
+}
+
 /// The gradient of [`Tensor::slice`]: place `grad` at entries `start, start+step, ...` of `dim` in a
 /// zero tensor of `input_shape`.
 pub fn slice_backward(

@@ -1,4 +1,4 @@
-//! Grader tests for chapter 01: constructors, broadcasting, elementwise ops, reductions, shape ops,
+//! Grader tests for chapter 1 (`tensor`): constructors, broadcasting, elementwise ops, reductions, shape ops,
 //! activations and their backward kernels, display and errors.
 
 use tensor::activation::{gelu_backward, relu_backward, sigmoid_backward, tanh_backward};
@@ -406,4 +406,24 @@ fn display() {
     let big = format!("{}", Tensor::zeros(&[100, 100]));
     assert!(big.contains("...") && big.contains("shape=[100, 100]"));
     assert!(big.len() < 2000);
+}
+
+/// `unravel_index` inverts row-major flattening: every flat position of a (2, 3, 4) tensor maps to
+/// the index whose strided offset is that position, and the element at that index is that element.
+#[test]
+fn unravel_index_inverts_row_major_flattening() {
+    use tensor::shape::unravel_index;
+    let shape = [2, 3, 4];
+    let t = Tensor::arange(0.0, 24.0, 1.0)
+        .unwrap()
+        .reshape_to(&shape)
+        .unwrap();
+    for flat in 0..24 {
+        let index = unravel_index(flat, &shape);
+        assert_eq!((index[0] * 3 + index[1]) * 4 + index[2], flat, "{index:?}");
+        assert_eq!(t.get(&index).unwrap(), flat as f32, "{index:?}");
+    }
+    assert_eq!(unravel_index(23, &shape), vec![1, 2, 3]);
+    assert_eq!(unravel_index(5, &[6]), vec![5]);
+    assert_eq!(unravel_index(0, &[]), Vec::<usize>::new());
 }

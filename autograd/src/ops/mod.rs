@@ -1,5 +1,6 @@
 //! Differentiable ops on [`Variable`]. Each op computes its forward with `tensor` and records a
-//! named `grad_fn` struct whose `backward` calls `tensor`'s kernels.
+//! named `grad_fn` struct whose `backward` calls `tensor`'s kernels: one struct per op (ops
+//! whose backward is the same formula, such as `maximum`/`minimum`, share one and name themselves).
 //!
 //! | file | ops |
 //! |---|---|
@@ -11,7 +12,9 @@
 //! | [`fused`] | softmax, log_softmax, layer_norm, cross_entropy, causal_softmax |
 //! | [`distillation`] | the fused knowledge-distillation loss (soft KL + hard cross-entropy) |
 //! | [`conv`] | conv2d (im2col + GEMM), max_pool2d, avg_pool2d |
+//! | [`attention`] | fused scaled-dot-product attention, on q/k/v or on a packed `(B, T, 3C)` projection |
 
+pub mod attention;
 pub mod conv;
 pub mod distillation;
 pub mod elementwise;

@@ -9,89 +9,187 @@ use super::record;
 use crate::error::{AutogradError, Result};
 use crate::variable::{GradFn, Variable};
 
-/// The backward of a view that can be undone by another view or reshape.
-enum View {
-    Reshape {
-        input_shape: Vec<usize>,
-    },
-    Transpose {
-        dim0: isize,
-        dim1: isize,
-    },
-    Permute {
-        inverse: Vec<usize>,
-    },
-    Squeeze {
-        dim: isize,
-    },
-    Unsqueeze {
-        dim: isize,
-    },
-    Broadcast {
-        input_shape: Vec<usize>,
-    },
-    Slice {
-        input_shape: Vec<usize>,
-        dim: isize,
-        start: usize,
-        step: usize,
-    },
-    IndexSelect {
-        input_shape: Vec<usize>,
-        dim: isize,
-        indices: Vec<usize>,
-    },
-}
-
-/// The backward of reshape, transpose, permute, (un)squeeze, broadcast, slice and index_select.
-pub struct ViewBackward {
+/// d(reshape x): the gradient reshaped back to the input's shape (reshape, reshape_to, flatten).
+pub struct ReshapeBackward {
     input: Variable,
-    op: View,
+    input_shape: Vec<usize>,
 }
 
-impl GradFn for ViewBackward {
+impl GradFn for ReshapeBackward {
     fn name(&self) -> &'static str {
-        match self.op {
-            View::Reshape { .. } => "ReshapeBackward",
-            View::Transpose { .. } => "TransposeBackward",
-            View::Permute { .. } => "PermuteBackward",
-            View::Squeeze { .. } => "SqueezeBackward",
-            View::Unsqueeze { .. } => "UnsqueezeBackward",
-            View::Broadcast { .. } => "ExpandBackward",
-            View::Slice { .. } => "SliceBackward",
-            View::IndexSelect { .. } => "IndexSelectBackward",
-        }
+        "ReshapeBackward"
     }
-
     fn inputs(&self) -> Vec<Variable> {
         vec![self.input.clone()]
     }
-
     fn backward(&self, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
-        // HINT: Undo each view on the gradient: reshape back, transpose the same two dims, permute
-        // HINT: by the inverse, unsqueeze what was squeezed (and vice versa), sum_to_shape a
-        // HINT: broadcast, and scatter a slice or index_select back into zeros of the input shape.
+        // HINT: Reshape g back to the saved input shape.
         // BEGIN SOLUTION
-        let dx = match &self.op {
-            View::Reshape { input_shape } => g.reshape_to(input_shape)?,
-            View::Transpose { dim0, dim1 } => g.transpose(*dim0, *dim1)?,
-            View::Permute { inverse } => g.permute(inverse)?,
-            View::Squeeze { dim } => g.unsqueeze(*dim)?,
-            View::Unsqueeze { dim } => g.squeeze(*dim)?,
-            View::Broadcast { input_shape } => g.sum_to_shape(input_shape)?,
-            View::Slice {
-                input_shape,
-                dim,
-                start,
-                step,
-            } => slice_backward(g, input_shape, *dim, *start, *step)?,
-            View::IndexSelect {
-                input_shape,
-                dim,
-                indices,
-            } => index_select_backward(g, input_shape, *dim, indices)?,
-        };
-        Ok(vec![Some(dx)])
+        Ok(vec![Some(g.reshape_to(&self.input_shape)?)])
+        // END SOLUTION
+    }
+}
+
+/// d(transpose(x, a, b)): the gradient transposed by the same two dims.
+pub struct TransposeBackward {
+    input: Variable,
+    dim0: isize,
+    dim1: isize,
+}
+
+impl GradFn for TransposeBackward {
+    fn name(&self) -> &'static str {
+        "TransposeBackward"
+    }
+    fn inputs(&self) -> Vec<Variable> {
+        vec![self.input.clone()]
+    }
+    fn backward(&self, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+        // HINT: A transpose is its own inverse: transpose g by the same two dims.
+        // BEGIN SOLUTION
+        Ok(vec![Some(g.transpose(self.dim0, self.dim1)?)])
+        // END SOLUTION
+    }
+}
+
+/// d(permute(x, perm)): the gradient permuted by the inverse permutation.
+pub struct PermuteBackward {
+    input: Variable,
+    inverse: Vec<usize>,
+}
+
+impl GradFn for PermuteBackward {
+    fn name(&self) -> &'static str {
+        "PermuteBackward"
+    }
+    fn inputs(&self) -> Vec<Variable> {
+        vec![self.input.clone()]
+    }
+    fn backward(&self, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+        // HINT: Permute g by the saved inverse permutation.
+        // BEGIN SOLUTION
+        Ok(vec![Some(g.permute(&self.inverse)?)])
+        // END SOLUTION
+    }
+}
+
+/// d(squeeze(x, dim)): the removed size-1 dim put back.
+pub struct SqueezeBackward {
+    input: Variable,
+    dim: isize,
+}
+
+impl GradFn for SqueezeBackward {
+    fn name(&self) -> &'static str {
+        "SqueezeBackward"
+    }
+    fn inputs(&self) -> Vec<Variable> {
+        vec![self.input.clone()]
+    }
+    fn backward(&self, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+        // HINT: Unsqueeze g at the dim that was squeezed.
+        // BEGIN SOLUTION
+        Ok(vec![Some(g.unsqueeze(self.dim)?)])
+        // END SOLUTION
+    }
+}
+
+/// d(unsqueeze(x, dim)): the inserted size-1 dim removed.
+pub struct UnsqueezeBackward {
+    input: Variable,
+    dim: isize,
+}
+
+impl GradFn for UnsqueezeBackward {
+    fn name(&self) -> &'static str {
+        "UnsqueezeBackward"
+    }
+    fn inputs(&self) -> Vec<Variable> {
+        vec![self.input.clone()]
+    }
+    fn backward(&self, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+        // HINT: Squeeze g at the dim that was inserted.
+        // BEGIN SOLUTION
+        Ok(vec![Some(g.squeeze(self.dim)?)])
+        // END SOLUTION
+    }
+}
+
+/// d(broadcast_to(x, shape)): every copy's gradient summed back onto its source.
+pub struct ExpandBackward {
+    input: Variable,
+    input_shape: Vec<usize>,
+}
+
+impl GradFn for ExpandBackward {
+    fn name(&self) -> &'static str {
+        "ExpandBackward"
+    }
+    fn inputs(&self) -> Vec<Variable> {
+        vec![self.input.clone()]
+    }
+    fn backward(&self, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+        // HINT: Sum g back to the input shape with sum_to_shape.
+        // BEGIN SOLUTION
+        Ok(vec![Some(g.sum_to_shape(&self.input_shape)?)])
+        // END SOLUTION
+    }
+}
+
+/// d(slice(x, dim, start, end, step)): the gradient scattered into zeros of the input's shape.
+pub struct SliceBackward {
+    input: Variable,
+    input_shape: Vec<usize>,
+    dim: isize,
+    start: usize,
+    step: usize,
+}
+
+impl GradFn for SliceBackward {
+    fn name(&self) -> &'static str {
+        "SliceBackward"
+    }
+    fn inputs(&self) -> Vec<Variable> {
+        vec![self.input.clone()]
+    }
+    fn backward(&self, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+        // HINT: Scatter g back into zeros of the input shape (tensor::shape::slice_backward).
+        // BEGIN SOLUTION
+        Ok(vec![Some(slice_backward(
+            g,
+            &self.input_shape,
+            self.dim,
+            self.start,
+            self.step,
+        )?)])
+        // END SOLUTION
+    }
+}
+
+/// d(index_select(x, dim, indices)): each selected row's gradient added back to its source row.
+pub struct IndexSelectBackward {
+    input: Variable,
+    input_shape: Vec<usize>,
+    dim: isize,
+    indices: Vec<usize>,
+}
+
+impl GradFn for IndexSelectBackward {
+    fn name(&self) -> &'static str {
+        "IndexSelectBackward"
+    }
+    fn inputs(&self) -> Vec<Variable> {
+        vec![self.input.clone()]
+    }
+    fn backward(&self, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+        // HINT: Add each row of g back to the row it was selected from (tensor::shape::index_select_backward).
+        // BEGIN SOLUTION
+        Ok(vec![Some(index_select_backward(
+            g,
+            &self.input_shape,
+            self.dim,
+            &self.indices,
+        )?)])
         // END SOLUTION
     }
 }
@@ -160,24 +258,15 @@ impl GradFn for StackBackward {
 }
 
 impl Variable {
-    fn view_op(&self, out: Tensor, op: View) -> Result<Variable> {
-        record(
-            out,
-            &[self],
-            ViewBackward {
-                input: self.clone(),
-                op,
-            },
-        )
-    }
-
     /// New shape with the same elements; one entry may be `-1`.
     pub fn reshape(&self, shape: &[isize]) -> Result<Variable> {
         let x = self.value();
         let out = x.reshape(shape)?;
-        self.view_op(
+        record(
             out,
-            View::Reshape {
+            &[self],
+            ReshapeBackward {
+                input: self.clone(),
                 input_shape: x.shape().to_vec(),
             },
         )
@@ -187,9 +276,11 @@ impl Variable {
     pub fn reshape_to(&self, shape: &[usize]) -> Result<Variable> {
         let x = self.value();
         let out = x.reshape_to(shape)?;
-        self.view_op(
+        record(
             out,
-            View::Reshape {
+            &[self],
+            ReshapeBackward {
+                input: self.clone(),
                 input_shape: x.shape().to_vec(),
             },
         )
@@ -199,9 +290,11 @@ impl Variable {
     pub fn flatten(&self, start: isize, end: isize) -> Result<Variable> {
         let x = self.value();
         let out = x.flatten(start, end)?;
-        self.view_op(
+        record(
             out,
-            View::Reshape {
+            &[self],
+            ReshapeBackward {
+                input: self.clone(),
                 input_shape: x.shape().to_vec(),
             },
         )
@@ -210,13 +303,29 @@ impl Variable {
     /// Swap two dims (a view).
     pub fn transpose(&self, dim0: isize, dim1: isize) -> Result<Variable> {
         let out = self.value().transpose(dim0, dim1)?;
-        self.view_op(out, View::Transpose { dim0, dim1 })
+        record(
+            out,
+            &[self],
+            TransposeBackward {
+                input: self.clone(),
+                dim0,
+                dim1,
+            },
+        )
     }
 
     /// Transpose of a 2-D variable.
     pub fn t(&self) -> Result<Variable> {
         let out = self.value().t()?;
-        self.view_op(out, View::Transpose { dim0: 0, dim1: 1 })
+        record(
+            out,
+            &[self],
+            TransposeBackward {
+                input: self.clone(),
+                dim0: 0,
+                dim1: 1,
+            },
+        )
     }
 
     /// Reorder dims: output dim `i` is input dim `perm[i]`.
@@ -226,7 +335,14 @@ impl Variable {
         for (i, &p) in perm.iter().enumerate() {
             inverse[p] = i;
         }
-        self.view_op(out, View::Permute { inverse })
+        record(
+            out,
+            &[self],
+            PermuteBackward {
+                input: self.clone(),
+                inverse,
+            },
+        )
     }
 
     /// Remove a size-1 dim.
@@ -238,7 +354,14 @@ impl Variable {
         } else {
             dim
         };
-        self.view_op(out, View::Squeeze { dim: d })
+        record(
+            out,
+            &[self],
+            SqueezeBackward {
+                input: self.clone(),
+                dim: d,
+            },
+        )
     }
 
     /// Insert a size-1 dim.
@@ -249,16 +372,25 @@ impl Variable {
         } else {
             dim
         };
-        self.view_op(out, View::Unsqueeze { dim: d })
+        record(
+            out,
+            &[self],
+            UnsqueezeBackward {
+                input: self.clone(),
+                dim: d,
+            },
+        )
     }
 
     /// Repeat along broadcast dims to `shape`.
     pub fn broadcast_to(&self, shape: &[usize]) -> Result<Variable> {
         let x = self.value();
         let out = x.broadcast_to(shape)?;
-        self.view_op(
+        record(
             out,
-            View::Broadcast {
+            &[self],
+            ExpandBackward {
+                input: self.clone(),
                 input_shape: x.shape().to_vec(),
             },
         )
@@ -273,9 +405,11 @@ impl Variable {
     pub fn slice(&self, dim: isize, start: usize, end: usize, step: usize) -> Result<Variable> {
         let x = self.value();
         let out = x.slice(dim, start, end, step)?;
-        self.view_op(
+        record(
             out,
-            View::Slice {
+            &[self],
+            SliceBackward {
+                input: self.clone(),
                 input_shape: x.shape().to_vec(),
                 dim,
                 start,
@@ -288,9 +422,11 @@ impl Variable {
     pub fn index_select(&self, dim: isize, indices: &[usize]) -> Result<Variable> {
         let x = self.value();
         let out = x.index_select(dim, indices)?;
-        self.view_op(
+        record(
             out,
-            View::IndexSelect {
+            &[self],
+            IndexSelectBackward {
+                input: self.clone(),
                 input_shape: x.shape().to_vec(),
                 dim,
                 indices: indices.to_vec(),

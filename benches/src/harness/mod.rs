@@ -1,4 +1,4 @@
-//! The model benchmarking harness (chapter 19): measure models honestly and compare them.
+//! The model benchmarking harness (chapter 6, `models`): measure models honestly and compare them.
 //!
 //! | module | what |
 //! |---|---|

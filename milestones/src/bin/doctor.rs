@@ -64,20 +64,18 @@ struct GptSubject {
 
 impl DoctorSubject for GptSubject {
     fn named_parameters(&self) -> Vec<(String, Variable)> {
-        self.gpt.named_parameters()
+        Module::named_parameters(&self.gpt)
     }
 
     fn loss(&mut self, batch: &DoctorBatch) -> Result<Variable> {
         let DoctorBatch::Lm(b) = batch else {
             return Err(ModelError::Invalid {
-                what: "doctor",
+                op: "doctor",
                 reason: "the GPT needs language-model batches".into(),
             });
         };
         let Some(detached) = self.detached else {
-            return self
-                .gpt
-                .loss(&b.inputs, &b.targets, b.batch_size, b.block_size);
+            return DoctorSubject::loss(&mut self.gpt, batch);
         };
         let gpt = &self.gpt;
         let tokens = gpt
@@ -116,7 +114,7 @@ impl DoctorSubject for SequentialSubject {
         };
         let DoctorBatch::Supervised(b) = batch else {
             return Err(ModelError::Invalid {
-                what: "doctor",
+                op: "doctor",
                 reason: "needs supervised batches".into(),
             });
         };

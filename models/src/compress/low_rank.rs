@@ -85,7 +85,7 @@ fn build(mlp: &Mlp, rank_of: impl Fn(usize, &Linear) -> Option<usize>) -> Result
 pub fn low_rank(mlp: &Mlp, rank: usize) -> Result<LowRankMlp> {
     if rank == 0 {
         return Err(ModelError::Invalid {
-            what: "low_rank",
+            op: "low_rank",
             reason: "rank must be at least 1".into(),
         });
     }
@@ -99,7 +99,7 @@ pub fn low_rank(mlp: &Mlp, rank: usize) -> Result<LowRankMlp> {
 pub fn low_rank_layer(mlp: &Mlp, layer: usize, rank: usize) -> Result<LowRankMlp> {
     if layer >= mlp.layers().len() {
         return Err(ModelError::Invalid {
-            what: "low_rank_layer",
+            op: "low_rank_layer",
             reason: format!(
                 "layer {layer} is out of range for an Mlp of {} layers",
                 mlp.layers().len()
@@ -115,7 +115,7 @@ impl Module for LowRankMlp {
         let features: usize = shape.iter().skip(1).product();
         if shape.len() < 2 || features != self.in_features {
             return Err(NnError::Invalid {
-                layer: "LowRankMlp",
+                op: "LowRankMlp",
                 reason: format!(
                     "input must be (N, {}) or (N, ...) with {} features per sample, got shape {shape:?}",
                     self.in_features, self.in_features

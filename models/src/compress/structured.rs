@@ -19,7 +19,7 @@ use crate::mlp::Mlp;
 pub fn neuron_norms(weight: &Tensor) -> Result<Vec<f32>> {
     if weight.ndim() != 2 {
         return Err(ModelError::Invalid {
-            what: "neuron_norms",
+            op: "neuron_norms",
             reason: format!("weight must be (out, in), got shape {:?}", weight.shape()),
         });
     }
@@ -63,7 +63,7 @@ fn select_cols(t: &Tensor, cols: &[usize]) -> Result<Tensor> {
 pub fn prune_neurons(mlp: &Mlp, keep_fraction: f32) -> Result<Mlp> {
     if !(keep_fraction > 0.0 && keep_fraction <= 1.0) {
         return Err(ModelError::Invalid {
-            what: "prune_neurons",
+            op: "prune_neurons",
             reason: format!("keep_fraction must be in (0, 1], got {keep_fraction}"),
         });
     }
