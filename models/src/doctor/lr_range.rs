@@ -180,8 +180,6 @@ pub fn lr_range_test(
 
 #[cfg(test)]
 mod tests {
-    use super::diagnose::fresh;
-    use super::report::fmt_num;
     use super::*;
 
     #[test]
