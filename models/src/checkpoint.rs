@@ -7,7 +7,9 @@
 //! - [`save_tensors`] / [`load_tensors`]: any `BTreeMap<String, Tensor>` with any string
 //!   metadata (MLP/CNN weights, optimizer state, ...). Saved as `F32`; `F64`, `F16` and `BF16`
 //!   files are converted to `f32` on load. Writes go to a temporary sibling file that is then
-//!   renamed, so a crash never leaves a half-written checkpoint under the real name.
+//!   renamed, so a crash never leaves a half-written checkpoint under the real name. The
+//!   trainer's resumable checkpoints (model, optimizer state, step, history, data position) are
+//!   such files too, written and read through these two functions.
 //! - [`save_stored`] / [`load_stored`]: the same with int8 tensors kept as `I8` ([`StoredTensor`]),
 //!   for the int8 checkpoints of `models::quantize`.
 //! - [`save_gpt`] / [`load_gpt`]: a [`Gpt`] under nanoGPT's names and PyTorch's layouts
@@ -281,6 +283,16 @@ pub fn save_stored(
     let info: HashMap<String, String> = metadata.clone().into_iter().collect();
     let bytes = safetensors::serialize(views, Some(info))
         .map_err(|e| file_error(path, format!("cannot serialize: {e}")))?;
+    write_atomic(path, &bytes)
+}
+
+/// Write `bytes` to `path` through a temporary sibling file and a rename, so a crash never
+/// leaves half a file under the real name (the parent directory is created if needed). Every
+/// file the models crate writes (checkpoints, training histories) goes through here.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| file_error(dir, e))?;
+    }
     let file_name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

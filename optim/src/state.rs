@@ -5,20 +5,17 @@
 //! parameter names, each parameter's own step count, and every buffer as a tensor named
 //! `"<param name>.<buffer>"` (`"blocks.0.attn.qkv.weight.exp_avg"`).
 //!
-//! Two ways to store it:
-//! - [`OptimizerState::to_bytes`] / [`OptimizerState::from_bytes`] (and `save` / `load` for
-//!   files): the magic `TTOPTIM1`, a little-endian `u64` header length, a JSON header, then the
-//!   buffers as little-endian `f32` in header order.
-//! - [`OptimizerState::metadata_json`] / [`OptimizerState::from_metadata_json`]: the JSON header
-//!   alone, for a checkpoint format that stores the tensors itself (e.g. safetensors, with
-//!   `buffers` as its tensors and the JSON as one metadata string).
+//! It is exported as named tensors plus one JSON string, the shape every checkpoint format
+//! takes: [`OptimizerState::buffers`] are the tensors and [`OptimizerState::metadata_json`]
+//! the rest; [`OptimizerState::from_metadata_json`] puts them back together. This crate writes
+//! no files: `models::checkpoint` stores them in the same safetensors file as the model (one
+//! checkpoint format for the whole project, readable by PyTorch).
 //!
 //! Every float in the JSON is written twice, `{"value": 0.9, "bits": "0x3feccccccccccccd"}`: the
 //! readable value and its exact IEEE-754 bits, which are what is read back (a decimal round trip
 //! is not guaranteed to be exact, and resuming must be).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 
 use serde_json::{json, Map, Value};
 use tensor::Tensor;
@@ -26,7 +23,6 @@ use tensor::Tensor;
 use crate::error::{OptimError, Result};
 use crate::optimizer::ParamGroups;
 
-const MAGIC: &[u8; 8] = b"TTOPTIM1";
 const FORMAT: &str = "tinytorch-optim";
 const VERSION: u64 = 1;
 
@@ -68,7 +64,7 @@ impl OptimizerState {
 
     /// The JSON header: everything but the buffers' data (their names and shapes are listed).
     pub fn metadata_json(&self) -> String {
-        self.header(false).to_string()
+        self.header().to_string()
     }
 
     /// Rebuild a state from [`OptimizerState::metadata_json`] and the buffers stored elsewhere.
@@ -81,7 +77,7 @@ impl OptimizerState {
             .map_err(|e| format_err(format!("header is not JSON: {e}")))?;
         let (mut state, listed) = parse_header(&header)?;
         let mut problems = Vec::new();
-        for (name, shape, _) in &listed {
+        for (name, shape) in &listed {
             match buffers.get(name) {
                 None => problems.push(format!("buffer '{name}' is listed but missing")),
                 Some(t) if t.shape() != shape.as_slice() => problems.push(format!(
@@ -91,7 +87,7 @@ impl OptimizerState {
                 Some(_) => {}
             }
         }
-        let listed_names: BTreeSet<&str> = listed.iter().map(|(n, _, _)| n.as_str()).collect();
+        let listed_names: BTreeSet<&str> = listed.iter().map(|(n, _)| n.as_str()).collect();
         for name in buffers.keys() {
             if !listed_names.contains(name.as_str()) {
                 problems.push(format!("buffer '{name}' is not listed in the header"));
@@ -104,100 +100,7 @@ impl OptimizerState {
         Ok(state)
     }
 
-    /// The state as one self-contained byte string (magic, header length, JSON header, f32 data).
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let header = self.header(true).to_string();
-        let mut out = Vec::with_capacity(16 + header.len() + 4 * self.numel());
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&(header.len() as u64).to_le_bytes());
-        out.extend_from_slice(header.as_bytes());
-        for t in self.buffers.values() {
-            let t = t.contiguous();
-            for v in t.as_slice().expect("contiguous") {
-                out.extend_from_slice(&v.to_le_bytes());
-            }
-        }
-        out
-    }
-
-    /// Parse [`OptimizerState::to_bytes`]; every inconsistency is an error, never a panic.
-    pub fn from_bytes(bytes: &[u8]) -> Result<OptimizerState> {
-        if bytes.len() < 16 || &bytes[..8] != MAGIC {
-            return Err(format_err(
-                "not an optimizer state (missing the TTOPTIM1 magic)",
-            ));
-        }
-        let header_len = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes"));
-        let header_end = 16usize
-            .checked_add(
-                usize::try_from(header_len).map_err(|_| format_err("header length overflows"))?,
-            )
-            .filter(|&end| end <= bytes.len())
-            .ok_or_else(|| {
-                format_err(format!(
-                    "header length {header_len} exceeds the {} bytes given",
-                    bytes.len()
-                ))
-            })?;
-        let header: Value = serde_json::from_slice(&bytes[16..header_end])
-            .map_err(|e| format_err(format!("header is not JSON: {e}")))?;
-        let (mut state, listed) = parse_header(&header)?;
-        let data = &bytes[header_end..];
-        let total: usize = listed
-            .iter()
-            .map(|(_, s, _)| s.iter().product::<usize>())
-            .sum();
-        if data.len() != 4 * total {
-            return Err(format_err(format!(
-                "the header lists {total} floats ({} bytes) but {} bytes of data follow",
-                4 * total,
-                data.len()
-            )));
-        }
-        for (name, shape, offset) in listed {
-            let offset =
-                offset.ok_or_else(|| format_err(format!("buffer '{name}' has no offset")))?;
-            let n: usize = shape.iter().product();
-            let range = offset
-                .checked_mul(4)
-                .and_then(|start| Some(start..start.checked_add(4 * n)?))
-                .filter(|r| r.end <= data.len())
-                .ok_or_else(|| format_err(format!("buffer '{name}' lies outside the data")))?;
-            let values = data[range]
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
-                .collect();
-            let t = Tensor::from_vec(values, &shape).map_err(|e| format_err(e.to_string()))?;
-            state.buffers.insert(name, t);
-        }
-        Ok(state)
-    }
-
-    /// Write [`OptimizerState::to_bytes`] to a file.
-    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
-        let path = path.as_ref();
-        std::fs::write(path, self.to_bytes()).map_err(|e| OptimError::Io {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })
-    }
-
-    /// Read a file written by [`OptimizerState::save`].
-    pub fn load(path: impl AsRef<Path>) -> Result<OptimizerState> {
-        let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|e| OptimError::Io {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        OptimizerState::from_bytes(&bytes).map_err(|e| match e {
-            OptimError::Format { reason } => OptimError::Format {
-                reason: format!("{}: {reason}", path.display()),
-            },
-            other => other,
-        })
-    }
-
-    fn header(&self, with_offsets: bool) -> Value {
+    fn header(&self) -> Value {
         let hyper: Map<String, Value> = self
             .hyper
             .iter()
@@ -215,18 +118,10 @@ impl OptimizerState {
                 })
             })
             .collect();
-        let mut offset = 0usize;
         let buffers: Vec<Value> = self
             .buffers
             .iter()
-            .map(|(name, t)| {
-                let mut b = json!({ "name": name, "shape": t.shape() });
-                if with_offsets {
-                    b["offset"] = json!(offset);
-                }
-                offset += t.numel();
-                b
-            })
+            .map(|(name, t)| json!({ "name": name, "shape": t.shape() }))
             .collect();
         json!({
             "format": FORMAT,
@@ -266,7 +161,7 @@ fn read_exact(v: &Value, what: &str) -> Result<f64> {
     Ok(f64::from_bits(bits))
 }
 
-type Listed = Vec<(String, Vec<usize>, Option<usize>)>;
+type Listed = Vec<(String, Vec<usize>)>;
 
 fn parse_header(h: &Value) -> Result<(OptimizerState, Listed)> {
     if h["format"] != FORMAT {
@@ -343,8 +238,7 @@ fn parse_header(h: &Value) -> Result<(OptimizerState, Listed)> {
                     .collect::<Option<Vec<_>>>()
             })
             .ok_or_else(|| format_err(format!("buffer '{name}' has no valid shape")))?;
-        let offset = b["offset"].as_u64().map(|o| o as usize);
-        listed.push((name.to_string(), shape, offset));
+        listed.push((name.to_string(), shape));
     }
     let state = OptimizerState {
         optimizer,
@@ -553,14 +447,6 @@ mod tests {
     }
 
     #[test]
-    fn bytes_round_trip_is_exact() {
-        let s = sample();
-        let back = OptimizerState::from_bytes(&s.to_bytes()).unwrap();
-        assert_eq!(back, s);
-        assert_eq!(back.groups[0].lr.to_bits(), (0.1f64 + 0.2).to_bits());
-    }
-
-    #[test]
     fn metadata_round_trip_and_checks() {
         let s = sample();
         let json = s.metadata_json();
@@ -580,26 +466,16 @@ mod tests {
     }
 
     #[test]
-    fn corrupt_bytes_are_errors() {
-        let bytes = sample().to_bytes();
-        assert!(OptimizerState::from_bytes(b"nope")
-            .unwrap_err()
-            .to_string()
-            .contains("magic"));
-        let e = OptimizerState::from_bytes(&bytes[..bytes.len() - 4])
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("bytes of data follow"), "{e}");
-        let mut long = bytes.clone();
-        long[8] = 0xff;
-        long[15] = 0x7f;
-        assert!(OptimizerState::from_bytes(&long)
-            .unwrap_err()
-            .to_string()
-            .contains("header length"));
-        let e = OptimizerState::load("/nonexistent/opt.bin")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("/nonexistent/opt.bin"), "{e}");
+    fn exact_bits_survive_the_export() {
+        let s = sample();
+        let back =
+            OptimizerState::from_metadata_json(&s.metadata_json(), s.buffers.clone()).unwrap();
+        assert_eq!(back.groups[0].lr.to_bits(), (0.1f64 + 0.2).to_bits());
+        assert!(
+            OptimizerState::from_metadata_json("nope", s.buffers.clone())
+                .unwrap_err()
+                .to_string()
+                .contains("not JSON")
+        );
     }
 }

@@ -1,10 +1,11 @@
 //! The [`History`] of a run: one [`Record`] per logged step, written as CSV and JSON.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::{json, Value};
 
+use crate::checkpoint::write_atomic;
 use crate::error::{ModelError, Result};
 
 /// The columns of the history CSV, in order.
@@ -172,25 +173,6 @@ impl History {
         })?;
         write_atomic(&json_path, text.as_bytes())
     }
-}
-
-pub(super) fn file_err(path: &Path, e: impl std::fmt::Display) -> ModelError {
-    ModelError::File {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    }
-}
-
-/// Write through a temporary file and a rename, so a crash never leaves half a file.
-pub(super) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| file_err(dir, e))?;
-    }
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes).map_err(|e| file_err(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| file_err(path, e))
 }
 
 #[cfg(test)]

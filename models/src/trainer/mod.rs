@@ -23,7 +23,8 @@
 //!
 //! # Checkpoints
 //!
-//! One safetensors file: the model's state dict as `model/<name>` tensors, the optimizer's
+//! One safetensors file, written and read by [`crate::checkpoint`] like every checkpoint of the
+//! project (atomic write, dtype conversion, metadata): the model's state dict as `model/<name>` tensors, the optimizer's
 //! buffers as `optimizer/<buffer>` tensors, and in the metadata the optimizer's JSON header
 //! (with exact bits of every float), the trainer's step and history, and the task's data
 //! position (epoch and batch, or how many LM batches were drawn). Model randomness lives in
