@@ -206,7 +206,7 @@ pub fn sparsity(module: &dyn Module) -> SparsityReport {
 fn check_fraction(op: &'static str, fraction: f32) -> Result<()> {
     if !(0.0..=1.0).contains(&fraction) {
         return Err(NnError::Invalid {
-            op: op,
+            op,
             reason: format!("fraction to prune must be in [0, 1], got {fraction}"),
         });
     }
