@@ -109,6 +109,12 @@ pub fn parse_digits_csv(text: &str, path: &Path) -> Result<ImageSet> {
         }
     }
     let n = labels.len();
+    if n == 0 {
+        return Err(DataError::format(
+            path,
+            "a header but no data rows: the file holds no digit",
+        ));
+    }
     ImageSet::new(Tensor::from_vec(pixels, &[n, 1, 8, 8])?, labels, 10)
 }
 

@@ -14,6 +14,7 @@
 //! | [`bpe`] | byte-level `BpeTokenizer`: training, encoding, save/load |
 //! | [`lm`] | language-model windows: shifted targets, random batches, train/val split |
 //! | [`images`] | `ImageSet`: labelled images `[N, C, H, W]` in `[0, 1]` |
+//! | [`image_folder`] | `ImageFolder`: your own PNG/JPEG images, one sub-folder per class |
 //! | [`idx`] | IDX files and MNIST |
 //! | [`cifar`] | CIFAR-10 binary batches |
 //! | [`digits`] | 8x8 digits CSV (scikit-learn digits, TinyDigits) |
@@ -30,6 +31,7 @@ pub mod dataset;
 pub mod digits;
 pub mod error;
 pub mod idx;
+pub mod image_folder;
 pub mod images;
 pub mod io;
 pub mod lm;
@@ -47,6 +49,7 @@ pub use dataset::{
 pub use digits::{Digits, TinyDigits};
 pub use error::{DataError, Result};
 pub use idx::{Mnist, Split};
+pub use image_folder::{FolderSplit, ImageFolder, ImageFolderOptions};
 pub use images::ImageSet;
 pub use lm::{split_text_train_val, split_train_val, LmBatch, LmBatcher};
 pub use loader::{collate, DataLoader, EpochIter};

@@ -85,9 +85,9 @@ impl AttentionTaskConfig {
     /// smoke tests).
     pub fn for_task(mix: TaskMix, seed: u64, quick: bool) -> AttentionTaskConfig {
         let (len, n_layer, steps) = match mix {
-            TaskMix::Single(SeqTask::Copy) => (8, 2, 600),
+            TaskMix::Single(SeqTask::Copy) => (8, 2, 300),
             TaskMix::Single(_) => (8, 2, 1500),
-            TaskMix::Mixed => (6, 3, 2500),
+            TaskMix::Mixed => (6, 2, 1500),
         };
         AttentionTaskConfig {
             len,
@@ -146,7 +146,7 @@ pub fn greedy_answers(gpt: &Gpt, rows: &SeqRows) -> BoxResult<Vec<Vec<usize>>> {
     for _ in 0..rows.digits {
         let t = seqs[0].len();
         let flat: Vec<usize> = seqs.iter().flatten().copied().collect();
-        let logits = no_grad(|| gpt.forward(&flat, seqs.len(), t))?.value();
+        let logits = no_grad(|| gpt.logits(&flat, seqs.len(), t))?.value();
         let v = logits.shape()[2];
         let values = logits.to_vec();
         for (b, seq) in seqs.iter_mut().enumerate() {
@@ -255,7 +255,7 @@ pub fn train_attention_task(
             inputs.extend_from_slice(&r[..t]);
             targets.extend((1..=t).map(|i| if i >= batch.prompt { r[i] } else { ignore }));
         }
-        let logits = gpt.forward(&inputs, batch.rows.len(), t)?;
+        let logits = gpt.logits(&inputs, batch.rows.len(), t)?;
         let loss = logits.cross_entropy(&targets, Some(ignore), 0.0)?;
         let value = loss.item()?;
         if !value.is_finite() {

@@ -33,3 +33,192 @@ pub struct CommonArgs {
     #[arg(long)]
     pub quick: bool,
 }
+
+/// A flag value a milestone refuses before any work starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArgError(pub String);
+
+impl std::fmt::Display for ArgError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ArgError {}
+
+/// The common flags a milestone may declare it does not use (seed and quick apply everywhere).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flag {
+    /// `--data-dir`
+    DataDir,
+    /// `--dataset`
+    Dataset,
+    /// `--epochs`
+    Epochs,
+    /// `--steps`
+    Steps,
+    /// `--json`
+    Json,
+    /// `--plot`
+    Plot,
+}
+
+impl Flag {
+    /// The flag as typed.
+    pub fn name(self) -> &'static str {
+        match self {
+            Flag::DataDir => "--data-dir",
+            Flag::Dataset => "--dataset",
+            Flag::Epochs => "--epochs",
+            Flag::Steps => "--steps",
+            Flag::Json => "--json",
+            Flag::Plot => "--plot",
+        }
+    }
+}
+
+impl CommonArgs {
+    fn is_set(&self, flag: Flag) -> bool {
+        match flag {
+            Flag::DataDir => self.data_dir.is_some(),
+            Flag::Dataset => self.dataset.is_some(),
+            Flag::Epochs => self.epochs.is_some(),
+            Flag::Steps => self.steps.is_some(),
+            Flag::Json => self.json.is_some(),
+            Flag::Plot => self.plot.is_some(),
+        }
+    }
+
+    /// Check the common flags before any work starts: every flag in `unused` that was given is
+    /// refused by name (a flag silently ignored is a wrong answer to the question the user asked),
+    /// `--epochs` and `--steps` must be at least 1, and the `--json` and `--plot` paths must be
+    /// writable (so a long run does not fail at its very end).
+    pub fn validate(&self, milestone: &str, unused: &[Flag]) -> Result<(), ArgError> {
+        for &flag in unused {
+            if self.is_set(flag) {
+                return Err(ArgError(format!(
+                    "{milestone} does not use {} (remove it)",
+                    flag.name()
+                )));
+            }
+        }
+        if let Some(n) = self.epochs {
+            at_least("--epochs", n, 1)?;
+        }
+        if let Some(n) = self.steps {
+            at_least("--steps", n, 1)?;
+        }
+        if let Some(p) = &self.json {
+            check_writable("--json", p)?;
+        }
+        if let Some(p) = &self.plot {
+            check_writable("--plot", p)?;
+        }
+        Ok(())
+    }
+}
+
+/// Refuse `value` below `min`, naming the flag (instead of clamping it silently).
+pub fn at_least(flag: &str, value: usize, min: usize) -> Result<(), ArgError> {
+    if value < min {
+        return Err(ArgError(format!(
+            "{flag} {value} is out of range: it must be at least {min}"
+        )));
+    }
+    Ok(())
+}
+
+/// Refuse a float flag outside `(0, max]` or not finite, naming the flag.
+pub fn positive_finite(flag: &str, value: f64, max: f64) -> Result<(), ArgError> {
+    if !(value.is_finite() && value > 0.0 && value <= max) {
+        return Err(ArgError(format!(
+            "{flag} {value} is out of range: it must be a number in (0, {max}]"
+        )));
+    }
+    Ok(())
+}
+
+/// Check that an output file can be written, before any work: its folder exists, it is not a
+/// folder itself, and a file can be created there (probed with a sibling file, removed at
+/// once, so an existing output is left untouched).
+pub fn check_writable(flag: &str, path: &std::path::Path) -> Result<(), ArgError> {
+    let fail = |why: String| ArgError(format!("{flag} {}: {why}", path.display()));
+    if path.is_dir() {
+        return Err(fail("is a directory; give a file path".to_string()));
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    if !parent.is_dir() {
+        return Err(fail(format!(
+            "the folder {} does not exist",
+            parent.display()
+        )));
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| fail("has no file name".to_string()))?;
+    let probe = parent.join(format!(".{name}.{}.probe", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+        }
+        Err(e) => return Err(fail(format!("cannot be written ({e})"))),
+    }
+    if path.exists() {
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map_err(|e| fail(format!("cannot be written ({e})")))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        common: CommonArgs,
+    }
+
+    fn parse(args: &[&str]) -> CommonArgs {
+        Cli::parse_from(std::iter::once("m").chain(args.iter().copied())).common
+    }
+
+    #[test]
+    fn unused_zero_and_unwritable_flags_are_refused_by_name() {
+        let e = parse(&["--epochs", "3"])
+            .validate("xor-1969", &[Flag::Epochs])
+            .unwrap_err();
+        assert_eq!(e.0, "xor-1969 does not use --epochs (remove it)");
+        let e = parse(&["--steps", "0"]).validate("m", &[]).unwrap_err();
+        assert!(e.0.contains("--steps 0 is out of range"), "{e}");
+        let dir = std::env::temp_dir();
+        let e = parse(&["--json", dir.to_str().unwrap()])
+            .validate("m", &[])
+            .unwrap_err();
+        assert!(e.0.contains("is a directory"), "{e}");
+        let e = parse(&["--plot", "/nonexistent-folder/x.svg"])
+            .validate("m", &[])
+            .unwrap_err();
+        assert!(e.0.contains("does not exist"), "{e}");
+        let ok = dir.join(format!("tt-cli-{}.json", std::process::id()));
+        assert!(parse(&["--json", ok.to_str().unwrap(), "--epochs", "1"])
+            .validate("m", &[Flag::Steps])
+            .is_ok());
+        assert!(!ok.exists(), "the probe leaves nothing behind");
+        assert!(positive_finite("--lr", 1e39, 10.0).is_err());
+        assert!(positive_finite("--lr", f64::NAN, 10.0).is_err());
+        assert!(positive_finite("--lr", 0.1, 10.0).is_ok());
+    }
+}

@@ -8,11 +8,14 @@
 //! |---|---|
 //! | [`corpus`] | the embedded corpus (a generated mini-language) and its grammar checker |
 //! | [`vision`] | image datasets by name, classifier training and reporting for the image milestones |
+//! | [`textgen`] | text generation checks: prompt characters outside the vocabulary, empty corpus, streamed output |
+//! | [`own_images`] | `--images DIR`: the image milestones on a folder of the user's own pictures |
 //! | [`tasks`] | generated tasks: reverse, copy, sort (alone or mixed), blobs, noisy XOR |
 //! | [`attention_tasks`] | training a GPT on the attention proofs and measuring exact-sequence accuracy |
 //! | [`chat`] | the question-answer loop of a TinyTalks model (`--chat`) |
 //! | [`course`] | course mode: student editions, chapter grading, milestone unlocking (the `course` binary) |
 //! | [`cli`] | the common flags (`--data-dir`, `--dataset`, `--epochs`, `--steps`, `--seed`, `--json`, `--plot`, `--quick`) |
+//! | [`guard`] | stop instead of reporting garbage: non-finite or diverged loss, non-finite weights; files read |
 //! | [`progress`] | progress bars |
 //! | [`report`] | results table and JSON output |
 //! | [`plot`] | terminal and SVG training curves, labelled scatter charts |
@@ -29,11 +32,14 @@ pub mod cli;
 pub mod corpus;
 pub mod course;
 pub mod generation;
+pub mod guard;
 pub mod optimize;
+pub mod own_images;
 pub mod plot;
 pub mod progress;
 pub mod report;
 pub mod shapes;
 pub mod tasks;
+pub mod textgen;
 pub mod variants;
 pub mod vision;

@@ -117,6 +117,15 @@ pub fn fit_classifier_with<M: Module, O: Optimizer + 'static>(
     s: &FitSettings,
     optimizer: O,
 ) -> BoxResult<(M, FitOutcome)> {
+    if data.train.is_empty() || data.test.is_empty() {
+        return Err(format!(
+            "{}: the training set has {} images and the test set {}: both need at least one",
+            data.name,
+            data.train.len(),
+            data.test.len()
+        )
+        .into());
+    }
     let train = data
         .loader(&data.train, s.batch_size, s.flatten)?
         .shuffle(s.seed);
@@ -171,6 +180,14 @@ pub fn train_and_report<M: Module>(
     start: Instant,
 ) -> BoxResult<RunReport> {
     let (model, outcome) = fit_classifier(model, data, settings)?;
+    let losses: Vec<f64> = outcome
+        .history
+        .records
+        .iter()
+        .map(|r| r.train_loss)
+        .collect();
+    crate::guard::check_trend(milestone, &losses)?;
+    crate::guard::check_weights(milestone, &model)?;
     let mut report = RunReport::new(milestone, &data.name);
     show_results(
         &format!("{milestone} on {}", data.name),

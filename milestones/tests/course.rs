@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use milestones::course::edition::{allow_unused_lints, chapter_of, make_student_edition};
 use milestones::course::fence::{
-    escape_hint, find_fences, rewrite_source, FenceErrorKind, DEFAULT_HINT, PLACEHOLDER,
+    body, escape_hint, find_fences, holds_placeholder, rewrite_source, FenceErrorKind,
+    DEFAULT_HINT, PLACEHOLDER,
 };
 use milestones::course::libtest::{self, Outcome, Target};
 use milestones::course::runner::{find_test_fn, rerun_command, TestOptions};
@@ -37,8 +38,9 @@ impl Thing {
 }
 ";
 
-/// A fence becomes one placeholder line at the fence's indentation, naming the chapter and the
-/// hint; the hint comment stays, everything else is unchanged.
+/// A fence's body becomes one placeholder line at the fence's indentation, naming the chapter and
+/// the hint; the fence lines and the hint comment stay (so the body can be found, hashed and reset
+/// later), everything else is unchanged, and rewriting again changes nothing.
 #[test]
 fn rewrite_replaces_fences_with_hinted_placeholders() {
     let r = rewrite_source("tensor", "tensor/src/x.rs", SAMPLE).unwrap();
@@ -52,18 +54,30 @@ fn rewrite_replaces_fences_with_hinted_placeholders() {
 /// Adds one.
 pub fn add_one(x: f32) -> f32 {{
     // HINT: return x plus one
+    // BEGIN SOLUTION
     {c}\"tensor: return x plus one\")
+    // END SOLUTION
 }}
 
 impl Thing {{
     fn inner(&self) -> usize {{
+        // BEGIN SOLUTION
         {c}\"tensor: {DEFAULT_HINT}\")
+        // END SOLUTION
     }}
 }}
 ",
         c = call()
     );
     assert_eq!(r.text, expected);
+    let again = rewrite_source("tensor", "tensor/src/x.rs", &r.text).unwrap();
+    assert_eq!(again.text, r.text);
+    assert!(holds_placeholder(body(&r.text, &again.fences[0]), "tensor"));
+    assert!(!holds_placeholder(body(SAMPLE, &r.fences[0]), "tensor"));
+    assert_eq!(
+        body(SAMPLE, &r.fences[1]),
+        "        let n = self.0;\n        n * 2\n"
+    );
 }
 
 /// Several HINT lines (and continuation comment lines) join with spaces; ordinary comments above
@@ -124,7 +138,7 @@ fn crlf_is_kept() {
     assert_eq!(
         r.text,
         format!(
-            "fn f() {{\r\n    {}\"nn: {DEFAULT_HINT}\")\r\n}}\r\n",
+            "fn f() {{\r\n    // BEGIN SOLUTION\r\n    {}\"nn: {DEFAULT_HINT}\")\r\n    // END SOLUTION\r\n}}\r\n",
             call()
         )
     );
@@ -359,9 +373,14 @@ fn edition_of_a_small_workspace() {
     assert!(!out.join("target").exists());
     let lib = std::fs::read_to_string(out.join("nn/src/lib.rs")).unwrap();
     assert!(
-        lib.contains(&format!("    {}\"nn: one\")\n}}", call())),
+        lib.contains(&format!(
+            "    // BEGIN SOLUTION\n    {}\"nn: one\")\n    // END SOLUTION\n}}",
+            call()
+        )),
         "{lib}"
     );
+    assert!(out.join(".course/edition.json").is_file());
+    assert!(out.join(".course/grading.json").is_file());
     let t = std::fs::read_to_string(out.join("nn/tests/t.rs")).unwrap();
     assert_eq!(t, "// BEGIN SOLUTION\n");
     assert!(make_student_edition(&ws, &out, false)
@@ -577,4 +596,89 @@ fn chapter_numbers_agree_everywhere() {
             "{name}/Cargo.toml description `{description}` must end with `(chapter {n})`"
         );
     }
+}
+
+/// The exercises of a README come in their numbered order with the test names they mention.
+#[test]
+fn exercises_are_read_in_readme_order() {
+    use milestones::course::exercises::parse_exercises;
+    let readme = std::fs::read_to_string(workspace_root().join("tensor/README.md")).unwrap();
+    let ex = parse_exercises(&readme);
+    assert!(ex.len() >= 5, "{ex:?}");
+    assert_eq!(ex[0].number, 1);
+    assert_eq!(ex[0].tests, ["broadcasting_cases"]);
+    assert!(ex[1].tests.contains(&"elementwise_values".to_string()));
+    assert!(ex.windows(2).all(|w| w[0].number < w[1].number));
+}
+
+/// Graded tests are the `#[test]` functions that are not ignored; grading counts weights of the
+/// passing ones, and a graded test that did not run is missing (or failed, if the build broke).
+#[test]
+fn grading_counts_weights_and_missing_tests() {
+    use milestones::course::grading::{grade_chapter, graded_fns, GradedTest, TestStatus};
+    let src = "#[test]\nfn a() {}\n/// doc\n#[test]\n#[ignore = \"data\"]\nfn b() {}\n#[test]\n#[should_panic]\nfn c() {}\nfn d() {}\n";
+    assert_eq!(graded_fns(src), ["a", "c"]);
+    let t = |name: &str, weight| GradedTest {
+        target: "lib".into(),
+        name: name.into(),
+        weight,
+    };
+    let tests = [t("a", 2), t("c", 3), t("gone", 4)];
+    let run = libtest::parse(
+        "     Running unittests src/lib.rs (x)\ntest m::tests::a ... ok\ntest m::tests::c ... FAILED\ntest result: FAILED. 1 passed;\n",
+    );
+    let g = grade_chapter("nn", &tests, &run);
+    assert_eq!((g.points(), g.max()), (2, 9));
+    let status: Vec<TestStatus> = g.tests.iter().map(|(_, s)| *s).collect();
+    assert_eq!(
+        status,
+        [TestStatus::Passed, TestStatus::Failed, TestStatus::Missing]
+    );
+}
+
+/// A milestone's lock comes only from the chapter results given (measured now); a chapter not
+/// measured counts as not passing.
+#[test]
+fn milestone_locks_follow_results() {
+    use milestones::course::guide::{timeline, Lock};
+    use std::collections::BTreeMap;
+    let m = milestones::course::milestone("xor-1969").unwrap();
+    let mut passing: BTreeMap<String, bool> =
+        CORE_PASSING.iter().map(|c| (c.to_string(), true)).collect();
+    assert!(Lock::of(m, &passing).unlocked());
+    passing.insert("optim".into(), false);
+    let lock = Lock::of(m, &passing);
+    assert_eq!(lock.label(), "locked (needs: optim)");
+    passing.remove("nn");
+    assert_eq!(Lock::of(m, &passing).label(), "locked (needs: nn, optim)");
+    let locks: BTreeMap<&str, Lock> = [("xor-1969", lock)].into_iter().collect();
+    let tl = timeline(&locks, 62);
+    assert!(tl.starts_with("1957 o"), "{tl}");
+    assert!(tl.contains("1969  xor-1969          locked"), "{tl}");
+}
+
+const CORE_PASSING: [&str; 4] = ["tensor", "autograd", "nn", "optim"];
+
+/// Timestamps are UTC civil time; the bodies' hash ignores code outside the fences.
+#[test]
+fn timestamps_and_body_hashes() {
+    use milestones::course::state::{bodies_hash, utc_timestamp, Body};
+    assert_eq!(utc_timestamp(0), "1970-01-01T00:00:00Z");
+    assert_eq!(utc_timestamp(1_796_601_600), "2026-12-07T00:00:00Z");
+    assert_eq!(utc_timestamp(951_782_400 + 3661), "2000-02-29T01:01:01Z");
+    let src = "fn f() {\n    // BEGIN SOLUTION\n    1\n    // END SOLUTION\n}\n";
+    let bodies = |s: &str| -> Vec<Body> {
+        find_fences("a.rs", s)
+            .unwrap()
+            .into_iter()
+            .map(|f| Body {
+                file: "a.rs".into(),
+                text: body(s, &f).to_string(),
+                fence: f,
+            })
+            .collect()
+    };
+    let h = bodies_hash(&bodies(src));
+    assert_eq!(h, bodies_hash(&bodies(&format!("// note\n{src}"))));
+    assert_ne!(h, bodies_hash(&bodies(&src.replace("    1\n", "    2\n"))));
 }

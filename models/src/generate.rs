@@ -159,7 +159,7 @@ impl Gpt {
 
     /// Logits `(batch, t, vocab_size)` of `t` new positions per sequence that follow the
     /// `caches[0].len()` positions already cached, appending their keys and values to `caches`
-    /// (one per block). Equals the last `t` positions of [`Gpt::forward`] on the whole sequence.
+    /// (one per block). Equals the last `t` positions of [`Gpt::logits`] on the whole sequence.
     /// Inference only: call it under `no_grad` (the cache records no graph).
     pub fn forward_cached(
         &self,

@@ -19,7 +19,7 @@
 
 use autograd::Variable;
 use nn::dropout::Dropout;
-use nn::embedding::{ids_from_tensor, Embedding};
+use nn::embedding::Embedding;
 use nn::init;
 use nn::layer_norm::LayerNorm;
 use nn::linear::Linear;
@@ -367,8 +367,8 @@ impl Gpt {
     }
 
     /// Logits `(batch, t, vocab_size)` of the row-major `(batch, t)` token ids.
-    pub fn forward(&self, ids: &[usize], batch: usize, t: usize) -> Result<Variable> {
-        self.check_ids("Gpt::forward", ids, batch, t)?;
+    pub fn logits(&self, ids: &[usize], batch: usize, t: usize) -> Result<Variable> {
+        self.check_ids("Gpt::logits", ids, batch, t)?;
         let x = self.hidden(ids, batch, t)?;
         self.head(&x)
     }
@@ -416,7 +416,7 @@ impl Gpt {
         t: usize,
     ) -> Result<(Variable, Variable)> {
         self.check_ids("Gpt::loss (targets)", targets, batch, t)?;
-        let logits = self.forward(ids, batch, t)?;
+        let logits = self.logits(ids, batch, t)?;
         let loss = logits.cross_entropy(targets, None, 0.0)?;
         Ok((logits, loss))
     }
@@ -442,23 +442,16 @@ impl Gpt {
 }
 
 impl Module for Gpt {
-    /// Logits of ids given as a float `(B, T)` variable (whole non-negative numbers); the same as
-    /// [`Gpt::forward`] (call this one as `Module::forward(&gpt, &ids)`).
+    /// A GPT reads token ids, not floats: this is an error that points to [`Gpt::logits`] (the
+    /// model is a `Module` for its parameters, train/eval and state dict).
     fn forward(&self, input: &Variable) -> nn::Result<Variable> {
-        let shape = input.shape();
-        if shape.len() != 2 {
-            return Err(nn::NnError::Invalid {
-                op: "Gpt",
-                reason: format!("ids must be (B, T), got shape {shape:?}"),
-            });
-        }
-        let ids = ids_from_tensor(&input.value())?;
-        Gpt::forward(self, &ids, shape[0], shape[1]).map_err(|e| match e {
-            ModelError::Nn(e) => e,
-            other => nn::NnError::Invalid {
-                op: "Gpt",
-                reason: other.to_string(),
-            },
+        Err(nn::NnError::Invalid {
+            op: "Gpt",
+            reason: format!(
+                "got a float tensor of shape {:?}; token ids go through \
+                 Gpt::logits(ids: &[usize], batch, t)",
+                input.shape()
+            ),
         })
     }
 

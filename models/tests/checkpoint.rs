@@ -90,8 +90,8 @@ fn gpt_round_trip_with_tokenizer_and_training_state() {
         // Same logits, and the file alone is enough to generate text.
         let ids = loaded.tokenizer.encode("hello").unwrap();
         assert_eq!(
-            model.forward(&ids, 1, ids.len()).unwrap().value(),
-            gpt.forward(&ids, 1, ids.len()).unwrap().value()
+            model.logits(&ids, 1, ids.len()).unwrap().value(),
+            gpt.logits(&ids, 1, ids.len()).unwrap().value()
         );
         let out = model.generate(&ids, 8, 0.9, Some(4), 3).unwrap();
         assert_eq!(out, gpt.generate(&ids, 8, 0.9, Some(4), 3).unwrap());

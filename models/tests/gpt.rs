@@ -167,41 +167,35 @@ fn initialisation_is_nanogpts() {
 }
 
 #[test]
-fn forward_checks_its_input() {
+fn logits_check_their_input() {
     let gpt = Gpt::new(tiny(true, true), 0).unwrap();
-    let out = gpt.forward(&[1, 2, 3, 4, 5, 6], 2, 3).unwrap();
+    let out = gpt.logits(&[1, 2, 3, 4, 5, 6], 2, 3).unwrap();
     assert_eq!(out.shape(), vec![2, 3, 13]);
-    let reason = invalid_reason(gpt.forward(&[1, 2, 3], 2, 3).unwrap_err());
+    let reason = invalid_reason(gpt.logits(&[1, 2, 3], 2, 3).unwrap_err());
     assert!(
         reason.contains("3 ids cannot fill (batch, t) = (2, 3)"),
         "{reason}"
     );
     let long = vec![0; 17];
-    let reason = invalid_reason(gpt.forward(&long, 1, 17).unwrap_err());
+    let reason = invalid_reason(gpt.logits(&long, 1, 17).unwrap_err());
     assert!(reason.contains("exceeds block_size 16"), "{reason}");
-    let reason = invalid_reason(gpt.forward(&[1, 13], 1, 2).unwrap_err());
+    let reason = invalid_reason(gpt.logits(&[1, 13], 1, 2).unwrap_err());
     assert!(reason.contains("id 13 at position 1"), "{reason}");
     let reason = invalid_reason(gpt.loss(&[1, 2], &[3, 99], 1, 2).unwrap_err());
     assert!(reason.contains("id 99"), "{reason}");
-    // The float-id Module path agrees with the id path.
+    // Floats are not token ids: the Module path is an error that names the typed call.
     let x = autograd::Variable::constant(
         tensor::Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]).unwrap(),
     );
-    let via_module = Module::forward(&gpt, &x).unwrap();
-    assert_eq!(via_module.value(), out.value());
+    let message = Module::forward(&gpt, &x).unwrap_err().to_string();
+    assert!(message.contains("Gpt::logits"), "{message}");
 }
 
 #[test]
 fn logits_never_see_the_future() {
     let gpt = Gpt::new(tiny(true, false), 1).unwrap();
-    let a = gpt
-        .forward(&[3, 1, 4, 1, 5, 9, 2, 6], 1, 8)
-        .unwrap()
-        .value();
-    let b = gpt
-        .forward(&[3, 1, 4, 1, 7, 7, 7, 7], 1, 8)
-        .unwrap()
-        .value();
+    let a = gpt.logits(&[3, 1, 4, 1, 5, 9, 2, 6], 1, 8).unwrap().value();
+    let b = gpt.logits(&[3, 1, 4, 1, 7, 7, 7, 7], 1, 8).unwrap().value();
     let (a, b) = (a.to_vec(), b.to_vec());
     let v = 13;
     // Positions 0..4 saw the same tokens: identical logits. Position 4 onwards differ.
@@ -243,15 +237,15 @@ fn dropout_acts_in_training_only() {
     };
     let mut gpt = Gpt::new(config, 4).unwrap();
     let ids = [1, 2, 3, 4];
-    let a = gpt.forward(&ids, 1, 4).unwrap().value();
-    let b = gpt.forward(&ids, 1, 4).unwrap().value();
+    let a = gpt.logits(&ids, 1, 4).unwrap().value();
+    let b = gpt.logits(&ids, 1, 4).unwrap().value();
     assert_ne!(a, b, "training mode draws fresh dropout masks");
     // Generating in training mode with dropout would not be reproducible: refused.
     let reason = invalid_reason(gpt.generate(&ids, 3, 0.0, None, 0).unwrap_err());
     assert!(reason.contains("call eval()"), "{reason}");
     gpt.eval();
-    let c = gpt.forward(&ids, 1, 4).unwrap().value();
-    let d = gpt.forward(&ids, 1, 4).unwrap().value();
+    let c = gpt.logits(&ids, 1, 4).unwrap().value();
+    let d = gpt.logits(&ids, 1, 4).unwrap().value();
     assert_eq!(c, d);
     assert!(gpt.generate(&ids, 3, 0.0, None, 0).is_ok());
 }
@@ -322,7 +316,7 @@ fn cached_forward_equals_the_full_forward() {
     let mut gpt = Gpt::new(tiny(true, false), 8).unwrap();
     gpt.eval();
     let seq = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5];
-    let full = gpt.forward(&seq, 1, seq.len()).unwrap().value().to_vec();
+    let full = gpt.logits(&seq, 1, seq.len()).unwrap().value().to_vec();
     let mut caches = gpt.new_caches();
     let mut pieces = Vec::new();
     autograd::no_grad(|| {
@@ -508,7 +502,7 @@ fn export_checkpoints_for_pytorch() {
             .copied()
             .chain(ids[ids.len() - t..].iter().copied())
             .collect();
-        let logits = autograd::no_grad(|| gpt.forward(&batch, 2, t).unwrap().value());
+        let logits = autograd::no_grad(|| gpt.logits(&batch, 2, t).unwrap().value());
         let prompt = &ids[..3];
         let greedy = gpt.generate(prompt, 30, 0.0, None, 0).unwrap();
         assert_eq!(

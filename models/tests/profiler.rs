@@ -375,9 +375,8 @@ fn gpt_profile_per_block() {
         )
         .unwrap();
         let (b, t) = (2, 16);
-        let ids: Vec<f32> = (0..b * t).map(|i| (i % v) as f32).collect();
-        let ids = Tensor::from_vec(ids, &[b, t]).unwrap();
-        let p = profile_gpt(&gpt, &ids, &config()).unwrap();
+        let ids: Vec<usize> = (0..b * t).map(|i| i % v).collect();
+        let p = profile_gpt(&gpt, &ids, b, t, &config()).unwrap();
         println!("{}", p.table());
         let names: Vec<&str> = p.layers.iter().map(|l| l.name.as_str()).collect();
         assert_eq!(names, ["embeddings", "h.0", "h.1", "ln_f", "lm_head"]);
@@ -397,8 +396,10 @@ fn gpt_profile_per_block() {
         }
     }
     let gpt = Gpt::new(GptConfig::nanogpt_baby(12), 1).unwrap();
-    let e = profile_gpt(&gpt, &Tensor::zeros(&[2, 65]), &config()).unwrap_err();
+    let e = profile_gpt(&gpt, &[0; 130], 2, 65, &config()).unwrap_err();
     assert!(e.to_string().contains("exceeds block_size 64"), "{e}");
+    let e = profile_gpt(&gpt, &[0, 12], 1, 2, &config()).unwrap_err();
+    assert!(e.to_string().contains("id 12 at position 1"), "{e}");
 }
 
 /// The README's measured profiles: LeNet-5 on a batch of 64 MNIST-sized images and nanoGPT's
@@ -424,9 +425,8 @@ fn systems_profiles() {
     );
 
     let gpt = Gpt::new(GptConfig::nanogpt_baby(65), 1).unwrap();
-    let ids: Vec<f32> = (0..12 * 64).map(|i| ((i * 7) % 65) as f32).collect();
-    let ids = Tensor::from_vec(ids, &[12, 64]).unwrap();
-    let p = profile_gpt(&gpt, &ids, &repeat).unwrap();
+    let ids: Vec<usize> = (0..12 * 64).map(|i| (i * 7) % 65).collect();
+    let p = profile_gpt(&gpt, &ids, 12, 64, &repeat).unwrap();
     println!("nanogpt-baby, 12 x 64 tokens\n{}", p.table());
     println!(
         "parameters {} KiB, activations {} KiB",

@@ -230,11 +230,11 @@ fn quantized_gpt_generates_the_same_with_and_without_cache_and_round_trips() {
         let q = gpt.quantized().unwrap();
         assert!(is_quantized(&q));
         let ids: Vec<usize> = (0..16).map(|i| (i * 5) % 12).collect();
-        let f = no_grad(|| gpt.forward(&ids, 1, 16))
+        let f = no_grad(|| gpt.logits(&ids, 1, 16))
             .unwrap()
             .value()
             .to_vec();
-        let i = no_grad(|| q.forward(&ids, 1, 16)).unwrap().value().to_vec();
+        let i = no_grad(|| q.logits(&ids, 1, 16)).unwrap().value().to_vec();
         let err = relative_error(&f, &i);
         assert!(
             err < 0.05 && err > 0.0,
@@ -255,7 +255,7 @@ fn quantized_gpt_generates_the_same_with_and_without_cache_and_round_trips() {
         save_gpt_int8(&file.0, &q, &TokenizerSpec::Char(tok.clone())).unwrap();
         let (loaded, spec) = load_gpt_int8(&file.0).unwrap();
         assert_eq!(spec, TokenizerSpec::Char(tok));
-        let l = no_grad(|| loaded.forward(&ids, 1, 16))
+        let l = no_grad(|| loaded.logits(&ids, 1, 16))
             .unwrap()
             .value()
             .to_vec();

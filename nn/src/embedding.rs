@@ -4,13 +4,15 @@
 //! the one-hot: the forward is an `index_select` of rows and the backward scatter-adds the output
 //! gradient into the rows that were used (a token seen twice gets both contributions).
 //!
-//! Ids are checked: an id outside the vocabulary is an error naming the id, where it was and the
-//! vocabulary size, never a silent wrong row or a panic.
+//! Ids are typed: a lookup takes `&[usize]` with its shape, never a float tensor of indices (a
+//! float is not an id: 2.5 or -1 would need a runtime check, and ids above 2^24 do not survive
+//! the trip through `f32`). Ids are checked: an id outside the vocabulary is an error naming the
+//! id, where it was and the vocabulary size, never a silent wrong row or a panic.
 //!
 //! Initialisation (PyTorch's default): `N(0, 1)`.
 
 use autograd::Variable;
-use tensor::{Tensor, TensorRng};
+use tensor::TensorRng;
 
 use crate::error::{NnError, Result};
 use crate::init;
@@ -91,34 +93,18 @@ impl Embedding {
     }
 }
 
-/// Token ids stored as floats (how ids travel inside a `Variable`), checked to be whole and
-/// non-negative.
-pub fn ids_from_tensor(t: &Tensor) -> Result<Vec<usize>> {
-    t.to_vec()
-        .into_iter()
-        .enumerate()
-        .map(|(pos, v)| {
-            if v >= 0.0 && v.fract() == 0.0 && v < 16_777_216.0 {
-                Ok(v as usize)
-            } else {
-                Err(NnError::Invalid {
-                    op: "Embedding",
-                    reason: format!(
-                        "token id {v} at position {pos} (shape {:?}) is not a non-negative \
-                         whole number",
-                        t.shape()
-                    ),
-                })
-            }
-        })
-        .collect()
-}
-
 impl Module for Embedding {
-    /// Ids as a float variable of any shape (no gradient flows to ids).
+    /// An embedding reads token ids, not floats: this is an error that points to
+    /// [`Embedding::forward_ids`] (the module is a `Module` for its parameters and state dict).
     fn forward(&self, input: &Variable) -> Result<Variable> {
-        let ids = ids_from_tensor(&input.value())?;
-        self.forward_ids(&ids, &input.shape())
+        Err(NnError::Invalid {
+            op: "Embedding",
+            reason: format!(
+                "got a float tensor of shape {:?}; token ids are looked up with \
+                 Embedding::forward_ids(ids: &[usize], shape)",
+                input.shape()
+            ),
+        })
     }
 
     fn named_parameters(&self) -> Vec<(String, Variable)> {

@@ -101,7 +101,9 @@ pub fn gelu_grad_scalar(x: f32) -> f32 {
 impl Tensor {
     /// `max(x, 0)`.
     pub fn relu(&self) -> Tensor {
-        self.map(|v| v.max(0.0))
+        crate::profile::timed(crate::profile::OpFamily::Activation, || {
+            self.map(|v| v.max(0.0))
+        })
     }
 
     /// `x` where positive, `slope * x` elsewhere.
@@ -111,17 +113,21 @@ impl Tensor {
 
     /// Logistic sigmoid, stable for large |x|.
     pub fn sigmoid(&self) -> Tensor {
-        self.map(sigmoid_scalar)
+        crate::profile::timed(crate::profile::OpFamily::Activation, || {
+            self.map(sigmoid_scalar)
+        })
     }
 
     /// Hyperbolic tangent.
     pub fn tanh(&self) -> Tensor {
-        self.map(f32::tanh)
+        crate::profile::timed(crate::profile::OpFamily::Activation, || self.map(f32::tanh))
     }
 
     /// Exact GELU, `x * Phi(x)`.
     pub fn gelu(&self) -> Tensor {
-        self.map(gelu_scalar)
+        crate::profile::timed(crate::profile::OpFamily::Activation, || {
+            self.map(gelu_scalar)
+        })
     }
 }
 
@@ -139,12 +145,14 @@ fn check_same(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {
 
 /// ReLU backward: `grad_y` where `x > 0`, else 0.
 pub fn relu_backward(x: &Tensor, grad_y: &Tensor) -> Result<Tensor> {
-    check_same("relu_backward", x, grad_y)?;
-    x.zip_with(
-        grad_y,
-        "relu_backward",
-        |x, g| if x > 0.0 { g } else { 0.0 },
-    )
+    crate::profile::timed(crate::profile::OpFamily::Activation, || {
+        check_same("relu_backward", x, grad_y)?;
+        x.zip_with(
+            grad_y,
+            "relu_backward",
+            |x, g| if x > 0.0 { g } else { 0.0 },
+        )
+    })
 }
 
 /// Leaky ReLU backward.
@@ -161,24 +169,30 @@ pub fn leaky_relu_backward(x: &Tensor, grad_y: &Tensor, slope: f32) -> Result<Te
 
 /// Sigmoid backward from the output `y`: `grad_y * y * (1 - y)`.
 pub fn sigmoid_backward(y: &Tensor, grad_y: &Tensor) -> Result<Tensor> {
-    check_same("sigmoid_backward", y, grad_y)?;
-    // BEGIN SOLUTION
-    y.zip_with(grad_y, "sigmoid_backward", |y, g| g * y * (1.0 - y))
-    // END SOLUTION
+    crate::profile::timed(crate::profile::OpFamily::Activation, || {
+        check_same("sigmoid_backward", y, grad_y)?;
+        // BEGIN SOLUTION
+        y.zip_with(grad_y, "sigmoid_backward", |y, g| g * y * (1.0 - y))
+        // END SOLUTION
+    })
 }
 
 /// Tanh backward from the output `y`: `grad_y * (1 - y^2)`.
 pub fn tanh_backward(y: &Tensor, grad_y: &Tensor) -> Result<Tensor> {
-    check_same("tanh_backward", y, grad_y)?;
-    // BEGIN SOLUTION
-    y.zip_with(grad_y, "tanh_backward", |y, g| g * (1.0 - y * y))
-    // END SOLUTION
+    crate::profile::timed(crate::profile::OpFamily::Activation, || {
+        check_same("tanh_backward", y, grad_y)?;
+        // BEGIN SOLUTION
+        y.zip_with(grad_y, "tanh_backward", |y, g| g * (1.0 - y * y))
+        // END SOLUTION
+    })
 }
 
 /// GELU backward from the input `x`: `grad_y * (Phi(x) + x phi(x))`.
 pub fn gelu_backward(x: &Tensor, grad_y: &Tensor) -> Result<Tensor> {
-    check_same("gelu_backward", x, grad_y)?;
-    x.zip_with(grad_y, "gelu_backward", |x, g| g * gelu_grad_scalar(x))
+    crate::profile::timed(crate::profile::OpFamily::Activation, || {
+        check_same("gelu_backward", x, grad_y)?;
+        x.zip_with(grad_y, "gelu_backward", |x, g| g * gelu_grad_scalar(x))
+    })
 }
 
 #[cfg(test)]

@@ -87,47 +87,51 @@ impl Tensor {
     /// `softmax(scale * scores)` along the last axis with the causal mask: on scores of shape
     /// `(..., T, S)`, query `i` sees keys `j <= i + (S - T)`; masked entries are exactly 0.
     pub fn causal_softmax(&self, scale: f32) -> Result<Tensor> {
-        let (t, s) = check_scores("causal_softmax", self.shape(), scale)?;
-        let xs = self.contiguous();
-        let x = xs.as_slice().expect("contiguous");
-        let mut y = vec![0.0f32; x.len()];
-        for_each_row(
-            &mut y,
-            s,
-            #[inline(always)]
-            |r, row| {
-                causal_softmax_row(&x[r * s..(r + 1) * s], allowed_keys(r, t, s), scale, row);
-            },
-        );
-        Tensor::from_vec(y, self.shape())
+        crate::profile::timed(crate::profile::OpFamily::Attention, || {
+            let (t, s) = check_scores("causal_softmax", self.shape(), scale)?;
+            let xs = self.contiguous();
+            let x = xs.as_slice().expect("contiguous");
+            let mut y = vec![0.0f32; x.len()];
+            for_each_row(
+                &mut y,
+                s,
+                #[inline(always)]
+                |r, row| {
+                    causal_softmax_row(&x[r * s..(r + 1) * s], allowed_keys(r, t, s), scale, row);
+                },
+            );
+            Tensor::from_vec(y, self.shape())
+        })
     }
 }
 
 /// Gradient of [`Tensor::causal_softmax`] w.r.t. the unscaled scores, from the output `y`.
 pub fn causal_softmax_backward(y: &Tensor, grad_y: &Tensor, scale: f32) -> Result<Tensor> {
-    const OP: &str = "causal_softmax_backward";
-    check_grad_shape(OP, y, grad_y)?;
-    let (t, s) = check_scores(OP, y.shape(), scale)?;
-    let (ys, gs) = (y.contiguous(), grad_y.contiguous());
-    let (yv, gv) = (
-        ys.as_slice().expect("contiguous"),
-        gs.as_slice().expect("contiguous"),
-    );
-    let mut dx = vec![0.0f32; yv.len()];
-    for_each_row(
-        &mut dx,
-        s,
-        #[inline(always)]
-        |r, row| {
-            let span = r * s..(r + 1) * s;
-            causal_softmax_backward_row(
-                &yv[span.clone()],
-                &gv[span],
-                allowed_keys(r, t, s),
-                scale,
-                row,
-            );
-        },
-    );
-    Tensor::from_vec(dx, y.shape())
+    crate::profile::timed(crate::profile::OpFamily::Attention, || {
+        const OP: &str = "causal_softmax_backward";
+        check_grad_shape(OP, y, grad_y)?;
+        let (t, s) = check_scores(OP, y.shape(), scale)?;
+        let (ys, gs) = (y.contiguous(), grad_y.contiguous());
+        let (yv, gv) = (
+            ys.as_slice().expect("contiguous"),
+            gs.as_slice().expect("contiguous"),
+        );
+        let mut dx = vec![0.0f32; yv.len()];
+        for_each_row(
+            &mut dx,
+            s,
+            #[inline(always)]
+            |r, row| {
+                let span = r * s..(r + 1) * s;
+                causal_softmax_backward_row(
+                    &yv[span.clone()],
+                    &gv[span],
+                    allowed_keys(r, t, s),
+                    scale,
+                    row,
+                );
+            },
+        );
+        Tensor::from_vec(dx, y.shape())
+    })
 }

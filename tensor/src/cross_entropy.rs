@@ -117,36 +117,42 @@ pub fn cross_entropy(
     ignore_index: Option<usize>,
     label_smoothing: f32,
 ) -> Result<(f32, CrossEntropyCache)> {
-    const OP: &str = "cross_entropy";
-    let (n, c) = validate(OP, logits.shape(), targets, ignore_index, label_smoothing)?;
-    let xs = logits.contiguous();
-    let x = xs.as_slice().expect("contiguous");
-    let mut probs = vec![0.0f32; n * c];
-    let mut losses = vec![0.0f32; n];
-    if c > 0 {
-        for_each_row_aux(
-            &mut probs,
-            c,
-            &mut losses,
-            #[inline(always)]
-            |r, p, loss| {
-                if Some(targets[r]) != ignore_index {
-                    *loss =
-                        cross_entropy_row(&x[r * c..(r + 1) * c], targets[r], label_smoothing, p);
-                }
-            },
-        );
-    }
-    let count = targets.iter().filter(|&&t| Some(t) != ignore_index).count();
-    // Summed in row order in f64: the same loss whatever the thread count.
-    let total: f64 = losses.iter().map(|&l| l as f64).sum();
-    let loss = if count == 0 {
-        0.0
-    } else {
-        (total / count as f64) as f32
-    };
-    let probs = Tensor::from_vec(probs, &[n, c])?;
-    Ok((loss, CrossEntropyCache { probs, count }))
+    crate::profile::timed(crate::profile::OpFamily::Loss, || {
+        const OP: &str = "cross_entropy";
+        let (n, c) = validate(OP, logits.shape(), targets, ignore_index, label_smoothing)?;
+        let xs = logits.contiguous();
+        let x = xs.as_slice().expect("contiguous");
+        let mut probs = vec![0.0f32; n * c];
+        let mut losses = vec![0.0f32; n];
+        if c > 0 {
+            for_each_row_aux(
+                &mut probs,
+                c,
+                &mut losses,
+                #[inline(always)]
+                |r, p, loss| {
+                    if Some(targets[r]) != ignore_index {
+                        *loss = cross_entropy_row(
+                            &x[r * c..(r + 1) * c],
+                            targets[r],
+                            label_smoothing,
+                            p,
+                        );
+                    }
+                },
+            );
+        }
+        let count = targets.iter().filter(|&&t| Some(t) != ignore_index).count();
+        // Summed in row order in f64: the same loss whatever the thread count.
+        let total: f64 = losses.iter().map(|&l| l as f64).sum();
+        let loss = if count == 0 {
+            0.0
+        } else {
+            (total / count as f64) as f32
+        };
+        let probs = Tensor::from_vec(probs, &[n, c])?;
+        Ok((loss, CrossEntropyCache { probs, count }))
+    })
 }
 
 /// Gradient of the mean loss w.r.t. the logits, scaled by the upstream `grad_loss`; shape (N, C).
@@ -157,30 +163,32 @@ pub fn cross_entropy_backward(
     label_smoothing: f32,
     grad_loss: f32,
 ) -> Result<Tensor> {
-    const OP: &str = "cross_entropy_backward";
-    let (n, c) = validate(
-        OP,
-        cache.probs.shape(),
-        targets,
-        ignore_index,
-        label_smoothing,
-    )?;
-    let mut grad = vec![0.0f32; n * c];
-    if cache.count > 0 && c > 0 {
-        let ps = cache.probs.contiguous();
-        let p = ps.as_slice().expect("contiguous");
-        let scale = grad_loss / cache.count as f32;
-        for_each_row(
-            &mut grad,
-            c,
-            #[inline(always)]
-            |r, g| {
-                if Some(targets[r]) != ignore_index {
-                    let row = &p[r * c..(r + 1) * c];
-                    cross_entropy_backward_row(row, targets[r], label_smoothing, scale, g);
-                }
-            },
-        );
-    }
-    Tensor::from_vec(grad, &[n, c])
+    crate::profile::timed(crate::profile::OpFamily::Loss, || {
+        const OP: &str = "cross_entropy_backward";
+        let (n, c) = validate(
+            OP,
+            cache.probs.shape(),
+            targets,
+            ignore_index,
+            label_smoothing,
+        )?;
+        let mut grad = vec![0.0f32; n * c];
+        if cache.count > 0 && c > 0 {
+            let ps = cache.probs.contiguous();
+            let p = ps.as_slice().expect("contiguous");
+            let scale = grad_loss / cache.count as f32;
+            for_each_row(
+                &mut grad,
+                c,
+                #[inline(always)]
+                |r, g| {
+                    if Some(targets[r]) != ignore_index {
+                        let row = &p[r * c..(r + 1) * c];
+                        cross_entropy_backward_row(row, targets[r], label_smoothing, scale, g);
+                    }
+                },
+            );
+        }
+        Tensor::from_vec(grad, &[n, c])
+    })
 }

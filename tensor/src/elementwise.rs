@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use crate::broadcast::broadcast_shapes;
 use crate::error::{Result, TensorError};
-use crate::simd::with_simd;
+use crate::simd::{simd_level, with_simd_at};
 use crate::tensor::{Tensor, PARALLEL_THRESHOLD};
 
 impl Tensor {
@@ -234,12 +234,15 @@ const ELEMENTWISE_CHUNK: usize = 1 << 14;
 
 /// `f` applied to every element of a contiguous slice, split in chunks across threads for large
 /// inputs. The output is written once, with no zero-fill first. Each chunk's loop runs under
-/// [`with_simd`], so an inlined `f` is vectorized for the CPU (and `mul_add` is one instruction).
+/// [`crate::simd::with_simd`], so an inlined `f` is vectorized for the CPU (and `mul_add` is one instruction).
 pub(crate) fn map_slice(a: &[f32], f: impl Fn(f32) -> f32 + Sync + Send) -> Vec<f32> {
     let mut out = Vec::with_capacity(a.len());
     let dst = &mut out.spare_capacity_mut()[..a.len()];
+    // Read on this thread, so the pool tasks honour the caller's level cap.
+    let level = simd_level();
     let kernel = |dst: &mut [MaybeUninit<f32>], a: &[f32]| {
-        with_simd(
+        with_simd_at(
+            level,
             #[inline(always)]
             || {
                 for (d, &x) in dst.iter_mut().zip(a) {
@@ -269,8 +272,10 @@ pub(crate) fn zip_slices(
     assert_eq!(a.len(), b.len(), "zip_slices needs equal lengths");
     let mut out = Vec::with_capacity(a.len());
     let dst = &mut out.spare_capacity_mut()[..a.len()];
+    let level = simd_level();
     let kernel = |dst: &mut [MaybeUninit<f32>], a: &[f32], b: &[f32]| {
-        with_simd(
+        with_simd_at(
+            level,
             #[inline(always)]
             || {
                 for ((d, &x), &y) in dst.iter_mut().zip(a).zip(b) {

@@ -47,6 +47,14 @@ pub enum TensorError {
         shape: Vec<usize>,
         reason: String,
     },
+    /// An environment setting with a value the crate does not know.
+    #[error("{op}: {variable}={value:?} is not a valid value (valid values: {valid})")]
+    InvalidSetting {
+        op: &'static str,
+        variable: &'static str,
+        value: String,
+        valid: &'static str,
+    },
 }
 
 /// Shorthand used across the crate.
@@ -84,7 +92,8 @@ impl TensorError {
             | TensorError::InvalidDim { op, .. }
             | TensorError::IndexOutOfRange { op, .. }
             | TensorError::DataLength { op, .. }
-            | TensorError::InvalidArgument { op, .. } => op,
+            | TensorError::InvalidArgument { op, .. }
+            | TensorError::InvalidSetting { op, .. } => op,
         }
     }
 }

@@ -236,7 +236,9 @@ pub fn gemm_batch(
     // initialised `f32` values through this view, so `c` stays initialised, as `accumulate` needs.
     let out = unsafe { &mut *(c as *mut [f32] as *mut [MaybeUninit<f32>]) };
     // SAFETY: `out` is initialised (it is `c`).
-    unsafe { run_batch(a, b, out, accumulate, parallelism) };
+    crate::profile::timed(crate::profile::OpFamily::Gemm, || unsafe {
+        run_batch(a, b, out, accumulate, parallelism)
+    });
     Ok(())
 }
 
@@ -254,7 +256,7 @@ pub fn gemm_batch_new(
     // initialised value into each of its `len` elements (the kernel writes every element of every
     // non-empty `m x n` product, and `k = 0` products are filled with zeros), so all `len`
     // elements are initialised before `set_len`.
-    unsafe {
+    crate::profile::timed(crate::profile::OpFamily::Gemm, || unsafe {
         run_batch(
             a,
             b,
@@ -263,7 +265,7 @@ pub fn gemm_batch_new(
             parallelism,
         );
         out.set_len(len);
-    }
+    });
     Ok(out)
 }
 

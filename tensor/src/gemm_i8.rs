@@ -35,7 +35,7 @@ use rayon::prelude::*;
 
 use crate::error::{Result, TensorError};
 use crate::gemm::Parallelism;
-use crate::simd::with_simd;
+use crate::simd::{simd_level, with_simd_at, SimdLevel};
 
 /// A product with fewer multiply-adds (`m * k * n`) than this runs on the calling thread. The
 /// VNNI kernel does 170-240 G multiply-adds per second on one core here (about twice the `f32`
@@ -93,9 +93,23 @@ impl I8Kernel {
             .collect()
     }
 
-    /// The fastest kernel this CPU can run.
+    /// The fastest kernel this CPU can run at the dispatch level ([`simd_level`], which
+    /// `TINYTORCH_SIMD` can cap).
     pub fn best() -> I8Kernel {
-        *I8Kernel::available().last().unwrap_or(&I8Kernel::Scalar)
+        let level = simd_level();
+        I8Kernel::available()
+            .into_iter()
+            .rfind(|k| k.simd_level() <= level)
+            .unwrap_or(I8Kernel::Scalar)
+    }
+
+    /// The vector level the kernel (and the activation quantization before it) runs at.
+    pub fn simd_level(self) -> SimdLevel {
+        match self {
+            I8Kernel::Scalar => SimdLevel::Scalar,
+            I8Kernel::Avx2 => SimdLevel::Avx2,
+            I8Kernel::Avx512Vnni => SimdLevel::Avx512,
+        }
     }
 
     /// Whether the kernel reads activations as `a + 128` (unsigned bytes, sign bit flipped).
@@ -431,15 +445,7 @@ pub fn quantized_linear_with(
         // Few rows: quantize them all once, then share the column panels among the threads.
         let mut codes = vec![0i8; m * kp];
         let mut scales = vec![0f32; m];
-        quantize_rows(
-            x,
-            k,
-            kp,
-            activation,
-            kernel.flips_sign(),
-            &mut codes,
-            &mut scales,
-        )?;
+        quantize_rows(x, k, kp, activation, kernel, &mut codes, &mut scales)?;
         let (cp, sp) = (SendPtr(codes.as_mut_ptr()), SendPtr(scales.as_mut_ptr()));
         return split_work(m, w, parallelism, |rows, panels| {
             // SAFETY: as in `gemm_i8_with`: disjoint output columns per task, rows in range.
@@ -468,7 +474,7 @@ pub fn quantized_linear_with(
             k,
             kp,
             activation,
-            kernel.flips_sign(),
+            kernel,
             &mut codes,
             &mut scales,
         )?;
@@ -506,12 +512,15 @@ fn quantize_rows(
     k: usize,
     kp: usize,
     activation: ActivationQuant,
-    flip: bool,
+    kernel: I8Kernel,
     codes: &mut [i8],
     scales: &mut [f32],
 ) -> Result<()> {
     let rows = scales.len();
-    let bad = with_simd(
+    let flip = kernel.flips_sign();
+    // The kernel's own level: an explicit kernel runs the quantization pass of its level too.
+    let bad = with_simd_at(
+        kernel.simd_level(),
         #[inline(always)]
         || {
             for i in 0..rows {

@@ -54,7 +54,7 @@ pub fn weighted_sum(rows: &[f32], weights: &[f32], out: &mut [f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::simd::with_simd;
+    use crate::simd::{supported_levels, with_simd_at};
 
     fn ramp(n: usize, step: f32) -> Vec<f32> {
         (0..n)
@@ -64,19 +64,22 @@ mod tests {
 
     #[test]
     fn dot_matches_sequential_sum_at_every_level() {
-        {
+        for level in supported_levels() {
             for n in [0, 1, 7, 8, 9, 64, 67] {
                 let (a, b) = (ramp(n, 0.1), ramp(n + 3, 0.07));
                 let want: f64 = a.iter().zip(&b).map(|(&x, &y)| x as f64 * y as f64).sum();
-                let got = with_simd(|| dot(&a, &b[..n]));
-                assert!((got as f64 - want).abs() < 1e-4, "n={n}: {got} vs {want}");
+                let got = with_simd_at(level, || dot(&a, &b[..n]));
+                assert!(
+                    (got as f64 - want).abs() < 1e-4,
+                    "{level} n={n}: {got} vs {want}"
+                );
             }
         }
     }
 
     #[test]
     fn weighted_sum_matches_row_by_row_at_every_level() {
-        {
+        for level in supported_levels() {
             for (rows, d) in [(1, 1), (3, 16), (5, 20), (9, 64), (4, 33)] {
                 let values = ramp(rows * d, 0.05);
                 let weights = ramp(rows, 0.3);
@@ -87,9 +90,9 @@ mod tests {
                     }
                 }
                 let mut got = vec![f32::NAN; d];
-                with_simd(|| weighted_sum(&values, &weights, &mut got));
+                with_simd_at(level, || weighted_sum(&values, &weights, &mut got));
                 for (g, w) in got.iter().zip(&want) {
-                    assert!((*g as f64 - w).abs() < 1e-4, "rows={rows} d={d}");
+                    assert!((*g as f64 - w).abs() < 1e-4, "{level} rows={rows} d={d}");
                 }
             }
         }

@@ -14,7 +14,9 @@
 use rayon::prelude::*;
 
 use crate::error::{Result, TensorError};
-use crate::simd::{for_each_row_aux, parallel, sum_map, sum_map2, with_simd};
+use crate::simd::{
+    for_each_row_aux, parallel, simd_level, sum_map, sum_map2, with_simd, with_simd_at,
+};
 use crate::tensor::Tensor;
 
 /// What the forward saves for backward: per-row mean and `1 / sqrt(var + eps)`, each of the input
@@ -161,43 +163,45 @@ pub fn layer_norm(
     bias: Option<&Tensor>,
     eps: f32,
 ) -> Result<(Tensor, LayerNormCache)> {
-    let d = check_input("layer_norm", x)?;
-    check_param("layer_norm", x, weight, "weight")?;
-    check_param("layer_norm", x, bias, "bias")?;
-    if eps.is_nan() || eps < 0.0 {
-        return Err(TensorError::invalid(
-            "layer_norm",
-            x.shape(),
-            format!("eps must be >= 0, got {eps}"),
-        ));
-    }
-    let xs = x.contiguous();
-    let x_rows = xs.as_slice().expect("contiguous");
-    let w = param_or(weight, d, 1.0);
-    let b = param_or(bias, d, 0.0);
-    let (w, b) = (
-        w.as_slice().expect("contiguous"),
-        b.as_slice().expect("contiguous"),
-    );
-    let rows = x_rows.len() / d;
-    let mut y = vec![0.0f32; x_rows.len()];
-    let mut stats = vec![(0.0f32, 0.0f32); rows];
-    for_each_row_aux(
-        &mut y,
-        d,
-        &mut stats,
-        #[inline(always)]
-        |r, out, stat| {
-            *stat = layer_norm_row(&x_rows[r * d..(r + 1) * d], w, b, eps, out);
-        },
-    );
-    let stat_shape = &x.shape()[..x.ndim() - 1];
-    let mean = Tensor::from_vec(stats.iter().map(|s| s.0).collect(), stat_shape)?;
-    let rstd = Tensor::from_vec(stats.iter().map(|s| s.1).collect(), stat_shape)?;
-    Ok((
-        Tensor::from_vec(y, x.shape())?,
-        LayerNormCache { mean, rstd },
-    ))
+    crate::profile::timed(crate::profile::OpFamily::Norm, || {
+        let d = check_input("layer_norm", x)?;
+        check_param("layer_norm", x, weight, "weight")?;
+        check_param("layer_norm", x, bias, "bias")?;
+        if eps.is_nan() || eps < 0.0 {
+            return Err(TensorError::invalid(
+                "layer_norm",
+                x.shape(),
+                format!("eps must be >= 0, got {eps}"),
+            ));
+        }
+        let xs = x.contiguous();
+        let x_rows = xs.as_slice().expect("contiguous");
+        let w = param_or(weight, d, 1.0);
+        let b = param_or(bias, d, 0.0);
+        let (w, b) = (
+            w.as_slice().expect("contiguous"),
+            b.as_slice().expect("contiguous"),
+        );
+        let rows = x_rows.len() / d;
+        let mut y = vec![0.0f32; x_rows.len()];
+        let mut stats = vec![(0.0f32, 0.0f32); rows];
+        for_each_row_aux(
+            &mut y,
+            d,
+            &mut stats,
+            #[inline(always)]
+            |r, out, stat| {
+                *stat = layer_norm_row(&x_rows[r * d..(r + 1) * d], w, b, eps, out);
+            },
+        );
+        let stat_shape = &x.shape()[..x.ndim() - 1];
+        let mean = Tensor::from_vec(stats.iter().map(|s| s.0).collect(), stat_shape)?;
+        let rstd = Tensor::from_vec(stats.iter().map(|s| s.1).collect(), stat_shape)?;
+        Ok((
+            Tensor::from_vec(y, x.shape())?,
+            LayerNormCache { mean, rstd },
+        ))
+    })
 }
 
 /// Backward of [`layer_norm`]: returns `(dx, dweight, dbias)`. `dweight` is `Some` exactly when
@@ -209,85 +213,90 @@ pub fn layer_norm_backward(
     cache: &LayerNormCache,
     grad_y: &Tensor,
 ) -> Result<(Tensor, Option<Tensor>, Option<Tensor>)> {
-    const OP: &str = "layer_norm_backward";
-    let d = check_input(OP, x)?;
-    check_param(OP, x, weight, "weight")?;
-    if grad_y.shape() != x.shape() {
-        return Err(TensorError::mismatch(
-            OP,
-            x.shape(),
-            grad_y.shape(),
-            "grad_y must have the shape of the input",
-        ));
-    }
-    let stat_shape = &x.shape()[..x.ndim() - 1];
-    for (name, t) in [("mean", &cache.mean), ("rstd", &cache.rstd)] {
-        if t.shape() != stat_shape {
+    crate::profile::timed(crate::profile::OpFamily::Norm, || {
+        const OP: &str = "layer_norm_backward";
+        let d = check_input(OP, x)?;
+        check_param(OP, x, weight, "weight")?;
+        if grad_y.shape() != x.shape() {
             return Err(TensorError::mismatch(
                 OP,
                 x.shape(),
-                t.shape(),
-                format!("cached {name} must have the input shape without its last dimension"),
+                grad_y.shape(),
+                "grad_y must have the shape of the input",
             ));
         }
-    }
-    let (xs, gs) = (x.contiguous(), grad_y.contiguous());
-    let (ms, rs) = (cache.mean.contiguous(), cache.rstd.contiguous());
-    let x_rows = xs.as_slice().expect("contiguous");
-    let g_rows = gs.as_slice().expect("contiguous");
-    let (mean, rstd) = (
-        ms.as_slice().expect("contiguous"),
-        rs.as_slice().expect("contiguous"),
-    );
-    let w = param_or(weight, d, 1.0);
-    let w = w.as_slice().expect("contiguous");
-
-    let rows = x_rows.len() / d;
-    let mut dx = vec![0.0f32; x_rows.len()];
-    // Fixed blocks of rows, each with its own partial dweight/dbias; summed in block order.
-    let block_rows = (BLOCK_ELEMS / d).max(1);
-    let blocks = rows.div_ceil(block_rows);
-    let mut partial = vec![0.0f32; blocks * 2 * d];
-    let inputs = BackwardRows {
-        x: x_rows,
-        dy: g_rows,
-        weight: w,
-        mean,
-        rstd,
-    };
-    if parallel(x_rows.len()) {
-        dx.par_chunks_mut(block_rows * d)
-            .zip(partial.par_chunks_mut(2 * d))
-            .enumerate()
-            .for_each(|(blk, (dx_blk, part))| {
-                with_simd(
-                    #[inline(always)]
-                    || inputs.block(blk * block_rows, dx_blk, part),
-                )
-            });
-    } else {
-        let blocks = dx.chunks_mut(block_rows * d).zip(partial.chunks_mut(2 * d));
-        with_simd(
-            #[inline(always)]
-            || {
-                for (blk, (dx_blk, part)) in blocks.enumerate() {
-                    inputs.block(blk * block_rows, dx_blk, part);
-                }
-            },
-        );
-    }
-    let mut dweight = vec![0.0f32; d];
-    let mut dbias = vec![0.0f32; d];
-    for part in partial.chunks(2 * d) {
-        for i in 0..d {
-            dweight[i] += part[i];
-            dbias[i] += part[d + i];
+        let stat_shape = &x.shape()[..x.ndim() - 1];
+        for (name, t) in [("mean", &cache.mean), ("rstd", &cache.rstd)] {
+            if t.shape() != stat_shape {
+                return Err(TensorError::mismatch(
+                    OP,
+                    x.shape(),
+                    t.shape(),
+                    format!("cached {name} must have the input shape without its last dimension"),
+                ));
+            }
         }
-    }
-    let dx = Tensor::from_vec(dx, x.shape())?;
-    let dweight = match weight {
-        Some(_) => Some(Tensor::from_vec(dweight, &[d])?),
-        None => None,
-    };
-    Ok((dx, dweight, Some(Tensor::from_vec(dbias, &[d])?)))
+        let (xs, gs) = (x.contiguous(), grad_y.contiguous());
+        let (ms, rs) = (cache.mean.contiguous(), cache.rstd.contiguous());
+        let x_rows = xs.as_slice().expect("contiguous");
+        let g_rows = gs.as_slice().expect("contiguous");
+        let (mean, rstd) = (
+            ms.as_slice().expect("contiguous"),
+            rs.as_slice().expect("contiguous"),
+        );
+        let w = param_or(weight, d, 1.0);
+        let w = w.as_slice().expect("contiguous");
+
+        let rows = x_rows.len() / d;
+        let mut dx = vec![0.0f32; x_rows.len()];
+        // Fixed blocks of rows, each with its own partial dweight/dbias; summed in block order.
+        let block_rows = (BLOCK_ELEMS / d).max(1);
+        let blocks = rows.div_ceil(block_rows);
+        let mut partial = vec![0.0f32; blocks * 2 * d];
+        let inputs = BackwardRows {
+            x: x_rows,
+            dy: g_rows,
+            weight: w,
+            mean,
+            rstd,
+        };
+        if parallel(x_rows.len()) {
+            // Read on this thread, so the pool tasks honour the caller's level cap.
+            let level = simd_level();
+            dx.par_chunks_mut(block_rows * d)
+                .zip(partial.par_chunks_mut(2 * d))
+                .enumerate()
+                .for_each(|(blk, (dx_blk, part))| {
+                    with_simd_at(
+                        level,
+                        #[inline(always)]
+                        || inputs.block(blk * block_rows, dx_blk, part),
+                    )
+                });
+        } else {
+            let blocks = dx.chunks_mut(block_rows * d).zip(partial.chunks_mut(2 * d));
+            with_simd(
+                #[inline(always)]
+                || {
+                    for (blk, (dx_blk, part)) in blocks.enumerate() {
+                        inputs.block(blk * block_rows, dx_blk, part);
+                    }
+                },
+            );
+        }
+        let mut dweight = vec![0.0f32; d];
+        let mut dbias = vec![0.0f32; d];
+        for part in partial.chunks(2 * d) {
+            for i in 0..d {
+                dweight[i] += part[i];
+                dbias[i] += part[d + i];
+            }
+        }
+        let dx = Tensor::from_vec(dx, x.shape())?;
+        let dweight = match weight {
+            Some(_) => Some(Tensor::from_vec(dweight, &[d])?),
+            None => None,
+        };
+        Ok((dx, dweight, Some(Tensor::from_vec(dbias, &[d])?)))
+    })
 }

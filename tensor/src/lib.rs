@@ -28,6 +28,7 @@
 //! | [`pool`] | max-pool and avg-pool forward and backward |
 //! | [`quantize`] | affine int8 quantization (symmetric/asymmetric, per tensor/channel), range observer |
 //! | [`display`] | NumPy-style printing |
+//! | [`profile`] | time per op family (GEMM, attention, norm, activations, loss) for benchmarks |
 //! | [`simd`] | the SIMD row toolkit: CPU dispatch, vectorizable `exp`, lane reductions, row drivers |
 
 pub mod activation;
@@ -45,6 +46,7 @@ pub mod kv_attention;
 pub mod layer_norm;
 pub mod matmul;
 pub mod pool;
+pub mod profile;
 pub mod quantize;
 pub mod random;
 pub mod reduce;

@@ -27,7 +27,9 @@ use rayon::prelude::*;
 
 use crate::error::{Result, TensorError};
 use crate::gemm::{gemm, MatRef, Parallelism, THREADING_THRESHOLD};
-use crate::simd::{exp_shifted_into, max_scaled, scale_in_place, sum_map2, with_simd};
+use crate::simd::{
+    exp_shifted_into, max_scaled, scale_in_place, simd_level, sum_map2, with_simd_at, SimdLevel,
+};
 use crate::tensor::Tensor;
 
 /// Query rows per block: a block multiplies `QUERY_BLOCK x D` queries by the keys its last row
@@ -48,6 +50,8 @@ struct Dims {
     d: usize,
     dv: usize,
     causal: bool,
+    /// The vector level of the caller (read on its thread, so pool tasks honour its cap).
+    level: SimdLevel,
 }
 
 impl Dims {
@@ -146,6 +150,7 @@ fn check(q: &Tensor, k: &Tensor, v: &Tensor, scale: f32, causal: bool) -> Result
         d,
         dv,
         causal,
+        level: simd_level(),
     })
 }
 
@@ -462,7 +467,7 @@ fn backward_pair<G: GradRows>(
 
 /// The forward of `heads.len()` pairs sharing one output chunk: pair `h` writes its rows at
 /// `place(h)` = (offset, stride) in `out` and its log-sum-exp at `lse[h * T ..]`. Compiled for
-/// the CPU's vector unit (the row loops are inlined into `with_simd`).
+/// the CPU's vector unit (the row loops are inlined into `with_simd_at`).
 fn forward_task(
     dims: &Dims,
     scale: f32,
@@ -472,7 +477,8 @@ fn forward_task(
     place: impl Fn(usize) -> (usize, usize),
     sc: &mut Scratch,
 ) -> Result<()> {
-    with_simd(
+    with_simd_at(
+        dims.level,
         #[inline(always)]
         || {
             for (h, (head, l)) in heads.iter().zip(lse.chunks_mut(dims.t)).enumerate() {
@@ -498,7 +504,8 @@ fn backward_task<G: GradRows>(
     grads: &mut G,
     sc: &mut Scratch,
 ) -> Result<()> {
-    with_simd(
+    with_simd_at(
+        dims.level,
         #[inline(always)]
         || backward_pair(dims, scale, head, saved, grads, sc),
     )
@@ -514,38 +521,40 @@ pub fn scaled_dot_product_attention(
     scale: f32,
     causal: bool,
 ) -> Result<(Tensor, Tensor)> {
-    let dims = check(q, k, v, scale, causal)?;
-    let (q, k, v) = (gemm_friendly(q), gemm_friendly(k), gemm_friendly(v));
-    let heads = heads(&q, &k, &v)?;
-    let (t, dv) = (dims.t, dims.dv);
-    let mut out = vec![0.0f32; dims.pairs * t * dv];
-    let mut lse = vec![0.0f32; dims.pairs * t];
-    if t * dv > 0 {
-        let task = |p: usize, o: &mut [f32], l: &mut [f32], sc: &mut Scratch| {
-            forward_task(&dims, scale, &heads[p..p + 1], o, l, |_| (0, dv), sc)
-        };
-        if dims.threaded(dims.pairs) {
-            out.par_chunks_mut(t * dv)
-                .zip(lse.par_chunks_mut(t))
-                .enumerate()
-                .try_for_each_init(
-                    || Scratch::new(&dims, false),
-                    |sc, (p, (o, l))| task(p, o, l, sc),
-                )?;
-        } else {
-            let mut sc = Scratch::new(&dims, false);
-            for (p, (o, l)) in out.chunks_mut(t * dv).zip(lse.chunks_mut(t)).enumerate() {
-                task(p, o, l, &mut sc)?;
+    crate::profile::timed(crate::profile::OpFamily::Attention, || {
+        let dims = check(q, k, v, scale, causal)?;
+        let (q, k, v) = (gemm_friendly(q), gemm_friendly(k), gemm_friendly(v));
+        let heads = heads(&q, &k, &v)?;
+        let (t, dv) = (dims.t, dims.dv);
+        let mut out = vec![0.0f32; dims.pairs * t * dv];
+        let mut lse = vec![0.0f32; dims.pairs * t];
+        if t * dv > 0 {
+            let task = |p: usize, o: &mut [f32], l: &mut [f32], sc: &mut Scratch| {
+                forward_task(&dims, scale, &heads[p..p + 1], o, l, |_| (0, dv), sc)
+            };
+            if dims.threaded(dims.pairs) {
+                out.par_chunks_mut(t * dv)
+                    .zip(lse.par_chunks_mut(t))
+                    .enumerate()
+                    .try_for_each_init(
+                        || Scratch::new(&dims, false),
+                        |sc, (p, (o, l))| task(p, o, l, sc),
+                    )?;
+            } else {
+                let mut sc = Scratch::new(&dims, false);
+                for (p, (o, l)) in out.chunks_mut(t * dv).zip(lse.chunks_mut(t)).enumerate() {
+                    task(p, o, l, &mut sc)?;
+                }
             }
         }
-    }
-    let nd = q.ndim();
-    let mut out_shape = q.shape().to_vec();
-    out_shape[nd - 1] = dv;
-    Ok((
-        Tensor::from_vec(out, &out_shape)?,
-        Tensor::from_vec(lse, &q.shape()[..nd - 1])?,
-    ))
+        let nd = q.ndim();
+        let mut out_shape = q.shape().to_vec();
+        out_shape[nd - 1] = dv;
+        Ok((
+            Tensor::from_vec(out, &out_shape)?,
+            Tensor::from_vec(lse, &q.shape()[..nd - 1])?,
+        ))
+    })
 }
 
 /// Error unless `t` has shape `want` (the backward's inputs must be the forward's).
@@ -574,66 +583,69 @@ pub fn scaled_dot_product_attention_backward(
     scale: f32,
     causal: bool,
 ) -> Result<(Tensor, Tensor, Tensor)> {
-    const BOP: &str = "scaled_dot_product_attention_backward";
-    let dims = check(q, k, v, scale, causal)?;
-    let nd = q.ndim();
-    let mut out_shape = q.shape().to_vec();
-    out_shape[nd - 1] = dims.dv;
-    check_saved(BOP, "output", out, &out_shape)?;
-    check_saved(BOP, "grad_out", grad_out, &out_shape)?;
-    check_saved(BOP, "lse", lse, &q.shape()[..nd - 1])?;
-    let (q, k, v) = (gemm_friendly(q), gemm_friendly(k), gemm_friendly(v));
-    let heads = heads(&q, &k, &v)?;
-    let (out, grad_out) = (gemm_friendly(out), gemm_friendly(grad_out));
-    let (outs, douts) = (pairs_of(&out)?, pairs_of(&grad_out)?);
-    let lse = lse.contiguous();
-    let l = lse.as_slice().expect("contiguous");
-    let (t, s, d, dvs) = (dims.t, dims.s, dims.d, dims.dv);
-    let mut dq = vec![0.0f32; dims.pairs * t * d];
-    let mut dk = vec![0.0f32; dims.pairs * s * d];
-    let mut dv = vec![0.0f32; dims.pairs * s * dvs];
-    if t > 0 && d > 0 && dvs > 0 {
-        let task = |p: usize, dq: &mut [f32], dk: &mut [f32], dv: &mut [f32], sc: &mut Scratch| {
-            let saved = Saved {
-                out: outs[p],
-                lse: &l[p * t..(p + 1) * t],
-                dout: douts[p],
-            };
-            let mut grads = Separate {
-                dq,
-                dk,
-                dv,
-                d,
-                d_v: dvs,
-            };
-            backward_task(&dims, scale, heads[p], saved, &mut grads, sc)
-        };
-        if dims.threaded(dims.pairs) {
-            dq.par_chunks_mut(t * d)
-                .zip(dk.par_chunks_mut(s * d))
-                .zip(dv.par_chunks_mut(s * dvs))
-                .enumerate()
-                .try_for_each_init(
-                    || Scratch::new(&dims, true),
-                    |sc, (p, ((a, b), c))| task(p, a, b, c, sc),
-                )?;
-        } else {
-            let mut sc = Scratch::new(&dims, true);
-            for (p, ((a, b), c)) in dq
-                .chunks_mut(t * d)
-                .zip(dk.chunks_mut(s * d))
-                .zip(dv.chunks_mut(s * dvs))
-                .enumerate()
-            {
-                task(p, a, b, c, &mut sc)?;
+    crate::profile::timed(crate::profile::OpFamily::Attention, || {
+        const BOP: &str = "scaled_dot_product_attention_backward";
+        let dims = check(q, k, v, scale, causal)?;
+        let nd = q.ndim();
+        let mut out_shape = q.shape().to_vec();
+        out_shape[nd - 1] = dims.dv;
+        check_saved(BOP, "output", out, &out_shape)?;
+        check_saved(BOP, "grad_out", grad_out, &out_shape)?;
+        check_saved(BOP, "lse", lse, &q.shape()[..nd - 1])?;
+        let (q, k, v) = (gemm_friendly(q), gemm_friendly(k), gemm_friendly(v));
+        let heads = heads(&q, &k, &v)?;
+        let (out, grad_out) = (gemm_friendly(out), gemm_friendly(grad_out));
+        let (outs, douts) = (pairs_of(&out)?, pairs_of(&grad_out)?);
+        let lse = lse.contiguous();
+        let l = lse.as_slice().expect("contiguous");
+        let (t, s, d, dvs) = (dims.t, dims.s, dims.d, dims.dv);
+        let mut dq = vec![0.0f32; dims.pairs * t * d];
+        let mut dk = vec![0.0f32; dims.pairs * s * d];
+        let mut dv = vec![0.0f32; dims.pairs * s * dvs];
+        if t > 0 && d > 0 && dvs > 0 {
+            let task =
+                |p: usize, dq: &mut [f32], dk: &mut [f32], dv: &mut [f32], sc: &mut Scratch| {
+                    let saved = Saved {
+                        out: outs[p],
+                        lse: &l[p * t..(p + 1) * t],
+                        dout: douts[p],
+                    };
+                    let mut grads = Separate {
+                        dq,
+                        dk,
+                        dv,
+                        d,
+                        d_v: dvs,
+                    };
+                    backward_task(&dims, scale, heads[p], saved, &mut grads, sc)
+                };
+            if dims.threaded(dims.pairs) {
+                dq.par_chunks_mut(t * d)
+                    .zip(dk.par_chunks_mut(s * d))
+                    .zip(dv.par_chunks_mut(s * dvs))
+                    .enumerate()
+                    .try_for_each_init(
+                        || Scratch::new(&dims, true),
+                        |sc, (p, ((a, b), c))| task(p, a, b, c, sc),
+                    )?;
+            } else {
+                let mut sc = Scratch::new(&dims, true);
+                for (p, ((a, b), c)) in dq
+                    .chunks_mut(t * d)
+                    .zip(dk.chunks_mut(s * d))
+                    .zip(dv.chunks_mut(s * dvs))
+                    .enumerate()
+                {
+                    task(p, a, b, c, &mut sc)?;
+                }
             }
         }
-    }
-    Ok((
-        Tensor::from_vec(dq, q.shape())?,
-        Tensor::from_vec(dk, k.shape())?,
-        Tensor::from_vec(dv, v.shape())?,
-    ))
+        Ok((
+            Tensor::from_vec(dq, q.shape())?,
+            Tensor::from_vec(dk, k.shape())?,
+            Tensor::from_vec(dv, v.shape())?,
+        ))
+    })
 }
 
 /// Check a packed `(B, T, 3C)` projection for `n_head` heads; return `(B, T, C)`.
@@ -678,42 +690,44 @@ pub fn packed_attention(
     scale: f32,
     causal: bool,
 ) -> Result<(Tensor, Tensor)> {
-    let (b, t, c) = check_packed(qkv, n_head)?;
-    let qkv = qkv.contiguous();
-    let [q, k, v] = unpack(&qkv, n_head)?;
-    let dims = check(&q, &k, &v, scale, causal)?;
-    let heads = heads(&q, &k, &v)?;
-    let d = c / n_head;
-    let mut out = vec![0.0f32; b * t * c];
-    let mut lse = vec![0.0f32; b * n_head * t];
-    if t * c > 0 {
-        let task = |i: usize, o: &mut [f32], l: &mut [f32], sc: &mut Scratch| {
-            let group = &heads[i * n_head..(i + 1) * n_head];
-            forward_task(&dims, scale, group, o, l, |h| (h * d, c), sc)
-        };
-        if dims.threaded(b) {
-            out.par_chunks_mut(t * c)
-                .zip(lse.par_chunks_mut(n_head * t))
-                .enumerate()
-                .try_for_each_init(
-                    || Scratch::new(&dims, false),
-                    |sc, (i, (o, l))| task(i, o, l, sc),
-                )?;
-        } else {
-            let mut sc = Scratch::new(&dims, false);
-            for (i, (o, l)) in out
-                .chunks_mut(t * c)
-                .zip(lse.chunks_mut(n_head * t))
-                .enumerate()
-            {
-                task(i, o, l, &mut sc)?;
+    crate::profile::timed(crate::profile::OpFamily::Attention, || {
+        let (b, t, c) = check_packed(qkv, n_head)?;
+        let qkv = qkv.contiguous();
+        let [q, k, v] = unpack(&qkv, n_head)?;
+        let dims = check(&q, &k, &v, scale, causal)?;
+        let heads = heads(&q, &k, &v)?;
+        let d = c / n_head;
+        let mut out = vec![0.0f32; b * t * c];
+        let mut lse = vec![0.0f32; b * n_head * t];
+        if t * c > 0 {
+            let task = |i: usize, o: &mut [f32], l: &mut [f32], sc: &mut Scratch| {
+                let group = &heads[i * n_head..(i + 1) * n_head];
+                forward_task(&dims, scale, group, o, l, |h| (h * d, c), sc)
+            };
+            if dims.threaded(b) {
+                out.par_chunks_mut(t * c)
+                    .zip(lse.par_chunks_mut(n_head * t))
+                    .enumerate()
+                    .try_for_each_init(
+                        || Scratch::new(&dims, false),
+                        |sc, (i, (o, l))| task(i, o, l, sc),
+                    )?;
+            } else {
+                let mut sc = Scratch::new(&dims, false);
+                for (i, (o, l)) in out
+                    .chunks_mut(t * c)
+                    .zip(lse.chunks_mut(n_head * t))
+                    .enumerate()
+                {
+                    task(i, o, l, &mut sc)?;
+                }
             }
         }
-    }
-    Ok((
-        Tensor::from_vec(out, &[b, t, c])?,
-        Tensor::from_vec(lse, &[b, n_head, t])?,
-    ))
+        Ok((
+            Tensor::from_vec(out, &[b, t, c])?,
+            Tensor::from_vec(lse, &[b, n_head, t])?,
+        ))
+    })
 }
 
 /// The gradient `(B, T, 3C)` of [`packed_attention`] w.r.t. `qkv`, from the upstream gradient of
@@ -727,53 +741,55 @@ pub fn packed_attention_backward(
     scale: f32,
     causal: bool,
 ) -> Result<Tensor> {
-    const BOP: &str = "packed_attention_backward";
-    let (b, t, c) = check_packed(qkv, n_head)?;
-    check_saved(BOP, "output", out, &[b, t, c])?;
-    check_saved(BOP, "grad_out", grad_out, &[b, t, c])?;
-    check_saved(BOP, "lse", lse, &[b, n_head, t])?;
-    let qkv = qkv.contiguous();
-    let [q, k, v] = unpack(&qkv, n_head)?;
-    let dims = check(&q, &k, &v, scale, causal)?;
-    let heads = heads(&q, &k, &v)?;
-    let (out, grad_out) = (out.contiguous(), grad_out.contiguous());
-    let (out_h, dout_h) = (split_heads(&out, n_head)?, split_heads(&grad_out, n_head)?);
-    let (outs, douts) = (pairs_of(&out_h)?, pairs_of(&dout_h)?);
-    let lse = lse.contiguous();
-    let l = lse.as_slice().expect("contiguous");
-    let d = c / n_head;
-    let mut dqkv = vec![0.0f32; b * t * 3 * c];
-    if t * c > 0 {
-        let task = |i: usize, sample: &mut [f32], sc: &mut Scratch| {
-            for h in 0..n_head {
-                let p = i * n_head + h;
-                let saved = Saved {
-                    out: outs[p],
-                    lse: &l[p * t..(p + 1) * t],
-                    dout: douts[p],
-                };
-                let mut grads = Packed {
-                    sample: &mut *sample,
-                    h,
-                    d,
-                    c,
-                };
-                backward_task(&dims, scale, heads[p], saved, &mut grads, sc)?;
-            }
-            Ok(())
-        };
-        if dims.threaded(b) {
-            dqkv.par_chunks_mut(t * 3 * c)
-                .enumerate()
-                .try_for_each_init(|| Scratch::new(&dims, true), |sc, (i, x)| task(i, x, sc))?;
-        } else {
-            let mut sc = Scratch::new(&dims, true);
-            for (i, x) in dqkv.chunks_mut(t * 3 * c).enumerate() {
-                task(i, x, &mut sc)?;
+    crate::profile::timed(crate::profile::OpFamily::Attention, || {
+        const BOP: &str = "packed_attention_backward";
+        let (b, t, c) = check_packed(qkv, n_head)?;
+        check_saved(BOP, "output", out, &[b, t, c])?;
+        check_saved(BOP, "grad_out", grad_out, &[b, t, c])?;
+        check_saved(BOP, "lse", lse, &[b, n_head, t])?;
+        let qkv = qkv.contiguous();
+        let [q, k, v] = unpack(&qkv, n_head)?;
+        let dims = check(&q, &k, &v, scale, causal)?;
+        let heads = heads(&q, &k, &v)?;
+        let (out, grad_out) = (out.contiguous(), grad_out.contiguous());
+        let (out_h, dout_h) = (split_heads(&out, n_head)?, split_heads(&grad_out, n_head)?);
+        let (outs, douts) = (pairs_of(&out_h)?, pairs_of(&dout_h)?);
+        let lse = lse.contiguous();
+        let l = lse.as_slice().expect("contiguous");
+        let d = c / n_head;
+        let mut dqkv = vec![0.0f32; b * t * 3 * c];
+        if t * c > 0 {
+            let task = |i: usize, sample: &mut [f32], sc: &mut Scratch| {
+                for h in 0..n_head {
+                    let p = i * n_head + h;
+                    let saved = Saved {
+                        out: outs[p],
+                        lse: &l[p * t..(p + 1) * t],
+                        dout: douts[p],
+                    };
+                    let mut grads = Packed {
+                        sample: &mut *sample,
+                        h,
+                        d,
+                        c,
+                    };
+                    backward_task(&dims, scale, heads[p], saved, &mut grads, sc)?;
+                }
+                Ok(())
+            };
+            if dims.threaded(b) {
+                dqkv.par_chunks_mut(t * 3 * c)
+                    .enumerate()
+                    .try_for_each_init(|| Scratch::new(&dims, true), |sc, (i, x)| task(i, x, sc))?;
+            } else {
+                let mut sc = Scratch::new(&dims, true);
+                for (i, x) in dqkv.chunks_mut(t * 3 * c).enumerate() {
+                    task(i, x, &mut sc)?;
+                }
             }
         }
-    }
-    Tensor::from_vec(dqkv, &[b, t, 3 * c])
+        Tensor::from_vec(dqkv, &[b, t, 3 * c])
+    })
 }
 
 #[cfg(test)]

@@ -9,9 +9,13 @@
 //! softmax, cross-entropy, layer norm, SDPA, the KV-cache attention rows, activations and the
 //! int8 GEMM's quantization pass.
 
+use std::cell::Cell;
+use std::sync::OnceLock;
+
 use ndarray::{ArrayD, IxDyn};
 use rayon::prelude::*;
 
+use crate::error::{Result, TensorError};
 use crate::tensor::{Tensor, PARALLEL_THRESHOLD};
 
 /// Each thread task gets at least this many elements, so scheduling stays cheap for short rows.
@@ -160,7 +164,164 @@ pub(crate) fn parallel(numel: usize) -> bool {
     numel >= PARALLEL_THRESHOLD && rayon::current_num_threads() > 1
 }
 
-/// Run `f` compiled for the CPU's vector unit: AVX-512 or AVX2 (+FMA) when present.
+/// A vector instruction level the kernels can be compiled for, lowest first.
+///
+/// - `Scalar`: the crate's baseline target (x86-64 with SSE2: 4-wide, no FMA instruction).
+/// - `Avx2`: 256-bit registers with AVX2 and FMA.
+/// - `Avx512`: 512-bit registers with AVX-512F (plus VNNI for the int8 GEMM when present).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SimdLevel {
+    Scalar,
+    Avx2,
+    Avx512,
+}
+
+/// The environment variable that caps the dispatch of every kernel of the project.
+pub const SIMD_ENV: &str = "TINYTORCH_SIMD";
+
+/// Whether the `gemm` crate was built with its AVX-512 kernels (the `avx512` feature of this
+/// crate, on by default). Without it the `f32` GEMM runs AVX2 kernels on every CPU, which is
+/// how an AVX-512 machine measures the AVX2 build.
+pub const GEMM_AVX512_BUILT: bool = cfg!(feature = "avx512");
+
+impl SimdLevel {
+    /// Every level, lowest first.
+    pub const ALL: [SimdLevel; 3] = [SimdLevel::Scalar, SimdLevel::Avx2, SimdLevel::Avx512];
+
+    /// The name used by [`SIMD_ENV`] and in every measured figure.
+    pub fn name(self) -> &'static str {
+        match self {
+            SimdLevel::Scalar => "scalar",
+            SimdLevel::Avx2 => "avx2",
+            SimdLevel::Avx512 => "avx512",
+        }
+    }
+
+    /// Whether this CPU can run code compiled for the level.
+    pub fn is_supported(self) -> bool {
+        self <= cpu_simd_level()
+    }
+
+    /// Parse a level name (`scalar`, `avx2` or `avx512`, any case).
+    pub fn parse(value: &str) -> Result<SimdLevel> {
+        let wanted = value.trim().to_ascii_lowercase();
+        SimdLevel::ALL
+            .into_iter()
+            .find(|l| l.name() == wanted)
+            .ok_or_else(|| TensorError::InvalidSetting {
+                op: "simd_level",
+                variable: SIMD_ENV,
+                value: value.to_string(),
+                valid: "scalar, avx2, avx512",
+            })
+    }
+}
+
+impl std::fmt::Display for SimdLevel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The highest level this CPU supports (detected once).
+pub fn cpu_simd_level() -> SimdLevel {
+    static CPU: OnceLock<SimdLevel> = OnceLock::new();
+    *CPU.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let fma = std::arch::is_x86_feature_detected!("fma");
+            if std::arch::is_x86_feature_detected!("avx512f") && fma {
+                return SimdLevel::Avx512;
+            }
+            if std::arch::is_x86_feature_detected!("avx2") && fma {
+                return SimdLevel::Avx2;
+            }
+        }
+        SimdLevel::Scalar
+    })
+}
+
+/// The cap [`SIMD_ENV`] sets: `Ok(None)` when unset, an error naming the variable and the valid
+/// values when it holds anything else. Read once per process.
+pub fn simd_cap_from_env() -> Result<Option<SimdLevel>> {
+    static CAP: OnceLock<Result<Option<SimdLevel>>> = OnceLock::new();
+    CAP.get_or_init(|| match std::env::var(SIMD_ENV) {
+        Ok(value) => SimdLevel::parse(&value).map(Some),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(raw)) => Err(TensorError::InvalidSetting {
+            op: "simd_level",
+            variable: SIMD_ENV,
+            value: raw.to_string_lossy().into_owned(),
+            valid: "scalar, avx2, avx512",
+        }),
+    })
+    .clone()
+}
+
+/// The process-wide level: the CPU's, lowered by [`SIMD_ENV`]. An invalid value is reported
+/// once on stderr (naming the variable and the valid values) and the CPU's level is used; a
+/// level above the CPU's is reported and lowered to it. Programs that prefer to stop call
+/// [`simd_cap_from_env`] at start-up.
+fn process_simd_level() -> SimdLevel {
+    static LEVEL: OnceLock<SimdLevel> = OnceLock::new();
+    *LEVEL.get_or_init(|| {
+        let cpu = cpu_simd_level();
+        match simd_cap_from_env() {
+            Ok(None) => cpu,
+            Ok(Some(cap)) if cap > cpu => {
+                eprintln!(
+                    "warning: {SIMD_ENV}={cap} asks for more than this CPU supports; using {cpu}"
+                );
+                cpu
+            }
+            Ok(Some(cap)) => cap,
+            Err(e) => {
+                eprintln!("warning: {e}; using this CPU's level {cpu}");
+                cpu
+            }
+        }
+    })
+}
+
+thread_local! {
+    /// A tighter cap for the current thread, set by [`at_simd_level`].
+    static THREAD_CAP: Cell<Option<SimdLevel>> = const { Cell::new(None) };
+}
+
+/// The level the kernels dispatch to on this thread: the CPU's level, capped by [`SIMD_ENV`]
+/// and by an enclosing [`at_simd_level`]. Every measured figure names it.
+pub fn simd_level() -> SimdLevel {
+    let level = process_simd_level();
+    match THREAD_CAP.with(Cell::get) {
+        Some(cap) => level.min(cap),
+        None => level,
+    }
+}
+
+/// Every level the kernels can run at here (up to [`simd_level`]), lowest first. Tests loop
+/// over it so each dispatch path is checked against its reference, not only the fastest.
+pub fn supported_levels() -> Vec<SimdLevel> {
+    let top = simd_level();
+    SimdLevel::ALL.into_iter().filter(|&l| l <= top).collect()
+}
+
+/// Run `f` with every kernel it calls (on this thread and in the thread-pool tasks it starts)
+/// dispatched at most at `level`. The previous cap is restored afterwards, even on a panic.
+pub fn at_simd_level<R>(level: SimdLevel, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<SimdLevel>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            THREAD_CAP.with(|c| c.set(self.0));
+        }
+    }
+    let previous = THREAD_CAP.with(Cell::get);
+    let cap = previous.map_or(level, |p| p.min(level));
+    THREAD_CAP.with(|c| c.set(Some(cap)));
+    let _restore = Restore(previous);
+    f()
+}
+
+/// Run `f` compiled for the vector unit at [`simd_level`]: AVX-512 or AVX2 (+FMA) when allowed.
 ///
 /// The crate is built for baseline x86-64 (4-wide SSE2), but the row kernels are plain loops the
 /// compiler vectorizes for whatever target it is told. Inlined into a function marked
@@ -171,35 +332,25 @@ pub(crate) fn parallel(numel: usize) -> bool {
 /// everywhere, and each sum has a fixed lane order), so results do not depend on the CPU.
 #[inline(always)]
 pub fn with_simd<R>(f: impl FnOnce() -> R) -> R {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports AVX-512F (which implies FMA), checked on the line above.
-            return unsafe { with_avx512(f) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: the CPU supports AVX2 and FMA, checked on the line above.
-            return unsafe { with_avx2(f) };
-        }
-    }
-    f()
+    with_simd_at(simd_level(), f)
 }
 
-/// The vector level [`with_simd`] dispatches to on this CPU: `"avx512f"`, `"avx2+fma"`, or
-/// `"baseline"` (the compiler's default target). Every measured figure names it.
-pub fn simd_level() -> &'static str {
+/// [`with_simd`] at an explicit level. Thread-pool tasks call it with the level their caller
+/// read (a thread-local cap does not follow work onto other threads). A level above the CPU's
+/// runs at the CPU's.
+#[inline(always)]
+pub fn with_simd_at<R>(level: SimdLevel, f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            return "avx512f";
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            return "avx2+fma";
-        }
+    match level.min(cpu_simd_level()) {
+        // SAFETY: the CPU supports AVX-512F and FMA (`cpu_simd_level` checked it).
+        SimdLevel::Avx512 => return unsafe { with_avx512(f) },
+        // SAFETY: the CPU supports AVX2 and FMA (`cpu_simd_level` checked it).
+        SimdLevel::Avx2 => return unsafe { with_avx2(f) },
+        SimdLevel::Scalar => {}
     }
-    "baseline"
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = level;
+    f()
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -229,8 +380,11 @@ pub(crate) fn for_each_row_aux<A: Send>(
     }
     debug_assert_eq!(out.len() / n, aux.len());
     // Runs outside the vector region itself, so it needs no inlining; `f` is inlined below.
+    // The level is read here, on the calling thread, so pool tasks honour its cap.
+    let level = simd_level();
     let block = |first: usize, rows: &mut [f32], aux: &mut [A]| {
-        with_simd(
+        with_simd_at(
+            level,
             #[inline(always)]
             || {
                 for (k, (row, a)) in rows.chunks_mut(n).zip(aux.iter_mut()).enumerate() {

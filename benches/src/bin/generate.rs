@@ -14,7 +14,7 @@
 //!
 //! Weights are random (seeded): speed does not depend on what the model learned.
 //!
-//! Flags: `--preset NAME`, `--new-tokens N` (default `block_size - prompt_len`: the window
+//! Flags (`--help`): `--preset NAME`, `--new-tokens N` (default `block_size - prompt_len`: the window
 //! fills exactly; more tokens make it slide), `--prompt-len N` (default 1), `--threads N`
 //! (default 2), `--repeats N` (timed runs of each path, the best is reported; default 3),
 //! `--temperature T` (default 1.0), `--top-k K` (default 10, 0 = none), `--seed N`,
@@ -31,6 +31,7 @@
 
 use std::time::Instant;
 
+use clap::Parser;
 use models::generate::row_seed;
 use models::gpt::{Gelu, Gpt, GptConfig};
 use nn::Module;
@@ -57,78 +58,59 @@ fn preset(name: &str) -> Option<(&'static str, GptConfig)> {
     }
 }
 
+/// Text generation speed with and without the KV cache (see the file's doc for the flags).
+#[derive(Parser, Debug)]
+#[command(about = "Text generation speed, with and without the KV cache, on equal work")]
 struct Args {
+    /// `nanogpt-baby` (alias `shakespeare`) or `tiny`.
+    #[arg(long, default_value = "nanogpt-baby")]
     preset: String,
+    /// New tokens per row (default: fill the window exactly).
+    #[arg(long)]
     new_tokens: Option<usize>,
+    /// Prompt tokens.
+    #[arg(long, default_value_t = 1, value_parser = positive)]
     prompt_len: usize,
+    /// Threads of the compute pool.
+    #[arg(long, default_value_t = 2, value_parser = positive)]
     threads: usize,
+    /// Timed runs of each path; the best is reported.
+    #[arg(long, default_value_t = 3, value_parser = positive)]
     repeats: usize,
+    /// Sampling temperature (0 = greedy).
+    #[arg(long, default_value_t = 1.0)]
     temperature: f32,
+    /// Top-k sampling (0 = none).
+    #[arg(long, default_value_t = 10)]
     top_k: usize,
+    /// Seed of the model and the sampling.
+    #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Write the summary as JSON to this path.
+    #[arg(long)]
     json: Option<String>,
+    /// Time one path only (`cached` or `uncached`).
+    #[arg(long, value_parser = ["cached", "uncached"])]
     only: Option<String>,
+    /// Rows decoded together (2 or more compares batched decoding).
+    #[arg(long, default_value_t = 1, value_parser = positive)]
     batch: usize,
 }
 
-const USAGE: &str = "usage: generate [--preset nanogpt-baby|tiny] [--new-tokens N] \
-[--prompt-len N] [--threads N] [--repeats N] [--temperature T] [--top-k K] [--seed N] \
-[--json PATH] [--only cached|uncached] [--batch N]";
-
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        preset: "nanogpt-baby".to_string(),
-        new_tokens: None,
-        prompt_len: 1,
-        threads: 2,
-        repeats: 3,
-        temperature: 1.0,
-        top_k: 10,
-        seed: 0,
-        json: None,
-        only: None,
-        batch: 1,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        if flag == "--help" || flag == "-h" {
-            return Err(USAGE.to_string());
-        }
-        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        let number = |v: &str| {
-            v.parse::<usize>()
-                .map_err(|_| format!("{flag} needs a whole number, got {v:?}"))
-        };
-        match flag.as_str() {
-            "--preset" => args.preset = value,
-            "--new-tokens" => args.new_tokens = Some(number(&value)?),
-            "--prompt-len" => args.prompt_len = number(&value)?.max(1),
-            "--threads" => args.threads = number(&value)?.max(1),
-            "--repeats" => args.repeats = number(&value)?.max(1),
-            "--temperature" => {
-                args.temperature = value
-                    .parse()
-                    .map_err(|_| format!("--temperature needs a number, got {value:?}"))?
-            }
-            "--top-k" => args.top_k = number(&value)?,
-            "--seed" => args.seed = number(&value)? as u64,
-            "--json" => args.json = Some(value),
-            "--batch" => args.batch = number(&value)?.max(1),
-            "--only" if value == "cached" || value == "uncached" => args.only = Some(value),
-            other => return Err(format!("unknown flag {other}\n{USAGE}")),
-        }
+/// A whole number of at least 1.
+fn positive(v: &str) -> Result<usize, String> {
+    match v.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("needs a whole number of at least 1, got {v:?}")),
     }
-    Ok(args)
 }
 
 fn main() {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(msg) => {
-            eprintln!("{msg}");
-            std::process::exit(2);
-        }
-    };
+    let args = Args::parse();
+    if let Err(e) = tensor::simd::simd_cap_from_env() {
+        eprintln!("generate: {e}");
+        std::process::exit(2);
+    }
     let Some((name, config)) = preset(&args.preset) else {
         eprintln!(
             "unknown preset {:?}: choose nanogpt-baby (shakespeare) or tiny",

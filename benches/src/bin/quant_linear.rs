@@ -21,6 +21,7 @@
 use std::time::Instant;
 
 use autograd::{no_grad, Variable};
+use clap::Parser;
 use nn::activation::ReLU;
 use nn::linear::Linear;
 use nn::quantized_linear::QuantizedLinear;
@@ -29,6 +30,25 @@ use tensor::gemm::Parallelism;
 use tensor::gemm_i8::I8Kernel;
 use tensor::{Tensor, TensorRng};
 
+/// Int8 inference against `f32` on the PyTorch script's cases.
+#[derive(Parser, Debug)]
+#[command(about = "Int8 inference against f32 (the cases of torch_quant_bench.py)")]
+struct Cli {
+    /// Threads of the compute pool.
+    #[arg(long, default_value_t = 2, value_parser = positive)]
+    threads: usize,
+    /// Timed samples per case (the median is reported).
+    #[arg(long, default_value_t = 7, value_parser = positive)]
+    samples: usize,
+    /// Seconds per sample.
+    #[arg(long, default_value_t = 0.1)]
+    target: f64,
+    /// The int8 kernel: `best`, `avx512vnni`, `avx2` or `scalar`.
+    #[arg(long, default_value = "best", value_parser = ["best", "avx512vnni", "avx2", "scalar"])]
+    kernel: String,
+}
+
+/// The parsed arguments, with the kernel checked against the CPU.
 struct Args {
     threads: usize,
     samples: usize,
@@ -36,48 +56,38 @@ struct Args {
     kernel: I8Kernel,
 }
 
-const USAGE: &str = "usage: quant_linear [--threads N] [--samples N] [--target SECONDS] \
-[--kernel best|avx512vnni|avx2|scalar]";
+/// A whole number of at least 1.
+fn positive(v: &str) -> Result<usize, String> {
+    match v.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("needs a whole number of at least 1, got {v:?}")),
+    }
+}
 
 fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        threads: 2,
-        samples: 7,
-        target: 0.1,
-        kernel: I8Kernel::best(),
+    let cli = Cli::parse();
+    tensor::simd::simd_cap_from_env().map_err(|e| e.to_string())?;
+    let kernel = match cli.kernel.as_str() {
+        "avx512vnni" => I8Kernel::Avx512Vnni,
+        "avx2" => I8Kernel::Avx2,
+        "scalar" => I8Kernel::Scalar,
+        _ => I8Kernel::best(),
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        if flag == "--help" || flag == "-h" {
-            return Err(USAGE.to_string());
-        }
-        let value = it
-            .next()
-            .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
-        let number = |v: &str| {
-            v.parse::<f64>()
-                .map_err(|_| format!("{flag}: '{v}' is not a number"))
-        };
-        match flag.as_str() {
-            "--threads" => args.threads = (number(&value)? as usize).max(1),
-            "--samples" => args.samples = (number(&value)? as usize).max(1),
-            "--target" => args.target = number(&value)?.max(1e-3),
-            "--kernel" => {
-                args.kernel = match value.as_str() {
-                    "best" => I8Kernel::best(),
-                    "avx512vnni" => I8Kernel::Avx512Vnni,
-                    "avx2" => I8Kernel::Avx2,
-                    "scalar" => I8Kernel::Scalar,
-                    other => return Err(format!("unknown kernel '{other}'\n{USAGE}")),
-                };
-                if !args.kernel.is_available() {
-                    return Err(format!("this CPU cannot run the {value} kernel"));
-                }
-            }
-            other => return Err(format!("unknown flag {other}\n{USAGE}")),
-        }
+    if !kernel.is_available() {
+        return Err(format!("this CPU cannot run the {} kernel", cli.kernel));
     }
-    Ok(args)
+    if !(cli.target.is_finite() && cli.target > 0.0) {
+        return Err(format!(
+            "--target needs a positive number of seconds, got {}",
+            cli.target
+        ));
+    }
+    Ok(Args {
+        threads: cli.threads,
+        samples: cli.samples,
+        target: cli.target.max(1e-3),
+        kernel,
+    })
 }
 
 /// Median seconds per call: 3 warm-up calls, then `samples` samples of enough calls to last

@@ -15,18 +15,22 @@
 //! (The PyTorch script's untied head has a bias when the blocks do; nanoGPT's head never has
 //! one, and neither has ours: 65 parameters and one broadcast add of difference.)
 //!
-//! Flags: `--preset NAME`, `--steps N` (timed, default 50), `--warmup N` (default 10),
-//! `--threads N` (default 2), `--seed N`, `--json PATH` (write the summary), `--phases` (also
-//! time forward, backward and the optimizer step separately). Prints the median ms per step
-//! and tokens per second (`batch * block / median`).
+//! Flags (`--help`): `--preset NAME`, `--steps N` (timed, default 50), `--warmup N` (default
+//! 10), `--threads N` (default 2), `--seed N`, `--json PATH` (write the summary), `--phases`
+//! (also time forward, backward and the optimizer step, and the step per op family: GEMM,
+//! attention, norm, activations, loss, optimizer, and the rest, which is copies, allocation and
+//! autograd bookkeeping). Prints the median ms per step and tokens per second
+//! (`batch * block / median`). The SIMD level (`TINYTORCH_SIMD`) and build are printed first.
 
 use std::time::Instant;
 
 use autograd::Variable;
+use clap::Parser;
 use models::gpt::{Gelu, Gpt, GptConfig};
 use nn::Module;
 use optim::{Adam, AdamConfig, AdamW, Optimizer};
 use serde_json::json;
+use tensor::profile::{self, OpFamily};
 use tensor::TensorRng;
 
 /// A benchmark configuration.
@@ -72,55 +76,32 @@ fn preset(name: &str) -> Option<Preset> {
     }
 }
 
+/// One GPT training step, timed (presets as in the PyTorch script).
+#[derive(Parser, Debug)]
+#[command(about = "One GPT training step (forward, backward, optimizer) on random tokens, timed")]
 struct Args {
+    /// `nanogpt-baby` or `tinytorch-tinystories`.
+    #[arg(long, default_value = "nanogpt-baby")]
     preset: String,
-    steps: usize,
-    warmup: usize,
-    threads: usize,
+    /// Timed steps.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..))]
+    steps: u64,
+    /// Untimed steps first.
+    #[arg(long, default_value_t = 10)]
+    warmup: u64,
+    /// Threads of the compute pool.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
+    threads: u64,
+    /// Seed of the model and the random tokens.
+    #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Write the summary as JSON to this path.
+    #[arg(long)]
     json: Option<String>,
+    /// Also time forward, backward and the optimizer, and each op family (GEMM, attention,
+    /// norm, activations, loss, optimizer, the rest: copies, allocation, autograd bookkeeping).
+    #[arg(long)]
     phases: bool,
-}
-
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        preset: "nanogpt-baby".to_string(),
-        steps: 50,
-        warmup: 10,
-        threads: 2,
-        seed: 0,
-        json: None,
-        phases: false,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        if flag == "--phases" {
-            args.phases = true;
-            continue;
-        }
-        if flag == "--help" || flag == "-h" {
-            return Err(
-                "usage: train_step [--preset nanogpt-baby|tinytorch-tinystories] [--steps N] \
-                 [--warmup N] [--threads N] [--seed N] [--json PATH] [--phases]"
-                    .to_string(),
-            );
-        }
-        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        let number = |v: &str| {
-            v.parse::<usize>()
-                .map_err(|_| format!("{flag} needs a whole number, got {v:?}"))
-        };
-        match flag.as_str() {
-            "--preset" => args.preset = value,
-            "--steps" => args.steps = number(&value)?.max(1),
-            "--warmup" => args.warmup = number(&value)?,
-            "--threads" => args.threads = number(&value)?.max(1),
-            "--seed" => args.seed = number(&value)? as u64,
-            "--json" => args.json = Some(value),
-            other => return Err(format!("unknown flag {other} (see --help)")),
-        }
-    }
-    Ok(args)
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -129,13 +110,11 @@ fn median(v: &mut [f64]) -> f64 {
 }
 
 fn main() {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(msg) => {
-            eprintln!("{msg}");
-            std::process::exit(2);
-        }
-    };
+    let args = Args::parse();
+    if let Err(e) = tensor::simd::simd_cap_from_env() {
+        eprintln!("train_step: {e}");
+        std::process::exit(2);
+    }
     let Some(preset) = preset(&args.preset) else {
         eprintln!(
             "unknown preset {:?}: choose nanogpt-baby or tinytorch-tinystories",
@@ -181,6 +160,11 @@ fn run(args: &Args, preset: &Preset) -> Result<(), Box<dyn std::error::Error>> {
         preset.config.vocab_size,
     );
     println!(
+        "# SIMD {} (TINYTORCH_SIMD caps it), GEMM AVX-512 kernels built: {}",
+        tensor::simd::simd_level(),
+        tensor::simd::GEMM_AVX512_BUILT
+    );
+    println!(
         "# preset {} ({} threads): {} parameters ({} without positions), batch {b} x block {t}",
         preset.name,
         args.threads,
@@ -188,10 +172,14 @@ fn run(args: &Args, preset: &Preset) -> Result<(), Box<dyn std::error::Error>> {
         model.num_parameters_without_positions()
     );
     let mut rng = TensorRng::new(args.seed ^ 0x5eed);
-    let mut times = Vec::with_capacity(args.steps);
+    let mut times = Vec::with_capacity(args.steps as usize);
     let (mut fwd, mut bwd, mut upd) = (Vec::new(), Vec::new(), Vec::new());
     let mut last_loss = f32::NAN;
+    // Per timed step: seconds per op family, in `OpFamily::ALL` order.
+    let mut families: Vec<Vec<f64>> = Vec::new();
+    profile::set_enabled(args.phases);
     for i in 0..args.warmup + args.steps {
+        profile::reset();
         let ids: Vec<usize> = (0..b * t).map(|_| rng.below(v)).collect();
         let targets: Vec<usize> = (0..b * t).map(|_| rng.below(v)).collect();
         let t0 = Instant::now();
@@ -208,6 +196,7 @@ fn run(args: &Args, preset: &Preset) -> Result<(), Box<dyn std::error::Error>> {
             fwd.push((t1 - t0).as_secs_f64());
             bwd.push((t2 - t1).as_secs_f64());
             upd.push((t3 - t2).as_secs_f64());
+            families.push(profile::totals().iter().map(|&(_, s)| s).collect());
         }
     }
     let min = times.iter().copied().fold(f64::INFINITY, f64::min);
@@ -230,6 +219,7 @@ fn run(args: &Args, preset: &Preset) -> Result<(), Box<dyn std::error::Error>> {
         "backward_ms": median(&mut bwd) * 1e3,
         "optimizer_ms": median(&mut upd) * 1e3,
     });
+    let mut by_family = serde_json::Map::new();
     if args.phases {
         println!(
             "phases (medians): forward {:.3} ms, zero_grad + backward {:.3} ms, optimizer {:.3} ms",
@@ -237,6 +227,25 @@ fn run(args: &Args, preset: &Preset) -> Result<(), Box<dyn std::error::Error>> {
             phases["backward_ms"].as_f64().unwrap_or(0.0),
             phases["optimizer_ms"].as_f64().unwrap_or(0.0)
         );
+        // Mean per family over the timed steps (means add up to the mean step; medians do not).
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+        let step_ms = mean(&times) * 1e3;
+        let mut rows: Vec<(&str, f64)> = OpFamily::ALL
+            .iter()
+            .enumerate()
+            .map(|(k, f)| {
+                let per_step: Vec<f64> = families.iter().map(|s| s[k]).collect();
+                (f.name(), mean(&per_step) * 1e3)
+            })
+            .collect();
+        rows.push(("optimizer", mean(&upd) * 1e3));
+        let counted: f64 = rows.iter().map(|r| r.1).sum();
+        rows.push(("other (copies, allocation, autograd)", step_ms - counted));
+        println!("per op family (mean ms per step, share of the mean step {step_ms:.3} ms):");
+        for (name, ms) in &rows {
+            println!("  {name:<38} {ms:>9.3} ms {:>5.1}%", 100.0 * ms / step_ms);
+            by_family.insert(name.to_string(), json!(ms));
+        }
     }
     if let Some(path) = &args.json {
         let summary = json!({
@@ -253,6 +262,9 @@ fn run(args: &Args, preset: &Preset) -> Result<(), Box<dyn std::error::Error>> {
             "tokens_per_s": tokens_per_s,
             "last_loss": last_loss,
             "phases": phases,
+            "families_ms": by_family,
+            "simd": tensor::simd::simd_level().name(),
+            "gemm_avx512_built": tensor::simd::GEMM_AVX512_BUILT,
         });
         std::fs::write(path, serde_json::to_string_pretty(&summary)? + "\n")
             .map_err(|e| format!("{path}: {e}"))?;

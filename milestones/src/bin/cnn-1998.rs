@@ -5,7 +5,8 @@
 use std::time::Instant;
 
 use clap::Parser;
-use milestones::cli::CommonArgs;
+use milestones::cli::{at_least, positive_finite, CommonArgs, Flag};
+use milestones::own_images::{default_epochs, ImageFolderArgs};
 use milestones::report::{format_count, RunReport};
 use milestones::vision::{load_images, train_and_report, FitSettings};
 use models::cnn::{Cnn, CnnConfig, CnnLayer};
@@ -19,6 +20,8 @@ use nn::Module;
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
+    #[command(flatten)]
+    images: ImageFolderArgs,
     /// Mini-batch size.
     #[arg(long, default_value_t = 64)]
     batch_size: usize,
@@ -30,7 +33,14 @@ struct Args {
 fn run(args: Args) -> Result<RunReport, Box<dyn std::error::Error>> {
     let start = Instant::now();
     let c = &args.common;
-    let data = load_images(c.dataset.as_deref(), c.data_dir.as_deref(), c.quick)?;
+    c.validate("cnn-1998", &[Flag::Steps])?;
+    at_least("--batch-size", args.batch_size, 1)?;
+    positive_finite("--lr", args.lr, f64::MAX)?;
+    let data = match args.images.load(c.seed)? {
+        Some(own) => own,
+        None => load_images(c.dataset.as_deref(), c.data_dir.as_deref(), c.quick)?,
+    };
+    milestones::guard::print_files_read();
     let (config, default_epochs) = match data.name.as_str() {
         // Wider than `CnnConfig::tiny_digits()`: 1,000 training images of 8x8 need more filters
         // to reach 95%.
@@ -50,6 +60,24 @@ fn run(args: Args) -> Result<RunReport, Box<dyn std::error::Error>> {
             40usize,
         ),
         "cifar10" => (CnnConfig::cifar10(), 20),
+        // Your own images: LeNet-5 when they are at least 16 pixels a side, else 3x3 filters.
+        "images" => {
+            let shape = data.train.image_shape();
+            let classes = data.train.num_classes;
+            let config = if shape[1].min(shape[2]) >= 16 {
+                CnnConfig::lenet5_for(shape, classes)
+            } else {
+                CnnConfig {
+                    input_shape: shape,
+                    num_classes: classes,
+                    ..CnnConfig::tiny_digits()
+                }
+            };
+            (
+                config,
+                default_epochs(data.train.len(), args.batch_size, 15),
+            )
+        }
         _ => (
             CnnConfig::lenet5_for(data.train.image_shape(), data.train.num_classes),
             3,

@@ -64,7 +64,7 @@ struct GptSubject {
 
 impl DoctorSubject for GptSubject {
     fn named_parameters(&self) -> Vec<(String, Variable)> {
-        self.gpt.named_parameters()
+        Module::named_parameters(&self.gpt)
     }
 
     fn loss(&mut self, batch: &DoctorBatch) -> Result<Variable> {
@@ -75,9 +75,7 @@ impl DoctorSubject for GptSubject {
             });
         };
         let Some(detached) = self.detached else {
-            return self
-                .gpt
-                .loss(&b.inputs, &b.targets, b.batch_size, b.block_size);
+            return DoctorSubject::loss(&mut self.gpt, batch);
         };
         let gpt = &self.gpt;
         let tokens = gpt

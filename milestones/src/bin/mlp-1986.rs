@@ -5,7 +5,8 @@
 use std::time::Instant;
 
 use clap::Parser;
-use milestones::cli::CommonArgs;
+use milestones::cli::{at_least, positive_finite, CommonArgs, Flag};
+use milestones::own_images::{default_epochs, ImageFolderArgs};
 use milestones::report::{format_count, RunReport};
 use milestones::vision::{load_images, train_and_report, FitSettings};
 use models::mlp::{Mlp, MlpConfig};
@@ -19,6 +20,8 @@ use nn::Module;
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
+    #[command(flatten)]
+    images: ImageFolderArgs,
     /// Mini-batch size.
     #[arg(long, default_value_t = 64)]
     batch_size: usize,
@@ -30,11 +33,23 @@ struct Args {
 fn run(args: Args) -> Result<RunReport, Box<dyn std::error::Error>> {
     let start = Instant::now();
     let c = &args.common;
-    let data = load_images(c.dataset.as_deref(), c.data_dir.as_deref(), c.quick)?;
+    c.validate("mlp-1986", &[Flag::Steps])?;
+    at_least("--batch-size", args.batch_size, 1)?;
+    positive_finite("--lr", args.lr, f64::MAX)?;
+    let data = match args.images.load(c.seed)? {
+        Some(own) => own,
+        None => load_images(c.dataset.as_deref(), c.data_dir.as_deref(), c.quick)?,
+    };
+    milestones::guard::print_files_read();
     let [ch, h, w] = data.train.image_shape();
     let inputs = ch * h * w;
     let (sizes, default_epochs) = match data.name.as_str() {
         "tinydigits" => (vec![inputs, 64, 32, data.train.num_classes], 30usize),
+        // Your own images: usually a few hundred per class, so more passes than MNIST's 60,000.
+        "images" => (
+            vec![inputs, 128, 64, data.train.num_classes],
+            default_epochs(data.train.len(), args.batch_size, 20),
+        ),
         _ => (vec![inputs, 128, 64, data.train.num_classes], 5),
     };
     let epochs = c.epochs.unwrap_or(if c.quick {

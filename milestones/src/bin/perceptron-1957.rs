@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use autograd::{no_grad, Variable};
 use clap::Parser;
-use milestones::cli::CommonArgs;
+use milestones::cli::{positive_finite, CommonArgs, Flag};
+use milestones::guard::{check_loss, check_weights};
 use milestones::plot::{svg_plot, terminal_plot, Series};
 use milestones::progress::bar;
 use milestones::report::{table, RunReport};
@@ -51,6 +52,9 @@ fn weights(model: &Linear) -> Vec<f32> {
 
 fn run(args: Args) -> Result<RunReport, Box<dyn std::error::Error>> {
     let start = Instant::now();
+    args.common
+        .validate("perceptron-1957", &[Flag::DataDir, Flag::Steps])?;
+    positive_finite("--lr", args.lr, f64::MAX)?;
     if args.common.dataset.as_deref().is_some_and(|d| d != "blobs") {
         return Err(format!(
             "perceptron-1957 trains on generated blobs only (got --dataset {})",
@@ -91,6 +95,7 @@ fn run(args: Args) -> Result<RunReport, Box<dyn std::error::Error>> {
         opt.zero_grad();
         let loss = loss_fn.forward(&model.forward(&x)?, &targets)?;
         last_loss = loss.item()?;
+        check_loss("perceptron-1957", epoch, last_loss as f64)?;
         loss.backward()?;
         opt.step()?;
         curve.push((epoch as f64, last_loss as f64));
@@ -98,6 +103,7 @@ fn run(args: Args) -> Result<RunReport, Box<dyn std::error::Error>> {
         progress.inc(1);
     }
     progress.finish_and_clear();
+    check_weights("perceptron-1957", &model)?;
     let after = weights(&model);
     let acc = accuracy(&model, &xt, &test_y)?;
 

@@ -42,6 +42,10 @@ struct Args {
     /// Generate from this checkpoint instead of training.
     #[arg(long, value_name = "PATH")]
     load: Option<PathBuf>,
+    /// With --load: answer questions read one per line from standard input (a TinyTalks model),
+    /// greedily; end of input ends it. Works in a pipe.
+    #[arg(long, requires = "load")]
+    chat: bool,
     /// Prompt for generation (with --load).
     #[arg(long, default_value = "")]
     prompt: String,
@@ -570,7 +574,7 @@ fn reverse_greedy(gpt: &Gpt, rows: &[Vec<usize>], len: usize) -> BoxResult<usize
     for _ in 0..len {
         let t = seqs[0].len();
         let flat: Vec<usize> = seqs.iter().flatten().copied().collect();
-        let logits = no_grad(|| gpt.forward(&flat, seqs.len(), t))?.value();
+        let logits = no_grad(|| gpt.logits(&flat, seqs.len(), t))?.value();
         let v = logits.shape()[2];
         let values = logits.to_vec();
         for (b, seq) in seqs.iter_mut().enumerate() {
@@ -645,7 +649,7 @@ fn run_reverse(args: &Args) -> BoxResult<RunReport> {
             inputs.extend_from_slice(&r[..2 * len]);
             targets.extend((1..=2 * len).map(|i| if i > len { r[i] } else { ignore }));
         }
-        let logits = gpt.forward(&inputs, rows.len(), 2 * len)?;
+        let logits = gpt.logits(&inputs, rows.len(), 2 * len)?;
         let loss = logits.cross_entropy(&targets, Some(ignore), 0.0)?;
         let value = loss.item()?;
         if !value.is_finite() {
@@ -720,7 +724,12 @@ fn main() {
     models::runtime::tune_allocator();
     let args = Args::parse();
     if let Some(path) = args.load.clone() {
-        if let Err(e) = run_generate(&args, &path) {
+        let result = if args.chat {
+            run_chat(&args, &path)
+        } else {
+            run_generate(&args, &path)
+        };
+        if let Err(e) = result {
             eprintln!("error: {e}");
             std::process::exit(1);
         }
@@ -730,7 +739,114 @@ fn main() {
     let result = match args.task.as_str() {
         "lm" => run_lm(&args),
         "reverse" => run_reverse(&args),
-        other => Err(format!("unknown --task '{other}': choose lm or reverse").into()),
+        "copy" | "sort" | "mixed" => run_attention_task(&args),
+        other => {
+            Err(format!("unknown --task '{other}': choose lm, reverse, copy, sort or mixed").into())
+        }
     };
     milestones::report::finish(result, json.as_deref());
+}
+
+/// `--task copy|sort|mixed`: train on the attention proof and report exact-sequence accuracy
+/// (per task for `mixed`, where a prefix token names each row's task).
+fn run_attention_task(args: &Args) -> BoxResult<RunReport> {
+    use milestones::attention_tasks::{train_attention_task, AttentionTaskConfig, TaskMix};
+    let mix = TaskMix::from_name(&args.task)
+        .ok_or_else(|| format!("unknown attention task '{}'", args.task))?;
+    let mut cfg = AttentionTaskConfig::for_task(mix, args.common.seed, args.common.quick);
+    if let Some(steps) = args.common.steps {
+        cfg.steps = steps;
+    }
+    if let Some(lr) = args.lr {
+        cfg.lr = lr;
+    }
+    let set = |slot: &mut usize, v: Option<usize>| {
+        if let Some(v) = v {
+            *slot = v;
+        }
+    };
+    set(&mut cfg.n_layer, args.n_layer);
+    set(&mut cfg.n_head, args.n_head);
+    set(&mut cfg.n_embd, args.n_embd);
+    set(&mut cfg.batch_size, args.batch_size);
+    println!(
+        "transformer-2017 --task {}: {} digits, {} steps, {} layers x {} wide{}",
+        mix.name(),
+        cfg.len,
+        cfg.steps,
+        cfg.n_layer,
+        cfg.n_embd,
+        if matches!(mix, TaskMix::Mixed) {
+            " (reverse, copy or sort, named by a prefix token per row)"
+        } else {
+            ""
+        }
+    );
+    let progress = bar(cfg.steps as u64, mix.name());
+    let run = train_attention_task(mix, &cfg, |step, loss| {
+        if step % 10 == 0 {
+            progress.set_message(format!("loss {loss:.4}"));
+        }
+        progress.inc(1);
+    })?;
+    progress.finish_and_clear();
+    for (task, hits, n) in &run.per_task {
+        println!(
+            "  {:<8} {hits:>4} of {n:>4} held-out rows exact ({:.1}%)",
+            task.name(),
+            100.0 * *hits as f64 / *n as f64
+        );
+    }
+    println!(
+        "exact-sequence accuracy on {} held-out sequences: {:.1}% (target 95%), {:.1} s",
+        cfg.test_rows,
+        run.accuracy * 100.0,
+        run.seconds
+    );
+    show_curves(
+        args,
+        &format!("transformer-2017 --task {}: loss", mix.name()),
+        run.curve.clone(),
+        Vec::new(),
+    )?;
+    let mut report = RunReport::new("transformer-2017", mix.name());
+    report.metric("exact_sequence_accuracy", run.accuracy);
+    for (task, hits, n) in &run.per_task {
+        report.metric(
+            &format!("{}_accuracy", task.name()),
+            *hits as f64 / *n as f64,
+        );
+    }
+    report.params = run.gpt.num_parameters();
+    report.seconds = run.seconds;
+    Ok(report)
+}
+
+/// `--load MODEL --chat`: a question per line of standard input, an answer per line of output.
+fn run_chat(args: &Args, path: &Path) -> BoxResult<()> {
+    use std::io::IsTerminal;
+    let checkpoint = load_gpt(path)?;
+    let mut gpt = checkpoint.model;
+    gpt.eval();
+    let opts = milestones::chat::ChatOptions {
+        max_new_tokens: args.max_new_tokens.min(400),
+        // Greedy: the same question always gets the same answer.
+        temperature: 0.0,
+        top_k: None,
+        seed: args.common.seed,
+    };
+    let stdin = std::io::stdin();
+    let interactive = stdin.is_terminal();
+    if interactive {
+        eprintln!("Ask a question per line (Ctrl-D ends).");
+    }
+    milestones::chat::chat_loop(
+        &gpt,
+        &checkpoint.tokenizer,
+        stdin.lock(),
+        std::io::stdout().lock(),
+        &opts,
+        interactive.then_some("> "),
+    )?;
+    Ok(())
 }

@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use autograd::{no_grad, Variable};
 use clap::Parser;
-use milestones::cli::CommonArgs;
+use milestones::cli::{at_least, CommonArgs, Flag};
+use milestones::guard::{check_loss, check_weights};
 use milestones::plot::{svg_plot, terminal_plot, Series};
 use milestones::progress::bar;
 use milestones::report::RunReport;
@@ -58,6 +59,7 @@ fn train(
         opt.zero_grad();
         let loss = loss_fn.forward(&model.forward(x)?, y)?;
         last = loss.item()?;
+        check_loss(label, step, last as f64)?;
         loss.backward()?;
         opt.step()?;
         curve.push((step as f64, last as f64));
@@ -67,6 +69,7 @@ fn train(
         progress.inc(1);
     }
     progress.finish_and_clear();
+    check_weights(label, model)?;
     let logits = no_grad(|| model.forward(test.0))?.value().to_vec();
     let correct = logits
         .iter()
@@ -78,6 +81,9 @@ fn train(
 
 fn run(args: Args) -> Result<RunReport, Box<dyn std::error::Error>> {
     let start = Instant::now();
+    args.common
+        .validate("xor-1969", &[Flag::DataDir, Flag::Epochs])?;
+    at_least("--hidden", args.hidden, 1)?;
     if args.common.dataset.as_deref().is_some_and(|d| d != "xor") {
         return Err("xor-1969 trains on generated noisy XOR only (--dataset xor)".into());
     }

@@ -1,6 +1,8 @@
 //! The student edition: a copy of the workspace in which every fenced body of the library crates
-//! (the chapters) is replaced by a panic carrying its chapter and hint. Signatures, docs, tests
-//! and the milestones stay, so the copy builds and the chapters' tests grade the student's work.
+//! (the chapters) is replaced by a panic carrying its chapter and hint (the fence lines stay
+//! around it). Signatures, docs, tests and the milestones stay, so the copy builds and the
+//! chapters' tests grade the student's work. The copy is marked as an edition by
+//! `.course/edition.json` and carries its grading manifest in `.course/grading.json`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -163,17 +165,28 @@ pub fn make_student_edition(
     force: bool,
 ) -> Result<EditionReport, CourseError> {
     let root = root.canonicalize().map_err(io_err(root))?;
-    std::fs::create_dir_all(out).map_err(io_err(out))?;
-    let out_abs = out.canonicalize().map_err(io_err(out))?;
+    // Every refusal happens before anything is created: the folder is resolved without being
+    // made, so a refused run leaves no folder behind.
+    let out_abs = resolve_without_creating(out)?;
     if out_abs == root || (out_abs.starts_with(&root) && !out_abs.starts_with(root.join("target")))
     {
         return Err(CourseError::OutDirInWorkspace(out_abs));
+    }
+    if out_abs.exists() && !out_abs.is_dir() {
+        return Err(io_err(&out_abs)(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            "exists and is not a directory",
+        )));
     }
     if !force && !is_empty_dir(&out_abs)? {
         return Err(CourseError::OutDirNotEmpty(out_abs));
     }
 
-    let files = workspace_files(&root)?;
+    // A workspace's own course state (a student's progress) never goes into a new edition.
+    let files: Vec<PathBuf> = workspace_files(&root)?
+        .into_iter()
+        .filter(|p| !p.starts_with(".course"))
+        .collect();
     let rewritten = rewrite_chapters(&root, &files)?;
     let mut per_chapter: BTreeMap<&str, usize> = CHAPTERS.iter().map(|c| (*c, 0)).collect();
     let mut partial = Vec::new();
@@ -198,7 +211,88 @@ pub fn make_student_edition(
         .iter()
         .map(|(rel, text, _)| (rel.as_path(), text.as_str()))
         .collect();
-    for rel in &files {
+    // Write into a staging folder beside `out`, moved into place only when complete: a failure
+    // part-way leaves no partial copy (the staging folder is removed).
+    let staging = staging_dir(&out_abs);
+    let written = write_edition(&root, &staging, &files, &replaced, &per_chapter)
+        .and_then(|()| move_into_place(&staging, &out_abs));
+    if written.is_err() {
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    written?;
+    Ok(EditionReport {
+        files: files.len(),
+        fences: CHAPTERS
+            .iter()
+            .map(|c| (c.to_string(), per_chapter[c]))
+            .collect(),
+        partial,
+    })
+}
+
+/// `path` made absolute with its existing part canonicalized (symlinks resolved), creating
+/// nothing.
+fn resolve_without_creating(path: &Path) -> Result<PathBuf, CourseError> {
+    let abs = std::path::absolute(path).map_err(io_err(path))?;
+    let mut existing = abs.as_path();
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                existing = parent;
+            }
+            _ => break,
+        }
+    }
+    let mut resolved = existing.canonicalize().map_err(io_err(existing))?;
+    for name in rest.into_iter().rev() {
+        resolved.push(name);
+    }
+    Ok(resolved)
+}
+
+/// A fresh sibling of `out` to stage the edition in.
+fn staging_dir(out: &Path) -> PathBuf {
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "edition".to_string());
+    out.with_file_name(format!(".{name}.partial-{}", std::process::id()))
+}
+
+/// Move the staged edition to `out`: a rename when `out` is absent or empty, else (with
+/// `--force`) each top-level entry replaces its namesake.
+fn move_into_place(staging: &Path, out: &Path) -> Result<(), CourseError> {
+    if is_empty_dir(out)? {
+        if out.exists() {
+            std::fs::remove_dir(out).map_err(io_err(out))?;
+        }
+        return std::fs::rename(staging, out).map_err(io_err(out));
+    }
+    for entry in std::fs::read_dir(staging).map_err(io_err(staging))? {
+        let entry = entry.map_err(io_err(staging))?;
+        let dst = out.join(entry.file_name());
+        if dst.is_dir() {
+            std::fs::remove_dir_all(&dst).map_err(io_err(&dst))?;
+        } else if dst.exists() {
+            std::fs::remove_file(&dst).map_err(io_err(&dst))?;
+        }
+        std::fs::rename(entry.path(), &dst).map_err(io_err(&dst))?;
+    }
+    std::fs::remove_dir(staging).map_err(io_err(staging))
+}
+
+/// Write every file of the edition under `dir`.
+fn write_edition(
+    root: &Path,
+    dir: &Path,
+    files: &[PathBuf],
+    replaced: &BTreeMap<&Path, &str>,
+    per_chapter: &BTreeMap<&str, usize>,
+) -> Result<(), CourseError> {
+    let out_abs = dir;
+    for rel in files {
         let dst = out_abs.join(rel);
         if let Some(parent) = dst.parent() {
             std::fs::create_dir_all(parent).map_err(io_err(parent))?;
@@ -216,12 +310,17 @@ pub fn make_student_edition(
             }
         }
     }
-    Ok(EditionReport {
-        files: files.len(),
-        fences: CHAPTERS
-            .iter()
-            .map(|c| (c.to_string(), per_chapter[c]))
-            .collect(),
-        partial,
-    })
+    // The edition's marker and grading manifest go in with the files (staged like them).
+    let marker = super::state::edition_marker(out_abs);
+    super::state::write_json(
+        &marker,
+        &serde_json::json!({
+            "format": 1,
+            "created_unix_time": super::state::unix_now(),
+            "chapters": CHAPTERS,
+            "fences": per_chapter,
+        }),
+    )?;
+    super::grading::scan_manifest(root).write(&super::grading::manifest_path(out_abs))?;
+    Ok(())
 }

@@ -213,8 +213,10 @@ pub fn placeholder_line(indent: &str, chapter: &str, hint: Option<&str>) -> Stri
     format!("{indent}{PLACEHOLDER}!(\"{}\")", escape_hint(&text))
 }
 
-/// Rewrites every fence of `source` into a placeholder naming `chapter` and the fence's hint,
-/// keeping the `BEGIN` line's indentation and the hint comments. Line endings are kept.
+/// Rewrites the body of every fence of `source` into a placeholder naming `chapter` and the
+/// fence's hint, at the `BEGIN` line's indentation. The fence lines and the hint comments stay, so
+/// the student writes between them and the body can be found again (to hash it, or to put the
+/// placeholder back); rewriting a rewritten file changes nothing. Line endings are kept.
 pub fn rewrite_source(
     chapter: &str,
     file: &str,
@@ -239,7 +241,9 @@ pub fn rewrite_source(
             if begin.ends_with('\r') {
                 line.push('\r');
             }
+            out.push(begin.to_string());
             out.push(line);
+            out.push(lines[f.end - 1].to_string()); // the END line
             i = f.end; // the line after END (0-based)
             next += 1;
         } else {
@@ -251,4 +255,18 @@ pub fn rewrite_source(
         text: out.join("\n"),
         fences,
     })
+}
+
+/// The text between a fence's `BEGIN` and `END` lines (without them), with its line endings.
+pub fn body<'a>(source: &'a str, fence: &Fence) -> &'a str {
+    let mut starts = vec![0];
+    starts.extend(source.match_indices('\n').map(|(i, _)| i + 1));
+    let from = starts.get(fence.begin).copied().unwrap_or(source.len());
+    let to = starts.get(fence.end - 1).copied().unwrap_or(source.len());
+    &source[from..to.max(from)]
+}
+
+/// Whether a fence's body still holds the placeholder the student edition put there.
+pub fn holds_placeholder(body: &str, chapter: &str) -> bool {
+    body.contains(&format!("{PLACEHOLDER}!(\"{chapter}:"))
 }

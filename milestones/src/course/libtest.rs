@@ -95,6 +95,8 @@ pub struct TestRun {
     pub failures: Vec<Failure>,
     /// Number of `test result:` summary lines (one per test binary that ran).
     pub binaries: usize,
+    /// The targets cargo ran, in order (from its `Running` and `Doc-tests` lines).
+    pub targets: Vec<Target>,
     /// The first compiler error (up to the blank line ending it), if the build failed.
     pub build_error: Option<String>,
 }
@@ -183,8 +185,10 @@ pub fn parse(output: &str) -> TestRun {
         let t = line.trim();
         if let Some(desc) = t.strip_prefix("Running ").filter(|_| line.starts_with(' ')) {
             target = Target::from_running(desc);
+            run.targets.push(target.clone());
         } else if t.starts_with("Doc-tests ") && line.starts_with(' ') {
             target = Target::Doc;
+            run.targets.push(target.clone());
         } else if line.starts_with("test result: ") {
             run.binaries += 1;
         } else if let Some(rest) = line.strip_prefix("test ") {

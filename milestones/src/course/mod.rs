@@ -7,13 +7,23 @@
 //! | [`edition`] | writing a student edition of the workspace |
 //! | [`libtest`] | parsing `cargo test` output |
 //! | [`runner`] | running a chapter's tests, finding a test's doc comment, rerun commands |
+//! | [`state`] | the `.course/` folder: edition marker, recorded completions, hashes of fenced bodies |
+//! | [`reset`] | putting placeholders back (`course reset`) and restoring the student's backup |
+//! | [`grading`] | the grading manifest, points per chapter, the guards against grading the wrong code or skipped tests |
+//! | [`exercises`] | a chapter's exercises in README order (`course check`) |
+//! | [`guide`] | the milestone guide: data, figures, locks from a fresh run, the timeline |
 //!
 //! The chapter order and the milestone each group of chapters unlocks live here.
 
 pub mod edition;
+pub mod exercises;
 pub mod fence;
+pub mod grading;
+pub mod guide;
 pub mod libtest;
+pub mod reset;
 pub mod runner;
+pub mod state;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -116,6 +126,22 @@ pub enum CourseError {
     OutDirInWorkspace(PathBuf),
     UnknownChapter(String),
     UnknownMilestone(String),
+    /// A command that rewrites or records student work, run outside a student edition.
+    NotAnEdition {
+        what: String,
+        root: PathBuf,
+    },
+    /// A `.course/` file that cannot be read.
+    BadState {
+        path: PathBuf,
+        reason: String,
+    },
+    /// A chapter's code comes from outside the graded workspace (a reference copy).
+    ForeignCode {
+        chapter: String,
+        path: PathBuf,
+        root: PathBuf,
+    },
 }
 
 impl fmt::Display for CourseError {
@@ -160,6 +186,24 @@ impl fmt::Display for CourseError {
                 f,
                 "unknown chapter `{c}`: the chapters are {}",
                 CHAPTERS.join(", ")
+            ),
+            CourseError::NotAnEdition { what, root } => write!(
+                f,
+                "`{what}` works only in a student edition, and {} is not one (no .course/edition.json): it would rewrite or record the reference sources",
+                root.display()
+            ),
+            CourseError::BadState { path, reason } => {
+                write!(f, "{}: {reason} (delete it to start over)", path.display())
+            }
+            CourseError::ForeignCode {
+                chapter,
+                path,
+                root,
+            } => write!(
+                f,
+                "chapter `{chapter}` would be graded from {}, outside the graded workspace {}: refusing to grade code that is not the student's",
+                path.display(),
+                root.display()
             ),
             CourseError::UnknownMilestone(m) => write!(
                 f,

@@ -1,0 +1,196 @@
+//! Hostile command lines and files against the milestone binaries and the course tool: every
+//! refusal happens before work starts, names the flag or file, exits non-zero, and leaves nothing
+//! behind; a diverged run is an error, not a success.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use milestones::course::edition::make_student_edition;
+use milestones::course::CHAPTERS;
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tt-hostile-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn run(bin: &str, args: &[&str]) -> Output {
+    Command::new(bin)
+        .args(args)
+        .env_remove("TINYTORCH_DATA")
+        .output()
+        .expect("the binary starts")
+}
+
+/// Assert a run failed with every needle in its stderr.
+fn assert_refused(out: &Output, needles: &[&str]) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "expected a failure, got success:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    for n in needles {
+        assert!(err.contains(n), "missing {n:?} in stderr:\n{err}");
+    }
+}
+
+const PERCEPTRON: &str = env!("CARGO_BIN_EXE_perceptron-1957");
+const XOR: &str = env!("CARGO_BIN_EXE_xor-1969");
+const MLP: &str = env!("CARGO_BIN_EXE_mlp-1986");
+const CNN: &str = env!("CARGO_BIN_EXE_cnn-1998");
+
+#[test]
+fn unused_zero_and_unwritable_flags_are_refused_by_name() {
+    assert_refused(
+        &run(XOR, &["--epochs", "3"]),
+        &["xor-1969 does not use --epochs"],
+    );
+    assert_refused(
+        &run(XOR, &["--hidden", "0"]),
+        &["--hidden 0 is out of range"],
+    );
+    assert_refused(
+        &run(PERCEPTRON, &["--steps", "3"]),
+        &["perceptron-1957 does not use --steps"],
+    );
+    assert_refused(
+        &run(PERCEPTRON, &["--epochs", "0"]),
+        &["--epochs 0 is out of range"],
+    );
+    assert_refused(
+        &run(MLP, &["--steps", "5"]),
+        &["mlp-1986 does not use --steps"],
+    );
+    assert_refused(
+        &run(CNN, &["--batch-size", "0"]),
+        &["--batch-size 0 is out of range"],
+    );
+    // An unwritable output is refused before training (no data needed to see it: the check
+    // comes before the dataset is looked for).
+    let dir = temp_dir("outputs");
+    let json = dir.join("missing-folder").join("run.json");
+    assert_refused(
+        &run(MLP, &["--json", json.to_str().unwrap()]),
+        &["--json", "does not exist"],
+    );
+    assert_refused(
+        &run(PERCEPTRON, &["--plot", dir.to_str().unwrap()]),
+        &["--plot", "is a directory"],
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_diverging_perceptron_stops_instead_of_succeeding() {
+    let out = run(PERCEPTRON, &["--lr", "1e39", "--quick"]);
+    assert_refused(&out, &["perceptron-1957", "rerun with a lower --lr"]);
+}
+
+/// A TinyDigits folder of `n` training and `n` test rows.
+fn write_tinydigits(dir: &Path, n: usize) {
+    let mut header = String::from("label");
+    for i in 0..64 {
+        header.push_str(&format!(",p{i}"));
+    }
+    let mut text = format!("\u{feff}{header}\n");
+    for r in 0..n {
+        text.push_str(&(r % 10).to_string());
+        for i in 0..64 {
+            text.push_str(&format!(",{}", (i * 7 + r * 3) % 17));
+        }
+        text.push('\n');
+    }
+    std::fs::write(dir.join("train.csv"), &text).unwrap();
+    std::fs::write(dir.join("test.csv"), &text).unwrap();
+}
+
+#[test]
+fn a_diverging_cnn_is_an_error_and_runs_print_the_files_they_read() {
+    let dir = temp_dir("cnn");
+    write_tinydigits(&dir, 40);
+    let d = dir.to_str().unwrap();
+    let out = run(CNN, &["--data-dir", d, "--epochs", "2", "--lr", "1e30"]);
+    assert_refused(&out, &["cnn-1998", "rerun with a lower --lr"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("read ") && stdout.contains("train.csv"),
+        "{stdout}"
+    );
+    // A folder holding a header only: named, not a scheduler's error.
+    std::fs::write(dir.join("train.csv"), "label,p0\n").unwrap();
+    let out = run(MLP, &["--data-dir", d, "--epochs", "1"]);
+    assert_refused(&out, &["train.csv", "no data rows"]);
+    // An explicit --data-dir that lacks the files never falls back elsewhere.
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = Command::new(MLP)
+        .args(["--data-dir", empty.to_str().unwrap(), "--epochs", "1"])
+        .env("TINYTORCH_DATA", &dir)
+        .output()
+        .unwrap();
+    assert_refused(&out, &["from --data-dir"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A minimal workspace with one fence per chapter.
+fn small_workspace(ws: &Path) {
+    let write = |rel: &str, text: &str| {
+        let p = ws.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    write("Cargo.toml", "[workspace]\nmembers = []\n");
+    for c in CHAPTERS {
+        write(
+            &format!("{c}/src/lib.rs"),
+            "pub fn f() -> u8 {\n    // HINT: one\n    // BEGIN SOLUTION\n    1\n    // END SOLUTION\n}\n",
+        );
+    }
+}
+
+#[test]
+fn refused_editions_leave_nothing_behind() {
+    let dir = temp_dir("edition");
+    let ws = dir.join("ws");
+    small_workspace(&ws);
+    // Into the workspace: refused, and the folder is not created.
+    let inside = ws.join("student");
+    let e = make_student_edition(&ws, &inside, false)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("inside its sources"), "{e}");
+    assert!(
+        !inside.exists(),
+        "a refused edition created {}",
+        inside.display()
+    );
+    // --force into a non-empty folder with a bad fence in the workspace: refused, and the
+    // folder holds exactly what it held before (no partial copy).
+    let out = dir.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("keep.txt"), "mine").unwrap();
+    std::fs::write(
+        ws.join("optim/src/bad.rs"),
+        "fn g() {\n    // BEGIN SOLUTION\n}\n",
+    )
+    .unwrap();
+    assert!(make_student_edition(&ws, &out, true).is_err());
+    let entries: Vec<_> = std::fs::read_dir(&out).unwrap().collect();
+    assert_eq!(entries.len(), 1);
+    assert!(std::fs::read_dir(&dir).unwrap().all(|e| !e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .contains(".partial-")));
+    // Fixed, --force writes the edition beside what was there.
+    std::fs::remove_file(ws.join("optim/src/bad.rs")).unwrap();
+    make_student_edition(&ws, &out, true).unwrap();
+    assert!(out.join("nn/src/lib.rs").exists() && out.join("keep.txt").exists());
+    // Into a new folder: a rename of the staged copy.
+    let fresh = dir.join("fresh");
+    make_student_edition(&ws, &fresh, false).unwrap();
+    assert!(fresh.join("Cargo.toml").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
