@@ -119,7 +119,10 @@ fn a_diverging_cnn_is_an_error_and_runs_print_the_files_they_read() {
         "{stdout}"
     );
     // A folder holding a header only: named, not a scheduler's error.
-    std::fs::write(dir.join("train.csv"), "label,p0\n").unwrap();
+    let header: Vec<String> = std::iter::once("label".to_string())
+        .chain((0..64).map(|i| format!("p{i}")))
+        .collect();
+    std::fs::write(dir.join("train.csv"), header.join(",") + "\n").unwrap();
     let out = run(MLP, &["--data-dir", d, "--epochs", "1"]);
     assert_refused(&out, &["train.csv", "no data rows"]);
     // An explicit --data-dir that lacks the files never falls back elsewhere.
