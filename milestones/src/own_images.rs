@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use clap::Args;
 use data::{FolderSplit, ImageFolder, ImageFolderOptions};
 
-use crate::vision::ImageData;
+use crate::cli::{at_least, positive_finite, CommonArgs, Flag};
+use crate::vision::{load_images, ImageData};
 
 type BoxResult<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -80,4 +81,29 @@ impl ImageFolderArgs {
             test: folder.test,
         }))
     }
+}
+
+/// What the image milestones check and load before training: the flags (`milestone` does not
+/// use `--steps`; batch size and learning rate in range), then the user's folder when
+/// `--images` was given, else the named dataset; the files read are listed.
+pub fn checked_image_data(
+    milestone: &str,
+    common: &CommonArgs,
+    images: &ImageFolderArgs,
+    batch_size: usize,
+    lr: f64,
+) -> BoxResult<ImageData> {
+    common.validate(milestone, &[Flag::Steps])?;
+    at_least("--batch-size", batch_size, 1)?;
+    positive_finite("--lr", lr, f64::MAX)?;
+    let data = match images.load(common.seed)? {
+        Some(own) => own,
+        None => load_images(
+            common.dataset.as_deref(),
+            common.data_dir.as_deref(),
+            common.quick,
+        )?,
+    };
+    crate::guard::print_files_read();
+    Ok(data)
 }

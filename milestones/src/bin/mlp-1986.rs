@@ -5,10 +5,10 @@
 use std::time::Instant;
 
 use clap::Parser;
-use milestones::cli::{at_least, positive_finite, CommonArgs, Flag};
-use milestones::own_images::{default_epochs, ImageFolderArgs};
+use milestones::cli::CommonArgs;
+use milestones::own_images::{checked_image_data, default_epochs, ImageFolderArgs};
 use milestones::report::{format_count, RunReport};
-use milestones::vision::{load_images, train_and_report, FitSettings};
+use milestones::vision::{train_and_report, FitSettings};
 use models::mlp::{Mlp, MlpConfig};
 use nn::Module;
 
@@ -33,14 +33,7 @@ struct Args {
 fn run(args: Args) -> Result<RunReport, Box<dyn std::error::Error>> {
     let start = Instant::now();
     let c = &args.common;
-    c.validate("mlp-1986", &[Flag::Steps])?;
-    at_least("--batch-size", args.batch_size, 1)?;
-    positive_finite("--lr", args.lr, f64::MAX)?;
-    let data = match args.images.load(c.seed)? {
-        Some(own) => own,
-        None => load_images(c.dataset.as_deref(), c.data_dir.as_deref(), c.quick)?,
-    };
-    milestones::guard::print_files_read();
+    let data = checked_image_data("mlp-1986", c, &args.images, args.batch_size, args.lr)?;
     let [ch, h, w] = data.train.image_shape();
     let inputs = ch * h * w;
     let (sizes, default_epochs) = match data.name.as_str() {
