@@ -135,15 +135,23 @@ fn task_of(mix: TaskMix, row: &[usize]) -> SeqTask {
 /// Greedy answers to each row's prompt (its first `rows.prompt` tokens), batched: one forward per
 /// answer position over all rows. Returns the `rows.digits` tokens written per row.
 pub fn greedy_answers(gpt: &Gpt, rows: &SeqRows) -> BoxResult<Vec<Vec<usize>>> {
-    if rows.rows.is_empty() {
+    let prompts: Vec<&[usize]> = rows.rows.iter().map(|r| &r[..rows.prompt]).collect();
+    greedy_continuations(gpt, &prompts, rows.digits)
+}
+
+/// `steps` greedy tokens after each prompt (all prompts the same length), batched: one forward
+/// per written position over all prompts.
+pub fn greedy_continuations(
+    gpt: &Gpt,
+    prompts: &[&[usize]],
+    steps: usize,
+) -> BoxResult<Vec<Vec<usize>>> {
+    let Some(first) = prompts.first() else {
         return Ok(Vec::new());
-    }
-    let mut seqs: Vec<Vec<usize>> = rows
-        .rows
-        .iter()
-        .map(|r| r[..rows.prompt].to_vec())
-        .collect();
-    for _ in 0..rows.digits {
+    };
+    let prompt_len = first.len();
+    let mut seqs: Vec<Vec<usize>> = prompts.iter().map(|p| p.to_vec()).collect();
+    for _ in 0..steps {
         let t = seqs[0].len();
         let flat: Vec<usize> = seqs.iter().flatten().copied().collect();
         let logits = no_grad(|| gpt.logits(&flat, seqs.len(), t))?.value();
@@ -157,10 +165,7 @@ pub fn greedy_answers(gpt: &Gpt, rows: &SeqRows) -> BoxResult<Vec<Vec<usize>>> {
             seq.push(best);
         }
     }
-    Ok(seqs
-        .into_iter()
-        .map(|s| s[rows.prompt..].to_vec())
-        .collect())
+    Ok(seqs.into_iter().map(|s| s[prompt_len..].to_vec()).collect())
 }
 
 /// Per task: (task, rows whose answer equals the reference exactly, rows), in [`SeqTask::ALL`]

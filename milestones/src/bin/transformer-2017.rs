@@ -10,6 +10,7 @@ use std::time::Instant;
 use autograd::no_grad;
 use clap::Parser;
 use data::{split_train_val, CharTokenizer, LmBatcher, Tokenizer, UnknownPolicy};
+use milestones::attention_tasks::greedy_continuations;
 use milestones::cli::CommonArgs;
 use milestones::corpus;
 use milestones::plot::{svg_plot, terminal_plot, Series};
@@ -567,28 +568,14 @@ fn run_lm(args: &Args) -> BoxResult<RunReport> {
     Ok(report)
 }
 
-/// Greedy reversal of each prompt (digits then separator), batched: one forward per output
-/// position over all prompts.
+/// How many prompts (digits then separator) the model reverses exactly, greedily.
 fn reverse_greedy(gpt: &Gpt, rows: &[Vec<usize>], len: usize) -> BoxResult<usize> {
-    let mut seqs: Vec<Vec<usize>> = rows.iter().map(|r| r[..=len].to_vec()).collect();
-    for _ in 0..len {
-        let t = seqs[0].len();
-        let flat: Vec<usize> = seqs.iter().flatten().copied().collect();
-        let logits = no_grad(|| gpt.logits(&flat, seqs.len(), t))?.value();
-        let v = logits.shape()[2];
-        let values = logits.to_vec();
-        for (b, seq) in seqs.iter_mut().enumerate() {
-            let row = &values[(b * t + t - 1) * v..(b * t + t) * v];
-            let best = (0..v)
-                .max_by(|&i, &j| row[i].total_cmp(&row[j]))
-                .unwrap_or(0);
-            seq.push(best);
-        }
-    }
-    Ok(seqs
+    let prompts: Vec<&[usize]> = rows.iter().map(|r| &r[..=len]).collect();
+    let answers = greedy_continuations(gpt, &prompts, len)?;
+    Ok(answers
         .iter()
         .zip(rows)
-        .filter(|(s, r)| s[len + 1..] == r[len + 1..])
+        .filter(|(a, r)| a[..] == r[len + 1..])
         .count())
 }
 
