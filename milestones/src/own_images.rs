@@ -41,10 +41,8 @@ impl ImageFolderArgs {
         let Some(dir) = &self.images else {
             return Ok(None);
         };
+        // ImageFolder refuses a channel count other than 1 or 3 before reading anything.
         let channels = self.channels.map(usize::from);
-        if channels == Some(2) {
-            return Err("--channels must be 1 (grayscale) or 3 (colour), got 2".into());
-        }
         let options = ImageFolderOptions {
             size: self.image_size.map(|s| [s as usize, s as usize]),
             max_side: Some(DEFAULT_MAX_SIDE),

@@ -116,6 +116,15 @@ fn a_bad_folder_or_conflicting_flags_are_refused() {
         "{err}"
     );
 
+    let out = run(
+        bin,
+        &["--images", images.to_str().unwrap(), "--channels", "2"],
+        &dir,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("channels must be 1 (grayscale) or 3"), "{err}");
+
     let out = run(bin, &["--image-size", "16"], &dir);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
