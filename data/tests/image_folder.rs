@@ -34,6 +34,8 @@ fn message(e: DataError) -> String {
     e.to_string()
 }
 
+/// Without train/test folders, a seeded split holds out the same share of every class, sorts class
+/// names into labels, and keeps each image's pixels.
 #[test]
 fn seeded_split_holds_out_each_class_and_keeps_pixels() {
     let root = scratch("seeded");
@@ -73,6 +75,7 @@ fn seeded_split_holds_out_each_class_and_keeps_pixels() {
     assert_ne!(other.test.images.to_vec(), folder.test.images.to_vec());
 }
 
+/// With train/ and test/ subfolders, those folders are the split, read in sorted path order.
 #[test]
 fn train_and_test_folders_are_the_split() {
     let root = scratch("folders");
@@ -85,6 +88,8 @@ fn train_and_test_folders_are_the_split() {
     assert_eq!(folder.test.labels, vec![0, 0, 1, 1]);
 }
 
+/// RGB images become three channel planes (C, H, W) with each colour in its own plane, scaled to
+/// [0, 1].
 #[test]
 fn rgb_images_become_channel_planes() {
     let root = scratch("rgb");
@@ -122,6 +127,8 @@ fn rgb_images_become_channel_planes() {
     assert_eq!(gray.train.image_shape(), [1, 2, 3]);
 }
 
+/// Images of mixed sizes are resized to the most common size (or the one asked for), and non-image
+/// files are skipped.
 #[test]
 fn mixed_sizes_are_resized_to_the_most_common_or_the_asked_size() {
     let root = scratch("sizes");
@@ -175,6 +182,7 @@ fn mixed_sizes_are_resized_to_the_most_common_or_the_asked_size() {
     assert_eq!(capped.train.image_shape(), [1, 5, 10]);
 }
 
+/// JPEG files (any case of extension) decode to grey images close to the values written.
 #[test]
 fn jpeg_files_decode() {
     let root = scratch("jpeg");
@@ -197,6 +205,8 @@ fn jpeg_files_decode() {
     assert!((mean(&folder.train, 1) - 220.0).abs() < 3.0);
 }
 
+/// A missing root, a file as root, empty class folders or unreadable images are errors naming the
+/// path and the problem.
 #[test]
 fn hostile_folders_are_refused_by_name() {
     // Missing root, a file as root.

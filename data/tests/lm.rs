@@ -4,6 +4,8 @@
 use data::lm::DEFAULT_VAL_FRACTION;
 use data::{split_train_val, LmBatcher};
 
+/// A language-model window's targets are its inputs shifted by one token, and a window running past
+/// the end is an error.
 #[test]
 fn targets_are_inputs_shifted_by_one() {
     let tokens: Vec<usize> = vec![5, 3, 8, 1, 9, 2];
@@ -18,6 +20,8 @@ fn targets_are_inputs_shifted_by_one() {
     assert!(b.window(2).is_ok());
 }
 
+/// Random LM batches are valid windows (targets = inputs + 1), the same seed gives the same
+/// batches, and every start position is eventually drawn.
 #[test]
 fn random_batches_are_valid_seeded_and_cover_all_starts() {
     // Token value = position, so a window's start is its first input and targets are inputs + 1.
@@ -54,6 +58,8 @@ fn random_batches_are_valid_seeded_and_cover_all_starts() {
     assert_eq!(tensor.to_vec()[0], x.inputs[0] as f32);
 }
 
+/// The train/validation split cuts the stream at 90%, and no training window ever reads a
+/// validation token.
 #[test]
 fn train_and_val_never_overlap() {
     let tokens: Vec<usize> = (0..1000).collect();
@@ -74,6 +80,8 @@ fn train_and_val_never_overlap() {
     assert_eq!(split_train_val(&tokens, 0.0).unwrap().1.len(), 0);
 }
 
+/// Sequential evaluation windows tile the stream without overlap, batched in order with a short
+/// last batch.
 #[test]
 fn sequential_windows_tile_the_stream() {
     let tokens: Vec<usize> = (0..23).collect();
@@ -88,6 +96,8 @@ fn sequential_windows_tile_the_stream() {
     assert_eq!(batches[1].targets, vec![16, 17, 18, 19, 20]);
 }
 
+/// A stream shorter than one window plus its target, or a zero block or batch size, is an error
+/// giving the sizes.
 #[test]
 fn too_short_streams_are_errors() {
     let err = LmBatcher::new(vec![1, 2, 3], 3, 1, 0)

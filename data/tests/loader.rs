@@ -29,6 +29,7 @@ fn check_batch(batch: &Batch) {
     }
 }
 
+/// collate stacks samples into one batch tensor (N, ...) and keeps the class targets in order.
 #[test]
 fn collate_stacks_inputs_and_targets() {
     let s = |v: [f32; 2], c: usize| Sample {
@@ -51,6 +52,8 @@ fn collate_stacks_inputs_and_targets() {
     assert_eq!(b.values().unwrap().to_vec(), vec![2.0, 3.0, 4.0, 6.0]);
 }
 
+/// Samples with different input shapes or target kinds are refused by collate with both shapes
+/// named.
 #[test]
 fn collate_rejects_mixed_samples() {
     let a = Sample {
@@ -74,6 +77,8 @@ fn collate_rejects_mixed_samples() {
     assert!(collate(vec![]).is_err());
 }
 
+/// A TensorDataset's fast get_batch equals collating single gets (repeated indices too), and an
+/// index out of range is an error.
 #[test]
 fn tensor_dataset_get_batch_matches_get_and_collate() {
     let ds = numbered(10);
@@ -95,6 +100,7 @@ fn tensor_dataset_get_batch_matches_get_and_collate() {
     assert!(TensorDataset::new(Tensor::zeros(&[3, 2]), Targets::Classes(vec![0, 1])).is_err());
 }
 
+/// Regression (value) targets are batched as a tensor with the samples' rows in index order.
 #[test]
 fn value_targets_are_batched_as_tensors() {
     let x = Tensor::from_vec((0..8).map(|v| v as f32).collect(), &[4, 2]).unwrap();
@@ -106,6 +112,8 @@ fn value_targets_are_batched_as_tensors() {
     assert!(b.classes().is_err());
 }
 
+/// Batch ranges cover 0..n with a short last batch (or drop it), and shuffled indices are a seeded
+/// permutation that changes per epoch.
 #[test]
 fn batch_ranges_and_shuffled_indices() {
     assert_eq!(batch_ranges(10, 4, false), vec![0..4, 4..8, 8..10]);
@@ -134,6 +142,8 @@ fn epoch_indices(loader: &DataLoader, epoch: usize) -> Vec<Vec<usize>> {
         .collect()
 }
 
+/// A shuffled loader yields every sample exactly once per epoch, in full batches plus one short
+/// last batch.
 #[test]
 fn every_sample_once_per_epoch() {
     let loader = DataLoader::new(numbered(103), 10).unwrap().shuffle(42);
@@ -149,6 +159,8 @@ fn every_sample_once_per_epoch() {
     }
 }
 
+/// The order changes every epoch, the same seed gives the same orders, and a different seed
+/// different ones.
 #[test]
 fn reshuffles_every_epoch_and_same_seed_same_order() {
     let a = DataLoader::new(numbered(64), 8).unwrap().shuffle(5);
@@ -168,6 +180,7 @@ fn reshuffles_every_epoch_and_same_seed_same_order() {
     assert_eq!(e0.concat(), a.epoch_order(0));
 }
 
+/// Without shuffling, batches follow the dataset's order in every epoch.
 #[test]
 fn no_shuffle_keeps_dataset_order() {
     let loader = DataLoader::new(numbered(7), 3).unwrap();
@@ -177,6 +190,7 @@ fn no_shuffle_keeps_dataset_order() {
     );
 }
 
+/// drop_last removes only the final short batch; with an exact multiple nothing is dropped.
 #[test]
 fn drop_last_drops_only_a_short_batch() {
     let loader = DataLoader::new(numbered(103), 10)
@@ -199,6 +213,8 @@ fn drop_last_drops_only_a_short_batch() {
     );
 }
 
+/// Loading in a background thread (prefetch) gives exactly the batches of loading inline, epoch
+/// after epoch.
 #[test]
 fn prefetch_and_inline_give_identical_batches() {
     let base = DataLoader::new(numbered(50), 7).unwrap().shuffle(3);
@@ -217,6 +233,8 @@ fn prefetch_and_inline_give_identical_batches() {
     }
 }
 
+/// Dropping an epoch iterator after one batch stops its prefetch worker instead of hanging on a
+/// full channel.
 #[test]
 fn dropping_an_epoch_early_stops_the_worker() {
     let loader = DataLoader::new(numbered(10_000), 4).unwrap().prefetch(1);
@@ -229,6 +247,8 @@ fn dropping_an_epoch_early_stops_the_worker() {
     }
 }
 
+/// Random transforms are seeded per epoch and sample: the same seed and epoch give the same flips,
+/// a new epoch different ones.
 #[test]
 fn transforms_are_seeded_per_epoch() {
     // 1x1x4 images [0, 1, 2, 3]: a flip reverses them.
@@ -275,6 +295,8 @@ impl Dataset for Failing {
     }
 }
 
+/// A dataset error is yielded as an error after the good batches and ends the epoch, inline or
+/// prefetched.
 #[test]
 fn dataset_errors_end_the_epoch_with_the_error() {
     for prefetch in [0, 2] {
@@ -287,6 +309,8 @@ fn dataset_errors_end_the_epoch_with_the_error() {
     }
 }
 
+/// A dataset that panics in the worker thread becomes an error naming the worker and the panic
+/// message, not a hang.
 #[test]
 fn a_panicking_dataset_is_reported() {
     let ds = Arc::new(Failing);
@@ -302,11 +326,14 @@ fn a_panicking_dataset_is_reported() {
     );
 }
 
+/// A batch size of 0 is refused when the loader is built.
 #[test]
 fn zero_batch_size_is_an_error() {
     assert!(DataLoader::new(numbered(3), 0).is_err());
 }
 
+/// random_split gives disjoint parts that together cover the dataset, the same seed the same parts,
+/// and wrong lengths are an error.
 #[test]
 fn random_split_is_disjoint_covering_and_seeded() {
     let ds: Arc<dyn Dataset> = Arc::new(numbered(20));

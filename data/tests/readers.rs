@@ -22,6 +22,8 @@ fn pixels(n: usize, seed: u8) -> Vec<u8> {
 
 // ----- IDX / MNIST -----
 
+/// An IDX header (magic, rank, big-endian sizes) and body parse into the right dims and bytes, and
+/// encoding gives back the same bytes.
 #[test]
 fn parse_idx_reads_header_and_body() {
     let bytes = [0, 0, 8, 2, 0, 0, 0, 2, 0, 0, 0, 3, 1, 2, 3, 4, 5, 6];
@@ -34,6 +36,7 @@ fn parse_idx_reads_header_and_body() {
     );
 }
 
+/// Images and labels written as IDX files, raw or gzipped, read back equal.
 #[test]
 fn idx_round_trip_gz_and_raw() {
     let dir = TempDir::new("idx");
@@ -78,6 +81,8 @@ fn write_small_mnist(dir: &Path, n_train: usize, n_test: usize, gzip: bool) {
     }
 }
 
+/// MNIST loads from its four standard file names, gzipped or raw, into 1x28x28 images with their
+/// labels.
 #[test]
 fn mnist_loads_standard_names_gz_or_raw() {
     for gzip in [true, false] {
@@ -97,6 +102,8 @@ fn mnist_loads_standard_names_gz_or_raw() {
     }
 }
 
+/// An IDX file of the wrong rank or type is an error naming the file and the expected and found
+/// numbers.
 #[test]
 fn idx_wrong_magic_names_file_and_numbers() {
     let dir = TempDir::new("magic");
@@ -128,6 +135,8 @@ fn idx_wrong_magic_names_file_and_numbers() {
     );
 }
 
+/// A truncated IDX file, or one with extra trailing bytes, is an error naming the file and the byte
+/// counts.
 #[test]
 fn idx_truncated_and_trailing_bytes() {
     let dir = TempDir::new("trunc");
@@ -163,6 +172,7 @@ fn idx_truncated_and_trailing_bytes() {
     );
 }
 
+/// A gzip stream cut in half is an error naming the file and gzip, not a short read.
 #[test]
 fn truncated_gzip_stream_is_an_error() {
     let dir = TempDir::new("gz");
@@ -173,6 +183,8 @@ fn truncated_gzip_stream_is_an_error() {
     assert_err_contains(read_bytes(&path), &["train-images-idx3-ubyte.gz", "gzip"]);
 }
 
+/// Different image and label counts, or a label outside the class range, are errors giving both
+/// numbers.
 #[test]
 fn idx_count_mismatch_and_label_range() {
     let dir = TempDir::new("count");
@@ -206,6 +218,7 @@ fn idx_count_mismatch_and_label_range() {
     );
 }
 
+/// A directory without MNIST's files is an error naming the file it looked for.
 #[test]
 fn missing_mnist_file_is_named() {
     let dir = TempDir::new("nomnist");
@@ -217,6 +230,8 @@ fn missing_mnist_file_is_named() {
 
 // ----- CIFAR-10 -----
 
+/// A CIFAR-10 batch (1 label byte + 3072 pixel bytes per record) round-trips with its labels and
+/// 3x32x32 images.
 #[test]
 fn cifar10_round_trip() {
     let dir = TempDir::new("cifar");
@@ -249,6 +264,8 @@ fn cifar10_round_trip() {
     assert_eq!(found.labels, vec![5, 6]);
 }
 
+/// A CIFAR-10 file of the wrong length or with a label above 9 is an error naming the file, the
+/// size and the record layout.
 #[test]
 fn cifar10_errors() {
     let dir = TempDir::new("cifarbad");
@@ -283,6 +300,8 @@ fn digit_rows(n: usize) -> Vec<(Vec<u8>, u8)> {
         .collect()
 }
 
+/// A gzipped headerless digits CSV (64 pixels then the label) reads back the pixels and labels
+/// written.
 #[test]
 fn digits_headerless_gz_round_trip() {
     let dir = TempDir::new("digits");
@@ -306,6 +325,8 @@ fn digits_headerless_gz_round_trip() {
     assert_eq!(found.len(), 23);
 }
 
+/// The TinyDigits CSV layout (a header, the label first) reads back the pixels and labels written,
+/// train and test.
 #[test]
 fn tinydigits_header_csv_round_trip() {
     let dir = TempDir::new("tinydigits");
@@ -331,6 +352,8 @@ fn tinydigits_header_csv_round_trip() {
     );
 }
 
+/// A bad label, pixel or column count in a digits CSV is an error naming the file, the line and the
+/// value.
 #[test]
 fn digits_errors_name_file_and_line() {
     let p = Path::new("train.csv");
@@ -382,6 +405,8 @@ fn digits_errors_name_file_and_line() {
 
 // ----- text -----
 
+/// Text files (plain or gzipped, with non-ASCII characters) read back exactly; invalid UTF-8 is an
+/// error naming the file and byte offset, a missing file names it.
 #[test]
 fn text_round_trip_and_invalid_utf8() {
     let dir = TempDir::new("text");
@@ -401,6 +426,7 @@ fn text_round_trip_and_invalid_utf8() {
     assert_err_contains(read_text(&dir.join("nope.txt")), &["nope.txt"]);
 }
 
+/// TinyTalks question/answer pairs written and parsed back are equal, emoji included.
 #[test]
 fn tinytalks_round_trip() {
     let pairs = vec![
@@ -445,6 +471,8 @@ fn tinytalks_round_trip() {
     );
 }
 
+/// A question without an answer, an answer without a question or a stray line in TinyTalks is an
+/// error naming the file and line.
 #[test]
 fn tinytalks_errors() {
     let p = Path::new("talks.txt");
@@ -462,6 +490,8 @@ fn tinytalks_errors() {
     );
 }
 
+/// TinyStories splits on its <|endoftext|> marker, trimming blank stories and keeping the text of
+/// each.
 #[test]
 fn tinystories_split_on_end_of_text() {
     let dir = TempDir::new("stories");
@@ -482,6 +512,8 @@ fn tinystories_split_on_end_of_text() {
 
 // ----- dataset resolution -----
 
+/// Without --data-dir the roots are TINYTORCH_DATA then ./data; an explicit --data-dir is the only
+/// place searched; a dataset is found in the <root>/<name>/ or the flat layout.
 #[test]
 fn resolution_order_and_layouts() {
     let cli = TempDir::new("cli");
@@ -518,6 +550,8 @@ fn resolution_order_and_layouts() {
     );
 }
 
+/// An explicit --data-dir that lacks the dataset is an error naming that directory, never a silent
+/// fallback to other data.
 #[test]
 fn explicit_data_dir_never_falls_back() {
     // The environment holds a complete MNIST, the named directory is empty: an error that names
@@ -565,6 +599,7 @@ fn explicit_data_dir_never_falls_back() {
     );
 }
 
+/// A missing dataset's error lists every place searched and every file wanted.
 #[test]
 fn missing_dataset_lists_every_place_and_file() {
     let env = TempDir::new("empty-env");
@@ -602,6 +637,8 @@ fn missing_dataset_lists_every_place_and_file() {
 
 // ----- hostile files -----
 
+/// A gzipped labels file that inflates far beyond its declared size is refused after the declared
+/// bytes, never inflated whole.
 #[test]
 fn labels_gzip_bomb_is_refused_after_the_declared_size() {
     // A labels file whose header declares 4 labels but whose gzip stream inflates to 64 MiB:
@@ -623,6 +660,7 @@ fn labels_gzip_bomb_is_refused_after_the_declared_size() {
     assert!(read_idx_file(&labels, 1).is_err());
 }
 
+/// IDX images of 0x0 pixels are an error saying so, not an empty dataset.
 #[test]
 fn zero_by_zero_idx_images_are_named() {
     let dir = TempDir::new("zero");
@@ -636,6 +674,8 @@ fn zero_by_zero_idx_images_are_named() {
     );
 }
 
+/// A CSV starting with a UTF-8 byte order mark reads correctly (the mark is not part of the first
+/// header).
 #[test]
 fn csv_with_a_byte_order_mark_reads() {
     let dir = TempDir::new("bom");

@@ -15,6 +15,8 @@ const TEXT: &str =
 
 // ----- CharTokenizer -----
 
+/// The character vocabulary is the corpus's sorted distinct characters, and encode then decode
+/// gives back any text made of them, Unicode included.
 #[test]
 fn char_vocab_is_sorted_and_lossless() {
     let tok = CharTokenizer::from_corpus("hello world", UnknownPolicy::Error);
@@ -30,6 +32,8 @@ fn char_vocab_is_sorted_and_lossless() {
     assert_eq!(tok.decode(&ids).unwrap(), text);
 }
 
+/// An unknown character is an error naming it and its position, or is skipped or replaced, as the
+/// policy says.
 #[test]
 fn char_unknown_policies() {
     let err = CharTokenizer::from_corpus("abc", UnknownPolicy::Error)
@@ -70,6 +74,8 @@ fn char_unknown_policies() {
     assert!(rep.decode(&[4]).is_err());
 }
 
+/// A character tokenizer saved to JSON loads back equal (quotes, tabs, emoji included), and a
+/// corrupt file is an error naming it.
 #[test]
 fn char_save_load_round_trip_and_errors() {
     let dir = TempDir::new("chartok");
@@ -102,6 +108,8 @@ fn char_save_load_round_trip_and_errors() {
 
 // ----- BPE -----
 
+/// Pre-tokenization splits text into word-like chunks (a space joins the following word) and the
+/// chunks always concatenate back to the input.
 #[test]
 fn chunks_are_lossless_and_word_like() {
     assert_eq!(
@@ -122,6 +130,7 @@ fn chunks_are_lossless_and_word_like() {
     }
 }
 
+/// Merging a pair replaces its occurrences left to right without overlap (5 5 5 becomes 7 5).
 #[test]
 fn merge_pair_replaces_left_to_right() {
     assert_eq!(merge_pair(&[1, 2, 3, 1, 2], (1, 2), 9), vec![9, 3, 9]);
@@ -130,6 +139,8 @@ fn merge_pair_replaces_left_to_right() {
     assert_eq!(merge_pair(&[1], (1, 2), 9), vec![1]);
 }
 
+/// BPE encoding applies merges in the order they were learned (lowest rank first), not left to
+/// right.
 #[test]
 fn bpe_encode_applies_merges_in_rank_order() {
     // 256 = "aa", 257 = "ab", 258 = "aa"+"ab" = "aaab".
@@ -147,6 +158,8 @@ fn bpe_encode_applies_merges_in_rank_order() {
     assert_eq!(tok.encode(" aa.").unwrap(), vec![32, 256, 46]);
 }
 
+/// BPE training on a small string learns the merges worked out by hand, breaking ties by the
+/// smaller pair.
 #[test]
 fn bpe_train_matches_hand_computation() {
     // One chunk "aaabdaaabac": pairs aa x4 -> 256; then (97,98) and (256,97) tie at 2 and the
@@ -186,6 +199,8 @@ fn naive_train(text: &str, merges: usize) -> Vec<(u32, u32)> {
     out
 }
 
+/// The fast incremental BPE trainer learns exactly the merges of a naive trainer that recounts
+/// every pair each round.
 #[test]
 fn bpe_incremental_training_equals_naive_recount() {
     let text = TEXT.repeat(3)
@@ -195,6 +210,8 @@ fn bpe_incremental_training_equals_naive_recount() {
     assert_eq!(tok.merges(), reference.as_slice());
 }
 
+/// BPE encode then decode gives back any UTF-8 text (emoji, control characters, empty strings)
+/// exactly.
 #[test]
 fn bpe_is_lossless_on_any_utf8_and_bytes() {
     let tok = BpeTokenizer::train(&TEXT.repeat(5), 256 + 60).unwrap();
@@ -223,6 +240,8 @@ fn bpe_is_lossless_on_any_utf8_and_bytes() {
     ));
 }
 
+/// BPE training stops early when no pair is left, a vocabulary smaller than 256 bytes is refused,
+/// and an empty corpus gives the bytes only.
 #[test]
 fn bpe_training_stops_when_no_pair_is_left() {
     let tok = BpeTokenizer::train("ab", 1000).unwrap();
@@ -231,6 +250,8 @@ fn bpe_training_stops_when_no_pair_is_left() {
     assert_eq!(BpeTokenizer::train("", 300).unwrap().vocab_size(), 256);
 }
 
+/// A BPE tokenizer saved to its text format loads back equal and encodes the same, and corrupt
+/// files are errors naming the line.
 #[test]
 fn bpe_save_load_round_trip_and_errors() {
     let dir = TempDir::new("bpe");

@@ -8,6 +8,8 @@ fn t(v: &[f32], shape: &[usize]) -> Tensor {
     Tensor::from_vec(v.to_vec(), shape).unwrap()
 }
 
+/// Normalize subtracts the mean and divides by the std, one pair for all channels or one per
+/// channel, on single images and batches.
 #[test]
 fn normalize_global_and_per_channel() {
     let n = Normalize::new(&[0.5], &[0.25]).unwrap();
@@ -32,6 +34,7 @@ fn normalize_global_and_per_channel() {
     assert!(Normalize::new(&[0.0, 1.0], &[1.0]).is_err());
 }
 
+/// Per-channel mean and standard deviation of a small batch equal the hand-computed values.
 #[test]
 fn channel_stats_match_hand_values() {
     // Channel 0 holds 1, 3, 5, 7; channel 1 holds 2 everywhere.
@@ -42,6 +45,7 @@ fn channel_stats_match_hand_values() {
     assert_eq!(std[1], 0.0);
 }
 
+/// A crop at a given offset reads zeros where it covers the padding and the image elsewhere.
 #[test]
 fn crop_at_pads_with_zeros() {
     // 1 channel, 2x2 image [[1, 2], [3, 4]], padding 1 -> 4x4 padded; 2x2 crops.
@@ -72,6 +76,7 @@ fn crop_at_pads_with_zeros() {
     assert_eq!(out.shape(), &[2, 1, 2]);
 }
 
+/// Random crops reach every allowed offset over many draws and are reproducible from the seed.
 #[test]
 fn random_crop_covers_every_offset_and_is_seeded() {
     let img = t(&(1..=9).map(|v| v as f32).collect::<Vec<_>>(), &[1, 3, 3]);
@@ -93,6 +98,8 @@ fn random_crop_covers_every_offset_and_is_seeded() {
     assert!(RandomCrop::new(6, 6, 1).apply(&img, &mut rng).is_err());
 }
 
+/// A horizontal flip reverses each row, and the random flip with p = 0 never flips, with p = 1
+/// always.
 #[test]
 fn horizontal_flip() {
     let img = t(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[1, 2, 3]);

@@ -116,6 +116,8 @@ mod tests {
         )
     }
 
+    /// A tensor error reaches ModelError as the same Tensor variant whichever crate it passed
+    /// through (autograd, nn, optim, data).
     #[test]
     fn a_tensor_error_reaches_model_error_one_way() {
         let direct = ModelError::from(shape_error());
@@ -136,6 +138,7 @@ mod tests {
         }
     }
 
+    /// Optimizer and data errors that are not tensor errors keep their own ModelError variant.
     #[test]
     fn other_optimizer_and_data_errors_keep_their_variant() {
         let optim = ModelError::from(OptimError::config("Adam", "lr must be positive"));

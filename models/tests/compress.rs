@@ -22,6 +22,8 @@ fn forward(m: &dyn Module, x: &Tensor) -> Tensor {
     m.forward(&Variable::constant(x.clone())).unwrap().value()
 }
 
+/// Structured pruning removes whole hidden neurons (the weakest by norm), shrinking the layer
+/// shapes and keeping the strongest neurons' weights.
 #[test]
 fn prune_neurons_shrinks_the_layers_and_keeps_the_strongest() {
     let mlp = Mlp::new(MlpConfig::new(&[6, 8, 10, 3]).seed(4)).unwrap();
@@ -59,6 +61,7 @@ fn prune_neurons_shrinks_the_layers_and_keeps_the_strongest() {
     assert_eq!(mlp.config().sizes, vec![6, 8, 10, 3]);
 }
 
+/// Removing neurons whose weights and biases are already zero changes no output of the MLP.
 #[test]
 fn removing_neurons_that_are_already_zero_changes_no_output() {
     let mlp = Mlp::new(MlpConfig::new(&[5, 8, 6, 4]).seed(2)).unwrap();
@@ -86,6 +89,8 @@ fn removing_neurons_that_are_already_zero_changes_no_output() {
     assert!(a.allclose(&b, 1e-6, 1e-6), "{a:?} vs {b:?}");
 }
 
+/// A keep fraction outside (0, 1] is refused with the valid range; a tiny fraction still keeps one
+/// neuron per layer.
 #[test]
 fn prune_neurons_and_from_layers_refuse_bad_input() {
     let mlp = Mlp::new(MlpConfig::new(&[4, 6, 2])).unwrap();
@@ -134,6 +139,8 @@ fn prune_neurons_and_from_layers_refuse_bad_input() {
     );
 }
 
+/// Low-rank factorization of an MLP at full rank reproduces its outputs and at low rank has fewer
+/// parameters.
 #[test]
 fn low_rank_mlp_at_full_rank_matches_and_shrinks_at_low_rank() {
     let mlp = Mlp::new(
@@ -201,6 +208,8 @@ fn blobs(n: usize, seed: u64) -> TensorDataset {
     TensorDataset::new(Tensor::from_vec(xs, &[n, 4]).unwrap(), Targets::Classes(ys)).unwrap()
 }
 
+/// A magnitude-pruned MLP fine-tuned through the Trainer with a masked Adam lowers its loss and
+/// keeps every pruned weight at zero.
 #[test]
 fn magnitude_pruned_mlp_fine_tunes_through_the_trainer_and_stays_sparse() {
     let mlp = Mlp::new(MlpConfig::new(&[4, 32, 32, 3]).seed(8)).unwrap();

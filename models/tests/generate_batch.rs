@@ -86,6 +86,8 @@ fn check_rows(
     batch
 }
 
+/// Each row of a batch draws from its own documented seed (row 0 uses the seed itself), and 64 rows
+/// get 64 distinct seeds.
 #[test]
 fn row_seeds_are_documented_and_distinct() {
     assert_eq!(row_seed(42, 0), 42);
@@ -94,6 +96,8 @@ fn row_seeds_are_documented_and_distinct() {
     assert_eq!(seeds.len(), 64);
 }
 
+/// Greedy batched generation gives, row by row, exactly the tokens of generating each prompt alone,
+/// also after the context window starts sliding.
 #[test]
 fn greedy_batch_equals_one_by_one_across_the_window() {
     // 25 new tokens: every row fills the 16-token context and slides, at different steps.
@@ -107,6 +111,8 @@ fn greedy_batch_equals_one_by_one_across_the_window() {
     }
 }
 
+/// Sampled batched generation equals generating each row alone with its row seed, and equal prompts
+/// in one batch give different text.
 #[test]
 fn sampled_batch_equals_one_by_one_with_row_seeds() {
     let gpt = model(true, true, 5);
@@ -122,6 +128,8 @@ fn sampled_batch_equals_one_by_one_with_row_seeds() {
     );
 }
 
+/// A batch of one prompt gives exactly what generate gives, and zero new tokens gives back the
+/// prompts.
 #[test]
 fn a_batch_of_one_is_generate() {
     let gpt = model(false, false, 8);
@@ -136,6 +144,8 @@ fn a_batch_of_one_is_generate() {
     assert_eq!(none, prompts(13));
 }
 
+/// Decoding one token for several rows at different positions in one forward gives each row's
+/// full-forward logits.
 #[test]
 fn decode_rows_equals_the_full_forward_at_each_rows_position() {
     let gpt = model(true, false, 2);
@@ -174,6 +184,8 @@ fn decode_rows_equals_the_full_forward_at_each_rows_position() {
     });
 }
 
+/// Decoding with the wrong number of cache sets or an id outside the vocabulary is an error saying
+/// which.
 #[test]
 fn decode_rows_checks_its_input() {
     let gpt = model(true, false, 2);
@@ -204,6 +216,8 @@ fn decode_rows_checks_its_input() {
     });
 }
 
+/// An empty batch, an empty prompt, an out-of-vocabulary id, a bad temperature or top_k is refused
+/// with a reason naming the prompt.
 #[test]
 fn generate_batch_checks_its_arguments() {
     let mut gpt = model(true, false, 4);
@@ -276,6 +290,8 @@ fn generate_batch_checks_its_arguments() {
     );
 }
 
+/// Generating eight prompts as one batch is faster than one after the other for the same number of
+/// tokens.
 #[test]
 fn batched_decoding_is_faster_on_equal_work() {
     // A smoke check of the speed claim on a small model (the real measurement is the benches

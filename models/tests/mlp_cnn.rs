@@ -36,6 +36,8 @@ fn assert_every_parameter_learns(model: &dyn Module, input: &Variable, classes: 
     }
 }
 
+/// An MLP 784-128-64-10 has the hand-counted 109,386 parameters, named layers.i.weight/bias, and
+/// maps (B, 784) to (B, 10).
 #[test]
 fn mlp_shapes_names_and_parameter_count() {
     let mlp = Mlp::new(MlpConfig::new(&[784, 128, 64, 10])).unwrap();
@@ -72,6 +74,8 @@ fn mlp_shapes_names_and_parameter_count() {
     assert!(mlp.named_buffers().is_empty());
 }
 
+/// A wrong input width or rank, fewer than two sizes, a zero-width layer or dropout of 1 is an
+/// error naming the problem.
 #[test]
 fn mlp_refuses_bad_inputs_and_configs() {
     let mlp = Mlp::new(MlpConfig::new(&[4, 3, 2])).unwrap();
@@ -154,6 +158,8 @@ fn mlp_forward_matches_hand_computation_for_each_activation() {
     }
 }
 
+/// With each activation, one backward gives every MLP parameter a finite, non-zero gradient of its
+/// own shape.
 #[test]
 fn mlp_gradients_reach_every_parameter() {
     for act in [
@@ -167,6 +173,8 @@ fn mlp_gradients_reach_every_parameter() {
     }
 }
 
+/// MLP dropout draws a new mask each forward, the same seed gives the same masks, the draw count
+/// can be restored, and eval turns it off.
 #[test]
 fn mlp_dropout_is_seeded_resumable_and_off_in_eval() {
     let make = || Mlp::new(MlpConfig::new(&[8, 32, 4]).dropout(0.5).seed(7)).unwrap();
@@ -195,6 +203,7 @@ fn mlp_dropout_is_seeded_resumable_and_off_in_eval() {
     assert_eq!(plain.forward(&x).unwrap().value(), e1);
 }
 
+/// LeNet-5 has the hand-counted 61,706 parameters and the feature-map shapes of the 1998 paper.
 #[test]
 fn lenet5_shapes_and_parameter_count() {
     let net = Cnn::new(CnnConfig::lenet5()).unwrap();
@@ -237,6 +246,8 @@ fn lenet5_shapes_and_parameter_count() {
     );
 }
 
+/// LeNet-5 built for 3x32x32 inputs computes its flatten size (16*6*6 = 576) and parameter count
+/// from the input shape.
 #[test]
 fn lenet5_flatten_size_adapts_to_the_input() {
     // 3x32x32: conv pad 2 -> 32, pool -> 16, conv 5 -> 12, pool -> 6: 16*6*6 = 576.
@@ -250,6 +261,8 @@ fn lenet5_flatten_size_adapts_to_the_input() {
     );
 }
 
+/// The tiny-digits and CIFAR-10 CNN configs have the hand-counted flatten sizes and parameter
+/// counts and produce 10 logits.
 #[test]
 fn tiny_digits_and_cifar_configs() {
     let tiny = Cnn::new(CnnConfig::tiny_digits()).unwrap();
@@ -280,6 +293,8 @@ fn tiny_digits_and_cifar_configs() {
     assert!(state.contains_key("dropout.draws"));
 }
 
+/// For LeNet-5, the tiny-digits and the CIFAR CNN, one backward gives every parameter a finite,
+/// non-zero gradient.
 #[test]
 fn cnn_gradients_reach_every_parameter() {
     let lenet = Cnn::new(CnnConfig::lenet5().seed(3)).unwrap();
@@ -290,6 +305,7 @@ fn cnn_gradients_reach_every_parameter() {
     assert_every_parameter_learns(&cifar, &randn(&[4, 3, 32, 32], 13), 10);
 }
 
+/// A CNN's batch norm uses batch statistics in training and its running statistics in eval.
 #[test]
 fn cnn_batchnorm_uses_batch_statistics_in_training_only() {
     let config = CnnConfig {
@@ -324,6 +340,8 @@ fn cnn_batchnorm_uses_batch_statistics_in_training_only() {
     );
 }
 
+/// A pooling or conv layer that does not fit the feature map at that point is an error naming the
+/// layer and the map size.
 #[test]
 fn cnn_refuses_layers_that_do_not_fit() {
     let mut config = CnnConfig::tiny_digits();

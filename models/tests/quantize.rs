@@ -62,6 +62,8 @@ fn relative_error(a: &[f32], b: &[f32]) -> f32 {
     diff / scale
 }
 
+/// An int8 MLP stays within 2% relative error of the f32 model (and really differs), and quantizing
+/// leaves the original model f32.
 #[test]
 fn quantized_mlp_is_close_to_f32_and_leaves_the_original_alone() {
     let mlp = mnist_mlp();
@@ -81,6 +83,7 @@ fn quantized_mlp_is_close_to_f32_and_leaves_the_original_alone() {
     assert!(fb as f64 / qb as f64 > 3.8, "f32 {fb} bytes vs int8 {qb}");
 }
 
+/// A quantized model refuses an input that needs a gradient: int8 layers cannot be trained.
 #[test]
 fn quantized_model_refuses_gradients() {
     let q = mnist_mlp().quantized().unwrap();
@@ -89,6 +92,8 @@ fn quantized_model_refuses_gradients() {
     assert!(err.contains("no_grad") || err.contains("gradient"), "{err}");
 }
 
+/// An int8 checkpoint reloads to exactly the same outputs and is about four times smaller than the
+/// f32 one, keeping its metadata.
 #[test]
 fn int8_checkpoint_round_trip_is_exact_and_four_times_smaller() {
     let mlp = mnist_mlp();
@@ -119,6 +124,8 @@ fn int8_checkpoint_round_trip_is_exact_and_four_times_smaller() {
     );
 }
 
+/// Loading an f32 checkpoint as int8, or saving a model that is not quantized, is an error naming
+/// the file and the problem.
 #[test]
 fn int8_checkpoint_errors_name_the_problem() {
     let q = mnist_mlp().quantized().unwrap();
@@ -163,6 +170,8 @@ fn int8_checkpoint_errors_name_the_problem() {
     assert!(err.contains("I8"), "{err}");
 }
 
+/// Static activation calibration from sample batches gives one positive scale per layer and outputs
+/// close to the f32 model.
 #[test]
 fn static_calibration_is_close_to_dynamic() {
     let mlp = mnist_mlp();
@@ -190,6 +199,8 @@ fn static_calibration_is_close_to_dynamic() {
     assert!(err.is_err());
 }
 
+/// Quantizing a CNN converts its linear classifier to int8 and keeps its outputs within 3% of the
+/// f32 model.
 #[test]
 fn quantized_cnn_converts_its_classifier() {
     let cnn = Cnn::new(CnnConfig::tiny_digits().seed(4)).unwrap();
@@ -223,6 +234,8 @@ fn gpt_config(tie_weights: bool) -> GptConfig {
     }
 }
 
+/// An int8 GPT stays close to the f32 logits, generates the same tokens with and without the KV
+/// cache, and round-trips through its checkpoint.
 #[test]
 fn quantized_gpt_generates_the_same_with_and_without_cache_and_round_trips() {
     for tie in [false, true] {

@@ -92,16 +92,22 @@ fn run_case(name: &str) {
     );
 }
 
+/// A GPT with biases and an untied head matches the loss, logits and every gradient recorded from
+/// PyTorch.
 #[test]
 fn untied_gpt_with_biases_matches_pytorch() {
     run_case("untied_bias");
 }
 
+/// A GPT without biases and with a tied head matches the loss, logits and every gradient recorded
+/// from PyTorch.
 #[test]
 fn tied_gpt_without_biases_matches_pytorch() {
     run_case("tied_no_bias");
 }
 
+/// With tied weights the head is the embedding's own parameter, so its gradient sums the
+/// embedding's and the head's shares.
 #[test]
 fn tied_head_is_one_parameter_with_both_gradients() {
     // The tied case's wte gradient is the sum of the embedding's and the head's shares: the

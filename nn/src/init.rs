@@ -143,6 +143,8 @@ mod tests {
         (mean, var, max)
     }
 
+    /// fan_in and fan_out follow PyTorch's convention for linear weights (out, in), conv weights
+    /// (out, in, kh, kw) and vectors.
     #[test]
     fn fans_follow_pytorch() {
         assert_eq!(fans(&[3, 4]), (4, 3));
@@ -150,6 +152,8 @@ mod tests {
         assert_eq!(fans(&[7]), (7, 7));
     }
 
+    /// Kaiming uniform with a = sqrt(5) (PyTorch's Linear default) draws in [-1/sqrt(fan_in),
+    /// 1/sqrt(fan_in)] with mean 0 and variance bound^2 / 3.
     #[test]
     fn kaiming_sqrt5_is_the_fan_in_bound() {
         let mut rng = TensorRng::new(0);
@@ -161,6 +165,8 @@ mod tests {
         assert!((var - 0.01 / 3.0).abs() < 3e-4, "var {var}");
     }
 
+    /// Xavier normal and uniform have variance 2 / (fan_in + fan_out), and the GPT initialisation
+    /// has standard deviation 0.02.
     #[test]
     fn xavier_and_normal_scales() {
         let mut rng = TensorRng::new(1);
@@ -173,6 +179,8 @@ mod tests {
         assert!((var.sqrt() - 0.02).abs() < 1e-3, "std {}", var.sqrt());
     }
 
+    /// The same seed gives the same weights, fan_in 0 gives zeros, and an empty range or negative
+    /// std is an error.
     #[test]
     fn same_seed_same_weights_and_bad_ranges_error() {
         let a = fan_in_uniform(&mut TensorRng::new(5), &[3, 3], 9);

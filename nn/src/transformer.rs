@@ -291,6 +291,8 @@ mod tests {
         .unwrap()
     }
 
+    /// Storing an MLP weight as (in, out) keeps the same (out, in) values and the same layer
+    /// outputs.
     #[test]
     fn transposed_layout_keeps_the_values_and_stores_in_by_out() {
         let original = block(true);

@@ -66,16 +66,21 @@ fn gradcheck_mha(mask: AttentionMask) {
     assert_eq!(report.checked, 64 + 192 + 24 + 64 + 8);
 }
 
+/// Multi-head attention without a mask passes gradcheck: its gradients for the input and every
+/// weight match finite differences.
 #[test]
 fn gradcheck_multi_head_attention_without_mask() {
     gradcheck_mha(AttentionMask::None);
 }
 
+/// Multi-head attention with the causal mask passes gradcheck (gradients match finite differences).
 #[test]
 fn gradcheck_multi_head_attention_causal() {
     gradcheck_mha(AttentionMask::Causal);
 }
 
+/// Multi-head attention with keep-masks (per-sample padding and a shared (T, S) pattern) passes
+/// gradcheck.
 #[test]
 fn gradcheck_multi_head_attention_keep_mask() {
     // A padding mask per sample (B, 1, 1, S): the second sample ignores its last two keys.
@@ -92,6 +97,8 @@ fn gradcheck_multi_head_attention_keep_mask() {
     gradcheck_mha(AttentionMask::Keep(keep));
 }
 
+/// The fused attention node with more keys than queries (the KV-cache case) and a strided query
+/// view passes gradcheck, causal and not.
 #[test]
 fn gradcheck_fused_attention_with_more_keys_than_queries() {
     // The KV-cache case of the fused kernel: T = 3 queries, S = 5 keys, and a head-split-like
@@ -115,6 +122,8 @@ fn gradcheck_fused_attention_with_more_keys_than_queries() {
     }
 }
 
+/// Fused attention records one ScaledDotProductAttentionBackward node and matches the step-by-step
+/// composition in values and gradients.
 #[test]
 fn fused_attention_is_one_node_and_matches_the_composition() {
     let (q, k, v) = (
@@ -147,6 +156,8 @@ fn fused_attention_is_one_node_and_matches_the_composition() {
     }
 }
 
+/// Every row of the attention weights sums to 1 and masked positions (causal or keep-mask) get
+/// weight exactly 0.
 #[test]
 fn attention_rows_sum_to_one_and_masked_weights_are_zero() {
     let mha = MultiHeadAttention::new(&config(16, 4, 0.0, 3)).unwrap();
@@ -191,6 +202,8 @@ fn attention_rows_sum_to_one_and_masked_weights_are_zero() {
     }
 }
 
+/// The packed-QKV fast path and the composed reference path of MultiHeadAttention give the same
+/// outputs and the same gradients.
 #[test]
 fn packed_path_and_composed_path_agree_values_and_gradients() {
     let mha = MultiHeadAttention::new(&config(16, 2, 0.0, 4)).unwrap();
@@ -227,6 +240,8 @@ fn packed_path_and_composed_path_agree_values_and_gradients() {
     }
 }
 
+/// Packed (B, T, 3C) attention passes gradcheck causal and not, and a channel count not divisible
+/// by n_head is an error naming n_head.
 #[test]
 fn gradcheck_packed_attention() {
     for causal in [false, true] {
@@ -275,6 +290,8 @@ fn assert_causal(f: impl Fn(&Variable) -> Variable, b: usize, t_len: usize, c: u
     }
 }
 
+/// Changing a future token never changes an earlier output, for attention, a transformer block and
+/// the composed path.
 #[test]
 fn causal_attention_never_looks_ahead() {
     let mha = MultiHeadAttention::new(&config(16, 4, 0.0, 5)).unwrap();
@@ -343,6 +360,8 @@ impl TinyGpt {
     }
 }
 
+/// After one backward through a two-block GPT every parameter has a non-zero finite gradient (no
+/// graph break).
 #[test]
 fn every_parameter_of_a_two_block_stack_gets_a_gradient() {
     let (vocab, b, t) = (11, 2, 8);
@@ -375,6 +394,8 @@ fn every_parameter_of_a_two_block_stack_gets_a_gradient() {
     assert!(wpe_grad.chunks(16).all(|row| row.iter().any(|&v| v != 0.0)));
 }
 
+/// A transformer block names its parameters ln1, attn.qkv, attn.proj, ln2, mlp.fc, mlp.proj in
+/// order, like PyTorch's state_dict.
 #[test]
 fn parameter_names_follow_the_layout() {
     let block = TransformerBlock::new(&block_config(8, 2, 1)).unwrap();
@@ -422,6 +443,8 @@ fn parameter_names_follow_the_layout() {
         .all(|(n, _)| n.ends_with("weight")));
 }
 
+/// The same seed builds identical weights, a different seed different ones, and attention and MLP
+/// draw from different random streams.
 #[test]
 fn same_seed_same_block_and_different_seeds_differ() {
     let a = TransformerBlock::new(&block_config(8, 2, 42)).unwrap();
@@ -437,6 +460,8 @@ fn same_seed_same_block_and_different_seeds_differ() {
     );
 }
 
+/// Feeding a sequence through the KV cache in pieces (prompt, then single tokens) gives the same
+/// outputs as one full forward.
 #[test]
 fn kv_cached_attention_equals_the_full_forward() {
     let mha = MultiHeadAttention::new(&config(16, 4, 0.0, 9)).unwrap();
@@ -462,6 +487,8 @@ fn kv_cached_attention_equals_the_full_forward() {
     assert!(cache.is_empty());
 }
 
+/// Decoding token by token through a two-block stack with per-layer caches gives the full forward's
+/// logits at every position.
 #[test]
 fn kv_cached_stack_decodes_like_the_full_forward() {
     let (vocab, t, n_embd) = (13, 10, 16);
@@ -504,6 +531,8 @@ fn invalid_reason(err: NnError) -> String {
     msg
 }
 
+/// A mask that does not broadcast, a wrong input width or rank, or a full cache are errors naming
+/// both shapes, not panics.
 #[test]
 fn bad_masks_and_inputs_are_clear_errors() {
     let mha = MultiHeadAttention::new(&config(8, 2, 0.0, 1)).unwrap();
@@ -591,6 +620,8 @@ fn reference_tail_attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Tensor {
         .value()
 }
 
+/// A KV cache with capacity is filled in place without regrowing, and attending over it matches
+/// plain attention on the stored keys and values.
 #[test]
 fn kv_cache_writes_in_place_and_attends_like_the_reference() {
     let (b, h, d) = (2, 3, 12);
@@ -632,6 +663,8 @@ fn kv_cache_writes_in_place_and_attends_like_the_reference() {
     assert_eq!(cache.keys().to_vec(), k.narrow(0, 0, 1).unwrap().to_vec());
 }
 
+/// A cache without capacity doubles as it grows (1, 2, 4, 8, 16) and keeps every appended key and
+/// value intact.
 #[test]
 fn kv_cache_without_capacity_grows_and_keeps_its_contents() {
     let (b, h, d) = (1, 2, 4);
@@ -650,6 +683,8 @@ fn kv_cache_without_capacity_grows_and_keeps_its_contents() {
     assert_eq!(cache.values().to_vec(), v.to_vec());
 }
 
+/// Sliding the window past the block size by clearing and refilling the cache gives the full
+/// forward of the new window and reuses the buffers.
 #[test]
 fn kv_cached_window_slides_by_refilling() {
     // A model with learned positions can hold `block` positions. When the window moves by one
@@ -679,6 +714,7 @@ fn kv_cached_window_slides_by_refilling() {
     }
 }
 
+/// Dropout inside a transformer block changes the output in training and does nothing after eval().
 #[test]
 fn dropout_is_active_in_training_only() {
     let x = Variable::constant(randn(&[2, 5, 16], 1.0, 70));
@@ -701,6 +737,7 @@ fn dropout_is_active_in_training_only() {
     assert!(a.max_abs_diff(&b).unwrap() > 0.0, "fresh masks per call");
 }
 
+/// The sinusoidal position table equals sin and cos of p / 10000^(2i/d) in alternating columns.
 #[test]
 fn sinusoidal_table_follows_the_formula() {
     let (max_len, dim) = (12, 6);
@@ -750,6 +787,8 @@ fn sinusoidal_table_follows_the_formula() {
     assert_eq!(x.grad().unwrap().to_vec(), vec![1.0; 2 * 4 * dim]);
 }
 
+/// Learned positions start as N(0, 0.02), and a sequence longer than the table is an error for both
+/// encodings, not a panic.
 #[test]
 fn positional_encodings_refuse_sequences_longer_than_the_table() {
     let mut rng = TensorRng::new(1);
@@ -859,6 +898,8 @@ fn systems_kv_cache_generation_same_tokens_less_work() {
     );
 }
 
+/// A cached block computing only the last position gives that position's output of the full cached
+/// forward, and the caches stay equal.
 #[test]
 fn cached_block_can_finish_only_the_last_position() {
     let block = TransformerBlock::new(&block_config(16, 4, 31)).unwrap();

@@ -36,6 +36,8 @@ fn two_layers() -> Sequential {
 
 // ----- sparsity -----
 
+/// The sparsity report counts zeros in weights only (not biases), and an empty model reports None
+/// instead of 0/0 = NaN.
 #[test]
 fn sparsity_counts_weights_not_biases_and_handles_zero_sizes() {
     let empty = Sequential::new();
@@ -56,6 +58,7 @@ fn sparsity_counts_weights_not_biases_and_handles_zero_sizes() {
     assert_eq!(sparsity(&empty_layer).layers[0].fraction(), None);
 }
 
+/// The smallest-k mask zeroes exactly k entries even when magnitudes tie, for k from 0 to all.
 #[test]
 fn smallest_k_mask_prunes_exactly_k_even_with_ties() {
     let m = [0.0, 3.0, 0.0, 1.0, 0.0, 2.0];
@@ -66,6 +69,8 @@ fn smallest_k_mask_prunes_exactly_k_even_with_ties() {
     assert!(smallest_k_mask(&[], 3).is_empty());
 }
 
+/// Global magnitude pruning ranks every weight of the model together, so the 30% smallest across
+/// both layers are cut (biases get no mask).
 #[test]
 fn global_pruning_uses_one_threshold_across_layers() {
     let model = two_layers();
@@ -89,6 +94,8 @@ fn global_pruning_uses_one_threshold_across_layers() {
     assert_eq!(magnitude_prune_global(&model, 0.3).unwrap(), masks);
 }
 
+/// Per-layer pruning cuts the same fraction from each layer, and a fraction outside [0, 1] or NaN
+/// is an error saying so.
 #[test]
 fn per_layer_pruning_takes_the_fraction_of_each_layer() {
     let model = two_layers();
@@ -114,6 +121,8 @@ fn per_layer_pruning_takes_the_fraction_of_each_layer() {
     );
 }
 
+/// Applying masks with an unknown name, a wrong shape or values other than 0/1 is an error naming
+/// the mask, and changes no weight.
 #[test]
 fn masks_refuse_unknown_names_wrong_shapes_and_non_binary_values() {
     let model = two_layers();
@@ -143,6 +152,8 @@ fn frobenius(a: &Tensor, b: &Tensor) -> f64 {
         .sqrt()
 }
 
+/// A low-rank factorization at full rank (down then up, bias kept on up) computes the same outputs
+/// as the original Linear.
 #[test]
 fn full_rank_factorization_reproduces_the_layer() {
     let mut rng = TensorRng::new(3);
@@ -159,6 +170,8 @@ fn full_rank_factorization_reproduces_the_layer() {
     }
 }
 
+/// Truncating to rank r leaves a Frobenius error equal to the norm of the discarded singular values
+/// (Eckart-Young).
 #[test]
 fn truncation_error_is_the_norm_of_the_discarded_singular_values() {
     let layer = Linear::from_tensors(randn(&[12, 20], 5), None).unwrap();
@@ -189,6 +202,7 @@ fn truncation_error_is_the_norm_of_the_discarded_singular_values() {
     );
 }
 
+/// Rank 0, or a rank above min(in, out), is an error naming the valid range and the layer's shape.
 #[test]
 fn low_rank_refuses_rank_zero_and_too_large() {
     let layer = Linear::from_tensors(Tensor::ones(&[4, 6]), None).unwrap();
@@ -260,6 +274,8 @@ fn value_and_grad(f: impl Fn(&Variable) -> Variable, x: &Tensor) -> (f32, Tensor
     (loss.item().unwrap(), v.grad().unwrap())
 }
 
+/// The distillation loss passes gradcheck with respect to the student's logits for several
+/// temperatures and alphas.
 #[test]
 fn distillation_gradcheck() {
     let teacher = randn(&[5, 4], 2).map(|v| 2.0 * v);
@@ -272,6 +288,8 @@ fn distillation_gradcheck() {
     }
 }
 
+/// The fused distillation loss equals its composition from log-softmax, KL and cross-entropy, in
+/// value and gradient.
 #[test]
 fn distillation_equals_its_composition_from_primitives() {
     let student = randn(&[6, 5], 11).map(|v| 3.0 * v);
@@ -296,6 +314,8 @@ fn distillation_equals_its_composition_from_primitives() {
     }
 }
 
+/// With alpha = 0 distillation is plain cross-entropy, and with T = 1, alpha = 1 it is the KL
+/// divergence to the teacher.
 #[test]
 fn alpha_zero_is_cross_entropy_and_t1_alpha1_is_kl() {
     let student = randn(&[4, 3], 21);
@@ -340,6 +360,8 @@ fn alpha_zero_is_cross_entropy_and_t1_alpha1_is_kl() {
     assert!(same.item().unwrap().abs() < 1e-6);
 }
 
+/// Backward through the distillation loss gives the student a gradient and the teacher none, and
+/// under no_grad no graph is recorded.
 #[test]
 fn the_teacher_gets_no_gradient_and_no_grad_records_nothing() {
     let student = Variable::parameter(randn(&[2, 3], 1));
@@ -356,6 +378,8 @@ fn the_teacher_gets_no_gradient_and_no_grad_records_nothing() {
     assert!(teacher_model.weight.grad().is_none());
 }
 
+/// A non-positive or non-finite temperature, an alpha outside [0, 1], or mismatched shapes are
+/// errors saying which.
 #[test]
 fn distillation_errors_name_the_problem() {
     let s = Variable::parameter(Tensor::zeros(&[2, 3]));

@@ -68,6 +68,8 @@ fn err_text(r: nn::Result<Variable>) -> String {
 
 // ----- Linear -----
 
+/// Linear computes x W^T + b: a 2x2 input through a 3x2 weight gives the hand-computed outputs, for
+/// 2-d and 1-d inputs.
 #[test]
 fn linear_values_by_hand() {
     let w = t(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[3, 2]);
@@ -86,6 +88,8 @@ fn linear_values_by_hand() {
     assert_close(&y1.value(), &[-0.5, -1.5, 0.0], 1e-6);
 }
 
+/// Linear passes gradcheck for its input, weight and bias, on batched (B, T, in) and plain 2-d
+/// inputs, with and without bias.
 #[test]
 fn linear_gradcheck_inputs_and_parameters() {
     // (B, T, in) input: the batched path
@@ -100,6 +104,8 @@ fn linear_gradcheck_inputs_and_parameters() {
     );
 }
 
+/// Linear::new has the (out, in) weight shape, PyTorch's U(-1/sqrt(in), 1/sqrt(in)) initialisation
+/// and parameter names, and a wrong input width is an error naming both shapes.
 #[test]
 fn linear_init_shapes_and_errors() {
     let mut rng = TensorRng::new(7);
@@ -135,6 +141,7 @@ fn linear_init_shapes_and_errors() {
 
 // ----- Flatten, activations -----
 
+/// Flatten merges the chosen dimension range (default: all but the batch) and passes gradcheck.
 #[test]
 fn flatten_shapes_and_gradient() {
     let x = Variable::constant(Tensor::zeros(&[2, 3, 4, 5]));
@@ -150,6 +157,8 @@ fn flatten_shapes_and_gradient() {
     check(|v| Flatten::new().forward(&v[0]), &[randn(&[2, 3, 2], 9)]);
 }
 
+/// ReLU, LeakyReLU, sigmoid, tanh, GELU and softmax give hand-computed or f64-formula values on a
+/// few inputs.
 #[test]
 fn activation_values_by_hand() {
     let x = Variable::constant(t(&[-2.0, -0.5, 0.0, 1.0, 3.0], &[5]));
@@ -195,6 +204,8 @@ fn activation_values_by_hand() {
     }
 }
 
+/// Every activation module (ReLU, LeakyReLU, both GELUs, sigmoid, tanh, softmax, log-softmax)
+/// passes gradcheck away from its kinks.
 #[test]
 fn activation_gradchecks() {
     // values away from the kinks of relu / leaky relu at 0
@@ -227,6 +238,8 @@ fn mlp(seed: u64) -> Sequential {
         .add(Linear::new(8, 3, true, &mut rng))
 }
 
+/// Sequential names parameters by position (0.weight, 3.bias), equals composing its layers by hand
+/// in eval, turns dropout on in train, and zero_grad clears every gradient.
 #[test]
 fn sequential_names_forward_and_modes() {
     let mut model = mlp(1);
@@ -274,6 +287,8 @@ fn sequential_names_forward_and_modes() {
     );
 }
 
+/// Loading one model's state_dict into another makes them compute the same function; missing,
+/// unexpected or misshaped tensors are an error naming each, and a failed load changes nothing.
 #[test]
 fn state_dict_round_trip_and_errors_name_the_tensor() {
     let mut a = mlp(1);
@@ -318,6 +333,8 @@ fn state_dict_round_trip_and_errors_name_the_tensor() {
 
 // ----- Dropout -----
 
+/// Dropout zeroes about a fraction p of the elements, scales the rest by 1 / (1 - p), and is the
+/// identity in eval mode.
 #[test]
 fn dropout_statistics_scaling_and_eval() {
     let p = 0.3;
@@ -356,6 +373,8 @@ fn dropout_statistics_scaling_and_eval() {
     }
 }
 
+/// Dropout with a fixed mask and a Linear-Tanh-Linear chain pass gradcheck for inputs and
+/// parameters.
 #[test]
 fn dropout_and_sequential_gradcheck() {
     // a dropout layer rebuilt from the same seed draws the same mask on every call, so finite
@@ -384,6 +403,8 @@ fn dropout_and_sequential_gradcheck() {
 
 // ----- Embedding -----
 
+/// An embedding returns the looked-up rows, accumulates one gradient per use of a row (none for
+/// unused rows), and refuses an id out of range.
 #[test]
 fn embedding_lookup_gradient_and_range_check() {
     let weight = t(&[0.0, 1.0, 10.0, 11.0, 20.0, 21.0, 30.0, 31.0], &[4, 2]);
@@ -439,6 +460,8 @@ fn embedding_lookup_gradient_and_range_check() {
 
 // ----- LayerNorm -----
 
+/// LayerNorm normalises each row to the hand-computed (x - mean) / sqrt(var + eps), names weight
+/// and bias, and passes gradcheck.
 #[test]
 fn layer_norm_values_and_gradcheck() {
     let ln = LayerNorm::new(4);
@@ -469,6 +492,8 @@ fn layer_norm_values_and_gradcheck() {
 
 // ----- BatchNorm -----
 
+/// BatchNorm1d and BatchNorm2d pass gradcheck in training (batch statistics) and in eval mode
+/// (running statistics).
 #[test]
 fn batch_norm_gradcheck_train_and_eval() {
     let bn_train = |v: &[Variable], shape_2d: bool| -> nn::Result<Variable> {
@@ -507,6 +532,8 @@ fn batch_norm_gradcheck_train_and_eval() {
     );
 }
 
+/// Batch norm standardises with the batch's biased variance in training, updates the running mean
+/// and unbiased variance with momentum, and uses them in eval.
 #[test]
 fn batch_norm_running_statistics_train_vs_eval() {
     let mut bn = BatchNorm1d::new(2);
@@ -576,6 +603,8 @@ fn batch_norm_running_statistics_train_vs_eval() {
     assert!(msg.contains("[4, 3]"), "{msg}");
 }
 
+/// BatchNorm2d in training gives each channel mean 0 and variance 1 over the batch and spatial
+/// positions.
 #[test]
 fn batch_norm2d_per_channel_statistics() {
     let bn = BatchNorm2d::new(3);
@@ -635,6 +664,8 @@ fn conv_naive(
     (vec![n, o, oh, ow], out)
 }
 
+/// Conv2d output shapes follow floor((H + 2p - d(k-1) - 1) / s) + 1 over many kernel, stride,
+/// padding and dilation settings.
 #[test]
 fn conv2d_output_shapes_follow_the_formula() {
     let mut rng = TensorRng::new(0);
@@ -687,6 +718,8 @@ fn conv2d_output_shapes_follow_the_formula() {
     );
 }
 
+/// Conv2d passes gradcheck for its input, weight and bias with stride, padding and dilation, and
+/// without bias.
 #[test]
 fn conv2d_gradcheck_inputs_and_parameters() {
     let config = Conv2dConfig::new(2, 3, (3, 2))
@@ -708,6 +741,8 @@ fn conv2d_gradcheck_inputs_and_parameters() {
     );
 }
 
+/// Conv2d initialises within PyTorch's fan-in bound, names weight and bias, accepts an unbatched
+/// (C, H, W) input like a batch of one, and refuses a weight without the config's bias.
 #[test]
 fn conv2d_init_unbatched_and_names() {
     let config = Conv2dConfig::new(3, 8, 5);
@@ -735,6 +770,8 @@ fn conv2d_init_unbatched_and_names() {
     .is_err());
 }
 
+/// Max and average pooling modules give hand-computed values and shapes (overlapping windows too)
+/// and pass gradcheck.
 #[test]
 fn pooling_values_shapes_and_gradients() {
     let x = Variable::constant(
@@ -790,6 +827,8 @@ fn pooling_values_shapes_and_gradients() {
     );
 }
 
+/// A small conv-batchnorm-relu-pool-linear network gives the right output shape and a finite
+/// non-zero gradient for every parameter.
 #[test]
 fn small_cnn_end_to_end_gradients() {
     let mut rng = TensorRng::new(9);
@@ -826,6 +865,8 @@ fn time_it(runs: usize, mut f: impl FnMut()) -> f64 {
     times[runs / 2]
 }
 
+/// Parameter counts of an MLP and LeNet-5 equal the hand formulas, LeNet maps 28x28 images to 10
+/// logits, and a Linear's measured FLOP rate is printed.
 #[test]
 fn systems_parameter_memory_and_flops() {
     let mut rng = TensorRng::new(0);

@@ -30,6 +30,8 @@ fn error_bound(x: &[f32], t: f32, w: &[f32], s: f32) -> f32 {
     (t / 2.0 * l1(w) + s / 2.0 * l1(x) + k * t * s / 4.0) * 1.001 + 1e-5
 }
 
+/// A dynamically quantized Linear stays within the error bound derived from the weight and
+/// activation scales of the f32 layer's output.
 #[test]
 fn dynamic_int8_is_within_the_derived_bound_of_f32() {
     for &(m, k, n, seed) in &[
@@ -67,6 +69,8 @@ fn dynamic_int8_is_within_the_derived_bound_of_f32() {
     }
 }
 
+/// Every int8 kernel this CPU has, sequential or threaded, gives bit-identical QuantizedLinear
+/// outputs.
 #[test]
 fn every_kernel_and_thread_setting_gives_the_same_bits() {
     let lin = layer(200, 150, 7);
@@ -89,6 +93,8 @@ fn every_kernel_and_thread_setting_gives_the_same_bits() {
     assert_eq!(a.to_vec(), b.to_vec());
 }
 
+/// A QuantizedLinear's int8 weights, scales and bias round-trip through its parts (each row's
+/// largest weight maps to +-127) and bad parts are refused.
 #[test]
 fn parts_round_trip_and_are_validated() {
     let lin = layer(10, 4, 3);
@@ -148,6 +154,8 @@ fn parts_round_trip_and_are_validated() {
     assert!(err.to_string().contains("quantized_linear"), "{err}");
 }
 
+/// A QuantizedLinear has no trainable parameters and refuses an input that needs a gradient,
+/// pointing to no_grad; it runs under no_grad.
 #[test]
 fn refuses_to_run_where_a_graph_is_needed() {
     let lin = layer(6, 3, 5);
@@ -163,6 +171,8 @@ fn refuses_to_run_where_a_graph_is_needed() {
     assert_eq!(q.forward(&c).unwrap().value().to_vec(), y.value().to_vec());
 }
 
+/// Static calibration fixes one activation scale from sample batches (max |x| / 127) and clamps
+/// larger inputs instead of rescaling.
 #[test]
 fn static_calibration_fixes_one_scale_and_clamps() {
     let lin = layer(32, 8, 11);
@@ -218,6 +228,8 @@ fn static_calibration_fixes_one_scale_and_clamps() {
         .is_err());
 }
 
+/// A Linear quantized in place runs the int8 path (same result as the QuantizedLinear) and
+/// dequantizing brings back an f32 layer.
 #[test]
 fn linear_quantized_in_place_runs_int8_and_can_go_back() {
     let mut lin = layer(20, 12, 13);
@@ -252,6 +264,7 @@ fn linear_quantized_in_place_runs_int8_and_can_go_back() {
     assert_eq!(lin.forward(&x).unwrap().value().to_vec(), f32_out);
 }
 
+/// An int8 784-64-10 MLP keeps logits close to the f32 model's and mostly the same predicted class.
 #[test]
 fn a_small_mlp_keeps_its_predictions() {
     // 784-64-10 with ReLU, random weights: int8 logits stay close and the argmax mostly agrees.

@@ -76,6 +76,8 @@ fn backward_with_upstream(y: &Variable, c: &Value) {
     y.mul(&up).unwrap().sum_all().unwrap().backward().unwrap();
 }
 
+/// Linear (with and without bias) matches PyTorch's recorded outputs and input, weight and bias
+/// gradients.
 #[test]
 fn linear_matches_pytorch() {
     for name in ["linear", "linear_no_bias"] {
@@ -95,6 +97,7 @@ fn linear_matches_pytorch() {
     }
 }
 
+/// LayerNorm matches PyTorch's recorded output and input, weight and bias gradients.
 #[test]
 fn layer_norm_matches_pytorch() {
     let c = case("layer_norm");
@@ -109,6 +112,7 @@ fn layer_norm_matches_pytorch() {
     assert_grad("layer_norm grad bias", &b, &c["grad_bias"]);
 }
 
+/// GELU (exact erf and tanh approximation) matches PyTorch's recorded values and gradients.
 #[test]
 fn gelu_matches_pytorch() {
     for name in ["gelu", "gelu_tanh"] {
@@ -125,6 +129,7 @@ fn gelu_matches_pytorch() {
     }
 }
 
+/// Conv2d with stride, padding and dilation matches PyTorch's recorded outputs and gradients.
 #[test]
 fn conv2d_matches_pytorch() {
     for name in ["conv2d_stride_padding", "conv2d_dilation"] {
@@ -150,6 +155,8 @@ fn conv2d_matches_pytorch() {
     }
 }
 
+/// Cross-entropy (2-d, sequence, sum reduction, ignore index, label smoothing) matches PyTorch's
+/// recorded loss and gradient.
 #[test]
 fn cross_entropy_matches_pytorch() {
     for name in ["cross_entropy", "cross_entropy_seq", "cross_entropy_sum"] {
@@ -178,6 +185,7 @@ fn cross_entropy_matches_pytorch() {
     }
 }
 
+/// Binary cross-entropy with logits matches PyTorch's recorded loss and gradient.
 #[test]
 fn bce_with_logits_matches_pytorch() {
     let c = case("bce_with_logits");
@@ -190,6 +198,7 @@ fn bce_with_logits_matches_pytorch() {
     assert_grad("bce grad logits", &logits, &c["grad_logits"]);
 }
 
+/// BatchNorm2d in training matches PyTorch's output, gradients and updated running statistics.
 #[test]
 fn batch_norm2d_training_matches_pytorch() {
     let c = case("batch_norm2d_train");

@@ -103,6 +103,8 @@ fn missing_grad_message(optimizer: &str, names: &[String]) -> String {
 mod tests {
     use super::*;
 
+    /// The missing-gradient error names the optimizer and every parameter without a gradient (a
+    /// long list is shortened) and says how to allow it.
     #[test]
     fn missing_grad_names_every_parameter() {
         let one = OptimError::MissingGrad {
@@ -125,6 +127,8 @@ mod tests {
         );
     }
 
+    /// A non-finite gradient norm error says NaN (or inf) and names the first parameter with a bad
+    /// gradient.
     #[test]
     fn non_finite_norm_says_so() {
         let e = OptimError::NonFiniteNorm {

@@ -383,6 +383,8 @@ mod tests {
         Variable::parameter(Tensor::zeros(shape))
     }
 
+    /// Splitting parameters for weight decay puts matrices (2-d and up) in the decayed group and
+    /// vectors (biases, norm weights) in the undecayed one.
     #[test]
     fn split_decay_by_ndim() {
         let params = vec![
@@ -399,6 +401,8 @@ mod tests {
         assert_eq!(groups[1].weight_decay, Some(0.0));
     }
 
+    /// A variable listed twice, two parameters with one name, a non-leaf variable, an empty list or
+    /// a negative group lr is refused with an error naming it.
     #[test]
     fn duplicates_and_non_leaves_are_refused() {
         let a = p(&[2]);
@@ -469,6 +473,8 @@ mod tests {
         );
     }
 
+    /// The gradient check names every trainable parameter without a gradient and skips frozen ones
+    /// (those not requiring grad).
     #[test]
     fn check_grads_names_missing_and_skips_frozen() {
         let a = p(&[2]);

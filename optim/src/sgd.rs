@@ -283,6 +283,7 @@ impl Optimizer for Sgd {
 mod tests {
     use super::*;
 
+    /// One plain SGD step moves each parameter by -lr * grad, as computed by hand.
     #[test]
     fn plain_step_by_hand() {
         let mut p = [1.0, -2.0];
@@ -297,6 +298,8 @@ mod tests {
         assert_eq!(p, [0.9, -2.2]);
     }
 
+    /// SGD with momentum and dampening keeps the hand-computed velocity (b = momentum * b + (1 -
+    /// dampening) * g after the first step) and moves by lr * b.
     #[test]
     fn momentum_by_hand() {
         // momentum 0.9, dampening 0.5: b1 = g1 = 1; b2 = 0.9 * 1 + 0.5 * 2 = 1.9.
@@ -327,6 +330,8 @@ mod tests {
         assert!((p[0] - (1.0 - 1.1 * 1.9)).abs() < 1e-6, "{p:?}");
     }
 
+    /// Invalid SGD settings (Nesterov without momentum, a NaN learning rate) are refused with a
+    /// message naming the setting.
     #[test]
     fn bad_configs_are_refused() {
         let v = || {

@@ -446,6 +446,8 @@ mod tests {
         }
     }
 
+    /// Optimizer state metadata round-trips through JSON, and buffers missing or unexpected for it
+    /// are an error naming them.
     #[test]
     fn metadata_round_trip_and_checks() {
         let s = sample();
@@ -465,6 +467,8 @@ mod tests {
         );
     }
 
+    /// The learning rate survives the JSON export bit for bit (stored as hex bits), and text that
+    /// is not JSON is refused saying so.
     #[test]
     fn exact_bits_survive_the_export() {
         let s = sample();

@@ -76,6 +76,8 @@ fn check_masks_hold<O: Optimizer>(name: &str, build: impl Fn(Vec<(String, Variab
     assert_eq!(masked.num_masked(), 1);
 }
 
+/// Pruned (masked) weights stay exactly zero through many SGD steps with momentum, Nesterov and
+/// weight decay, which would otherwise revive them.
 #[test]
 fn masks_hold_under_sgd_with_momentum_and_weight_decay() {
     check_masks_hold("Sgd", |p| {
@@ -104,6 +106,8 @@ fn masks_hold_under_sgd_with_momentum_and_weight_decay() {
     });
 }
 
+/// Pruned weights stay exactly zero through many Adam and AdamW steps with weight decay, despite
+/// their moment buffers.
 #[test]
 fn masks_hold_under_adam_and_adamw_with_weight_decay() {
     check_masks_hold("Adam", |p| {
@@ -166,6 +170,8 @@ fn masking_only_the_gradient_is_not_enough() {
     );
 }
 
+/// A Masked optimizer reports the wrapped optimizer's name, learning rate, parameters and state,
+/// forwards set_lr, and keeps its missing-gradient check.
 #[test]
 fn masked_delegates_to_the_wrapped_optimizer() {
     let w = weight();
@@ -190,6 +196,8 @@ fn masked_delegates_to_the_wrapped_optimizer() {
     assert!(e.contains("'w'") && e.contains("'b'"), "{e}");
 }
 
+/// A mask naming no parameter, of the wrong shape, or with values other than 0 and 1 is refused
+/// with a message naming it.
 #[test]
 fn masked_refuses_bad_masks() {
     let build = || {

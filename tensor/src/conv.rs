@@ -452,6 +452,8 @@ pub fn conv2d_naive(
 mod tests {
     use super::*;
 
+    /// The range of output positions whose input index falls inside the image equals a brute-force
+    /// filter, for every small length, stride and offset.
     #[test]
     fn valid_range_matches_brute_force() {
         for out_len in 0..7 {

@@ -472,6 +472,8 @@ mod tests {
         out
     }
 
+    /// A 2x3 by 3x2 GEMM equals the hand-computed product, and accumulate mode adds the product to
+    /// what the output held.
     #[test]
     fn small_product_by_hand() {
         let a = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
@@ -510,6 +512,8 @@ mod tests {
         assert_eq!(c, want);
     }
 
+    /// Views with an offset, a row stride wider than the row, and a transpose multiply correctly
+    /// (against a naive loop) without a copy.
     #[test]
     fn transposed_and_offset_operands_need_no_copy() {
         let data: Vec<f32> = (0..40).map(|v| (v as f32 * 0.37).sin()).collect();
@@ -525,6 +529,8 @@ mod tests {
         }
     }
 
+    /// Rows read backwards (negative stride) and a broadcast row (stride 0) give the naive
+    /// reference product.
     #[test]
     fn negative_and_zero_strides() {
         let data: Vec<f32> = (0..12).map(|v| v as f32).collect();
@@ -538,6 +544,8 @@ mod tests {
         assert_eq!(c[1], 8.0 + 9.0 + 10.0 + 11.0);
     }
 
+    /// An inner dimension of 0 leaves the output unchanged when accumulating and zeroes it
+    /// otherwise.
     #[test]
     fn empty_and_k_zero() {
         let mut c = vec![5.0; 6];
@@ -549,6 +557,8 @@ mod tests {
         assert_eq!(c, vec![0.0; 6]);
     }
 
+    /// A matrix view reaching past either end of its buffer is refused when it is built, so the
+    /// kernel never reads out of bounds.
     #[test]
     fn out_of_bounds_views_are_refused() {
         let data = [0.0f32; 10];
@@ -559,6 +569,8 @@ mod tests {
         assert!(MatRef::row_major(&data, 3, 3).is_err());
     }
 
+    /// Operands whose inner dimensions or output length do not fit are errors naming gemm and the
+    /// shapes.
     #[test]
     fn shape_errors_name_gemm() {
         let a = [0.0f32; 6];
@@ -584,6 +596,8 @@ mod tests {
         assert_eq!(err.op(), "gemm");
     }
 
+    /// The batched GEMM gives the naive result on each of its paths (sequential, parallel over the
+    /// batch, threaded large products) and refuses mixed shapes.
     #[test]
     fn batch_paths_agree() {
         // Sequential small products, a parallel loop over the batch, large threaded products,
@@ -636,6 +650,8 @@ mod tests {
         assert_eq!(err.op(), "gemm");
     }
 
+    /// Writing a batch into a fresh output gives the same values as accumulating into a zeroed one,
+    /// including empty dimensions.
     #[test]
     fn new_output_matches_zeroed_output() {
         for &(batch, m, k, n) in &[(1, 33, 17, 65), (5, 8, 0, 3), (3, 0, 4, 2), (12, 16, 9, 7)] {

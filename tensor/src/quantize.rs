@@ -456,6 +456,8 @@ impl RangeObserver {
 mod tests {
     use super::*;
 
+    /// Symmetric and asymmetric int8 scales and zero points from a min/max range equal
+    /// hand-computed values, including the degenerate range [0, 0].
     #[test]
     fn params_by_hand() {
         let p = QuantParams::from_min_max(-1.0, 2.54, QuantScheme::Symmetric).unwrap();

@@ -90,6 +90,8 @@ fn conv_via_im2col(
 
 // ----- geometry -----
 
+/// The convolution output size equals floor((H + 2p - d(k-1) - 1) / s) + 1 on a table of cases
+/// worked out by hand (LeNet, ResNet stem, dilation, stride).
 #[test]
 fn output_size_formula() {
     // (H, k, s, p, d) -> floor((H + 2p - d(k-1) - 1) / s) + 1
@@ -129,6 +131,8 @@ fn output_size_formula() {
     assert_eq!(Conv2dGeometry::with_kernel((3, 2)).kernel_numel(), 6);
 }
 
+/// A kernel that spans more than the padded input, or a zero stride/dilation, is an error saying
+/// why instead of a wrong or negative size.
 #[test]
 fn output_size_errors() {
     // dilated kernel spans 7 > 5
@@ -158,6 +162,8 @@ fn output_size_errors() {
 
 // ----- im2col / col2im by hand -----
 
+/// im2col of a 3x3 image with a 2x2 kernel lays out the four windows exactly as written by hand
+/// (one row per kernel tap).
 #[test]
 fn im2col_hand_computed() {
     // x = [[1 2 3], [4 5 6], [7 8 9]], 2x2 kernel, stride 1: four windows.
@@ -174,6 +180,8 @@ fn im2col_hand_computed() {
     assert_eq!(cols.to_vec(), want);
 }
 
+/// im2col with two channels, stride 2 and padding 1 matches the hand-written columns, zeros where a
+/// window reads padding.
 #[test]
 fn im2col_hand_computed_padding_stride_channels() {
     // Two channels of a 2x2 image, 2x2 kernel, stride 2, padding 1: output 2x2, each window
@@ -195,6 +203,7 @@ fn im2col_hand_computed_padding_stride_channels() {
     assert_eq!(cols.to_vec(), want);
 }
 
+/// im2col with dilation 2 picks taps two pixels apart, matching the hand-written columns.
 #[test]
 fn im2col_hand_computed_dilation() {
     // 4x4 image 1..16, 2x2 kernel with dilation 2 (taps 2 apart): output 2x2.
@@ -211,6 +220,8 @@ fn im2col_hand_computed_dilation() {
     assert_eq!(cols.to_vec(), want);
 }
 
+/// Folding columns of ones back with col2im counts how many windows cover each pixel (hand-counted
+/// for padding and stride).
 #[test]
 fn col2im_counts_overlaps() {
     // Folding columns of ones counts how many windows cover each pixel.
@@ -235,6 +246,7 @@ fn col2im_counts_overlaps() {
     assert_eq!(img.to_vec(), want);
 }
 
+/// The direct (seven-loop) convolution gives hand-computed outputs, with bias, padding and stride.
 #[test]
 fn conv2d_naive_hand_computed() {
     // x = [[1 2 3], [4 5 6], [7 8 9]], weight [[1 0], [0 -1]], bias 10: x[i][j] - x[i+1][j+1] + 10.
@@ -252,6 +264,8 @@ fn conv2d_naive_hand_computed() {
 
 // ----- im2col + matmul == direct convolution -----
 
+/// Convolution as im2col followed by a matmul equals the direct convolution over many shapes,
+/// strides, paddings and dilations.
 #[test]
 fn conv_via_im2col_matches_naive() {
     // (N, C, H, W, O, kernel, stride, padding, dilation)
@@ -277,6 +291,8 @@ fn conv_via_im2col_matches_naive() {
     }
 }
 
+/// On inputs large enough for the parallel path, im2col-convolution still equals the direct one and
+/// col2im stays the adjoint of im2col.
 #[test]
 fn conv_via_im2col_parallel_path() {
     // Enough planes and work for the rayon path (N*C*kh*kw*OH*OW well above 64k).
@@ -298,6 +314,8 @@ fn conv_via_im2col_parallel_path() {
 
 // ----- col2im is the adjoint of im2col (so it is convolution's input gradient) -----
 
+/// col2im is the transpose (adjoint) of im2col: <im2col(x), c> equals <x, col2im(c)> for random x
+/// and c, which is what its backward needs.
 #[test]
 fn col2im_is_adjoint_of_im2col() {
     let cases = [
@@ -325,6 +343,8 @@ fn col2im_is_adjoint_of_im2col() {
 
 // ----- pooling by hand -----
 
+/// 2x2 max pooling of a 4x4 image gives the hand-picked maxima and their indices, and the backward
+/// routes each gradient to its argmax.
 #[test]
 fn max_pool_hand_computed() {
     #[rustfmt::skip]
@@ -350,6 +370,8 @@ fn max_pool_hand_computed() {
     ]);
 }
 
+/// Max-pool padding acts as -inf (an all-negative input never picks a padded zero) and overlapping
+/// windows sharing a maximum add their gradients.
 #[test]
 fn max_pool_padding_is_minus_infinity_and_overlaps_accumulate() {
     // All-negative input: zero padding would win, -inf padding does not.
@@ -363,6 +385,8 @@ fn max_pool_padding_is_minus_infinity_and_overlaps_accumulate() {
     assert_eq!(gx.to_vec(), [4., 2., 2., 1.]);
 }
 
+/// Max pooling picks the first of tied maxima and propagates NaN (the first NaN of a window wins),
+/// like PyTorch.
 #[test]
 fn max_pool_ties_go_to_the_first_and_nan_propagates() {
     let x = Tensor::full(&[1, 1, 2, 4], 3.0);
@@ -387,6 +411,8 @@ fn max_pool_ties_go_to_the_first_and_nan_propagates() {
     assert_eq!(idx.indices(), [1, 8, 10]);
 }
 
+/// Average pooling gives hand-computed means, counts padded zeros in the divisor, and spreads each
+/// gradient evenly over its window.
 #[test]
 fn avg_pool_hand_computed() {
     let x = seq(&[1, 1, 4, 4]);
@@ -453,6 +479,8 @@ fn distinct(shape: &[usize], seed: u64) -> Tensor {
     t(&vals, shape)
 }
 
+/// The max-pool backward equals finite differences of the forward on inputs with distinct values
+/// (so the argmax is stable).
 #[test]
 fn max_pool_backward_matches_finite_differences() {
     let cases = [
@@ -479,6 +507,8 @@ fn max_pool_backward_matches_finite_differences() {
     }
 }
 
+/// The average-pool backward equals finite differences of the forward over several kernel, stride
+/// and padding settings.
 #[test]
 fn avg_pool_backward_matches_finite_differences() {
     let cases = [
@@ -505,6 +535,8 @@ fn avg_pool_backward_matches_finite_differences() {
     }
 }
 
+/// Pooling many planes at once (the parallel path) gives, plane by plane, the same results as
+/// pooling each plane alone.
 #[test]
 fn pooling_parallel_path_matches_small_planes() {
     // 64 planes of 24x24 (the LeNet shape) go through rayon; each plane must equal the pooling
@@ -554,6 +586,8 @@ fn transposed_view(x: &Tensor) -> Tensor {
     view
 }
 
+/// Transposed (strided) inputs give the same im2col, convolution and pooling results, indices and
+/// gradients as contiguous copies.
 #[test]
 fn non_contiguous_inputs_work() {
     let x = randn(&[2, 3, 6, 5], 50);
@@ -617,6 +651,8 @@ fn assert_err(r: Result<impl Sized, TensorError>, op: &str, needle: &str) {
     }
 }
 
+/// Wrong ranks, mismatched channels and bad geometries are errors naming the op (im2col, col2im,
+/// max_pool2d, ...) and the shapes.
 #[test]
 fn errors_name_the_op_and_the_shapes() {
     let g = Conv2dGeometry::with_kernel((3, 3));
@@ -753,6 +789,8 @@ fn errors_name_the_op_and_the_shapes() {
     );
 }
 
+/// A batch of zero images (or zero channels) gives correctly shaped empty outputs instead of
+/// failing.
 #[test]
 fn empty_batch_gives_empty_outputs() {
     let g = geom((3, 3), (1, 1), (1, 1), (1, 1));

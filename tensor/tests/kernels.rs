@@ -183,6 +183,8 @@ fn ref_causal_softmax(x: &[f64], shape: &[usize], scale: f64) -> Vec<f64> {
 
 // ----- softmax / log-softmax --------------------------------------------------------------------
 
+/// Softmax and log-softmax of [1, 2, 3] equal the values computed by hand (exp(x_i) / sum exp), to
+/// about 1e-6.
 #[test]
 fn softmax_hand_values() {
     let x = Tensor::from_vec(vec![1.0, 2.0, 3.0], &[3]).unwrap();
@@ -204,6 +206,8 @@ fn softmax_hand_values() {
     );
 }
 
+/// Softmax of logits near 1000 and -1000 stays finite and exact: the kernel subtracts the row
+/// maximum before exponentiating.
 #[test]
 fn softmax_large_inputs_are_stable() {
     let x = Tensor::from_vec(vec![1000.0, 1001.0, 1002.0, -1000.0, 0.0, 1000.0], &[2, 3]).unwrap();
@@ -238,12 +242,15 @@ fn softmax_large_inputs_are_stable() {
     );
 }
 
+/// A -inf logit (a masked position) gets probability exactly 0 and the others share the mass.
 #[test]
 fn softmax_negative_infinity_gives_exact_zero() {
     let x = Tensor::from_vec(vec![0.0, f32::NEG_INFINITY, 0.0], &[3]).unwrap();
     assert_eq!(x.softmax(0).unwrap().to_vec(), vec![0.5, 0.0, 0.5]);
 }
 
+/// Softmax and log-softmax along each dimension (positive and negative indices) match an f64
+/// reference built from exp, sum and divide.
 #[test]
 fn softmax_and_log_softmax_match_composition_along_every_dim() {
     let shape = [3, 4, 37];
@@ -276,6 +283,8 @@ fn softmax_and_log_softmax_match_composition_along_every_dim() {
     }
 }
 
+/// On a tensor large enough to run in parallel (rows not a multiple of the SIMD width), softmax and
+/// log-softmax still match the f64 reference.
 #[test]
 fn softmax_large_tensor_uses_the_parallel_path_correctly() {
     // 96 x 1000 = 96,000 elements: above the threading threshold, rows not a multiple of 16.
@@ -312,6 +321,8 @@ fn softmax_large_tensor_uses_the_parallel_path_correctly() {
     assert_close(&dx.to_vec(), &want, 1e-6, 1e-4, "softmax_backward big");
 }
 
+/// A transposed (strided) input gives bit-identical softmax, log-softmax and backward results to
+/// its contiguous copy.
 #[test]
 fn softmax_of_non_contiguous_input_equals_contiguous() {
     let x = transposed(&randn(&[4, 5, 6], 4));
@@ -337,6 +348,8 @@ fn softmax_of_non_contiguous_input_equals_contiguous() {
     }
 }
 
+/// The hand-written softmax backward equals central finite differences of the f64 reference
+/// softmax, along every dimension.
 #[test]
 fn softmax_backward_matches_finite_differences() {
     let shape = [2, 3, 5];
@@ -369,6 +382,8 @@ fn softmax_backward_matches_finite_differences() {
     }
 }
 
+/// The hand-written log-softmax backward equals central finite differences of the f64 reference
+/// log-softmax.
 #[test]
 fn log_softmax_backward_matches_finite_differences() {
     let shape = [3, 6];
@@ -403,6 +418,8 @@ fn log_softmax_backward_matches_finite_differences() {
     }
 }
 
+/// A bad dimension or mismatched gradient shape is an error naming the op (softmax, log_softmax,
+/// their backwards) and the shapes, not a panic.
 #[test]
 fn softmax_errors_name_the_op_and_shapes() {
     let x = Tensor::zeros(&[2, 3]);
@@ -419,6 +436,8 @@ fn softmax_errors_name_the_op_and_shapes() {
     assert!(e.to_string().contains("[2]"), "{e}");
 }
 
+/// Softmax over a dimension of length 0 returns an empty tensor of the same shape instead of
+/// failing.
 #[test]
 fn softmax_of_empty_dimension_is_empty() {
     let x = Tensor::zeros(&[3, 0]);
@@ -428,6 +447,8 @@ fn softmax_of_empty_dimension_is_empty() {
 
 // ----- layer norm -----------------------------------------------------------------------------
 
+/// Layer norm of two small rows equals the hand-computed (x - mean) / sqrt(var + eps), and caches
+/// the right mean and 1/std per row.
 #[test]
 fn layer_norm_hand_values() {
     let x = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0, 2.0, 2.0, 2.0, 2.0], &[2, 4]).unwrap();
@@ -462,6 +483,8 @@ fn layer_norm_hand_values() {
     assert_close(&y.to_vec(), &want, 1e-6, 1e-6, "layer_norm affine");
 }
 
+/// Layer norm with weight and bias matches an f64 reference built from mean, biased variance, scale
+/// and shift.
 #[test]
 fn layer_norm_matches_composition() {
     let shape = [3, 4, 37];
@@ -494,6 +517,8 @@ fn layer_norm_matches_composition() {
     );
 }
 
+/// The fused layer-norm backward (dx, dweight, dbias) equals central finite differences of the f64
+/// reference.
 #[test]
 fn layer_norm_backward_matches_finite_differences() {
     let (shape, d) = ([2, 3, 6], 6);
@@ -543,6 +568,8 @@ fn layer_norm_backward_matches_finite_differences() {
     );
 }
 
+/// Without weight and bias, dx still matches finite differences and each row of dx sums to zero
+/// (shifting a row changes nothing).
 #[test]
 fn layer_norm_backward_without_affine_matches_finite_differences() {
     let (shape, d) = ([4, 5], 5);
@@ -567,6 +594,8 @@ fn layer_norm_backward_without_affine_matches_finite_differences() {
     assert_close(&db.unwrap().to_vec(), &want, 1e-6, 1e-6, "dbias");
 }
 
+/// On a tensor big enough for the threaded forward and blocked weight/bias reduction, forward and
+/// backward match the f64 reference.
 #[test]
 fn layer_norm_large_tensor_matches_reference() {
     // 64 x 8 x 128 = 65,536 elements: threaded forward and blocked weight/bias reduction.
@@ -605,6 +634,8 @@ fn layer_norm_large_tensor_matches_reference() {
     assert_eq!(&dx.to_vec()[..d], &dx0.to_vec()[..]);
 }
 
+/// A transposed input gives bit-identical layer-norm outputs, caches and gradients to its
+/// contiguous copy.
 #[test]
 fn layer_norm_of_non_contiguous_input_equals_contiguous() {
     let x = transposed(&randn(&[7, 3, 2], 22));
@@ -619,6 +650,8 @@ fn layer_norm_of_non_contiguous_input_equals_contiguous() {
     assert!(a == b && aw == bw);
 }
 
+/// A weight or bias of the wrong shape is an error naming layer_norm, the parameter and both
+/// shapes.
 #[test]
 fn layer_norm_errors_name_the_op_and_shapes() {
     let x = Tensor::zeros(&[2, 6]);
@@ -660,6 +693,8 @@ fn layer_norm_errors_name_the_op_and_shapes() {
 
 // ----- cross-entropy --------------------------------------------------------------------------
 
+/// Cross-entropy loss and its gradient (softmax minus one-hot, divided by the batch) equal
+/// hand-computed values on two rows.
 #[test]
 fn cross_entropy_hand_values() {
     let logits = Tensor::from_vec(vec![1.0, 2.0, 3.0, 0.0, 0.0, 0.0], &[2, 3]).unwrap();
@@ -687,6 +722,8 @@ fn cross_entropy_hand_values() {
     assert!((loss as f64 - 3f64.ln()).abs() < 1e-6);
 }
 
+/// The fused cross-entropy matches an f64 log-softmax + NLL reference with ignored targets and
+/// label smoothing, loss and gradient.
 #[test]
 fn cross_entropy_matches_composition_with_ignore_and_smoothing() {
     let (n, c) = (7, 11);
@@ -716,6 +753,8 @@ fn cross_entropy_matches_composition_with_ignore_and_smoothing() {
     }
 }
 
+/// The fused cross-entropy gradient equals central finite differences of the f64 reference; ignored
+/// rows get exactly zero gradient.
 #[test]
 fn cross_entropy_backward_matches_finite_differences() {
     let (n, c) = (5, 4);
@@ -746,6 +785,8 @@ fn cross_entropy_backward_matches_finite_differences() {
     );
 }
 
+/// Logits of size 1e4 give a finite loss equal to the f64 reference and finite gradients whose rows
+/// sum to zero.
 #[test]
 fn cross_entropy_with_huge_logits_is_finite_and_exact() {
     let (n, c) = (6, 9);
@@ -768,6 +809,8 @@ fn cross_entropy_with_huge_logits_is_finite_and_exact() {
     }
 }
 
+/// When every target is the ignore index, the loss is 0 and the gradient is all zeros (no division
+/// by zero).
 #[test]
 fn cross_entropy_with_every_row_ignored_is_zero() {
     let logits = randn(&[3, 4], 28);
@@ -778,6 +821,8 @@ fn cross_entropy_with_every_row_ignored_is_zero() {
     assert!(g == Tensor::zeros(&[3, 4]));
 }
 
+/// A GPT-sized batch (1024 rows x 65 classes, the threaded path) gives the f64 reference loss and
+/// softmax-minus-one-hot gradient.
 #[test]
 fn cross_entropy_large_batch_matches_reference() {
     // 1024 x 65 (a character-level GPT batch of 16 x 64): above the threading threshold.
@@ -798,6 +843,7 @@ fn cross_entropy_large_batch_matches_reference() {
     assert_close(&g.to_vec(), &want_g, 1e-9, 1e-5, "grad");
 }
 
+/// Transposed logits give exactly the same loss and cached probabilities as their contiguous copy.
 #[test]
 fn cross_entropy_of_non_contiguous_logits_equals_contiguous() {
     let logits = transposed(&randn(&[5, 3], 30));
@@ -809,6 +855,8 @@ fn cross_entropy_of_non_contiguous_logits_equals_contiguous() {
     assert!(ca.probs == cb.probs);
 }
 
+/// An out-of-range target is an error naming the row, the value and the class count; wrong target
+/// counts or ranks are errors too.
 #[test]
 fn cross_entropy_errors_name_row_value_and_classes() {
     let logits = Tensor::zeros(&[3, 5]);
@@ -841,6 +889,8 @@ fn cross_entropy_errors_name_row_value_and_classes() {
 
 // ----- causal softmax -------------------------------------------------------------------------
 
+/// Causal softmax of small score matrices equals hand-computed values, including queries that are
+/// the last positions of a longer key sequence (KV cache).
 #[test]
 fn causal_softmax_hand_values() {
     let y = Tensor::zeros(&[2, 2]).causal_softmax(1.0).unwrap();
@@ -862,6 +912,8 @@ fn causal_softmax_hand_values() {
     assert_close(&y[3..], &[e1 / s, e2 / s, e3 / s], 1e-7, 1e-6, "row 1");
 }
 
+/// Causal softmax matches the f64 composition "scale, fill future positions with -inf, softmax",
+/// and future positions are exactly 0.
 #[test]
 fn causal_softmax_matches_masked_fill_composition() {
     for shape in [[2, 3, 5, 5], [2, 3, 4, 9], [1, 2, 1, 7]] {
@@ -886,6 +938,7 @@ fn causal_softmax_matches_masked_fill_composition() {
     }
 }
 
+/// NaNs placed in the masked (future) scores do not change the output: the kernel never reads them.
 #[test]
 fn causal_softmax_never_reads_masked_scores() {
     let shape = [3, 4, 4];
@@ -900,6 +953,8 @@ fn causal_softmax_never_reads_masked_scores() {
     assert!(p.causal_softmax(0.5).unwrap() == x.causal_softmax(0.5).unwrap());
 }
 
+/// The causal-softmax backward equals finite differences of both the f64 reference and the f32
+/// kernel itself.
 #[test]
 fn causal_softmax_backward_matches_finite_differences() {
     let shape = [2, 3, 5];
@@ -930,6 +985,8 @@ fn causal_softmax_backward_matches_finite_differences() {
     }
 }
 
+/// On the GPT benchmark shape (threaded path) causal softmax and its backward match the f64
+/// reference.
 #[test]
 fn causal_softmax_large_tensor_matches_reference() {
     // 12 x 4 x 64 x 64 = 196,608 elements, the GPT benchmark shape: threaded path.
@@ -958,6 +1015,8 @@ fn causal_softmax_large_tensor_matches_reference() {
     assert_close(&dx, &want, 1e-7, 1e-4, "big causal backward");
 }
 
+/// Transposed scores and gradients give bit-identical causal softmax forward and backward to
+/// contiguous copies.
 #[test]
 fn causal_softmax_of_non_contiguous_input_equals_contiguous() {
     let x = transposed(&randn(&[6, 4, 3], 37)); // shape [3, 4, 6]: T = 4, S = 6
@@ -972,6 +1031,8 @@ fn causal_softmax_of_non_contiguous_input_equals_contiguous() {
     );
 }
 
+/// More queries than keys, a 1-d input, a NaN scale or mismatched backward shapes are errors naming
+/// causal_softmax and the shapes.
 #[test]
 fn causal_softmax_errors_name_the_op_and_shapes() {
     let e = Tensor::zeros(&[2, 5, 3]).causal_softmax(1.0).unwrap_err();
@@ -1031,6 +1092,8 @@ fn all_kernels_big() -> Vec<Vec<f32>> {
     ]
 }
 
+/// Every fused kernel gives bit-identical results on 1 thread and on 3 threads (the parallel split
+/// does not change the arithmetic).
 #[test]
 fn results_do_not_depend_on_the_thread_count() {
     let one = rayon::ThreadPoolBuilder::new()

@@ -46,6 +46,8 @@ fn transposed_layout(t: &Tensor) -> Tensor {
     out
 }
 
+/// A 2x3 by 3x2 product equals the hand-computed [[58, 64], [139, 154]], the naive triple loop
+/// agrees, and the identity changes nothing.
 #[test]
 fn two_by_three_times_three_by_two_by_hand() {
     let a = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]).unwrap();
@@ -59,6 +61,8 @@ fn two_by_three_times_three_by_two_by_hand() {
     assert_eq!(Tensor::eye(2).matmul(&a).unwrap(), a);
 }
 
+/// 1-d operands follow PyTorch: vector @ vector is a 0-d dot product, vector @ matrix and matrix @
+/// vector drop the vector's dimension.
 #[test]
 fn vectors_follow_torch_semantics() {
     let v = Tensor::from_vec(vec![1.0, 2.0, 3.0], &[3]).unwrap();
@@ -87,6 +91,8 @@ fn vectors_follow_torch_semantics() {
     assert_matches_naive(&v, &batch, 3);
 }
 
+/// The fast GEMM matches the naive triple loop on many shapes: thin, single-row, single-column,
+/// threaded and past the kernel's tile edges.
 #[test]
 fn random_2d_shapes_match_the_reference() {
     let mut rng = TensorRng::new(2024);
@@ -117,6 +123,8 @@ fn random_2d_shapes_match_the_reference() {
     }
 }
 
+/// Transposed operands (strided views) give the same product as the naive reference, without being
+/// copied wrong.
 #[test]
 fn transposed_inputs_use_their_strides() {
     let mut rng = TensorRng::new(7);
@@ -145,6 +153,8 @@ fn transposed_inputs_use_their_strides() {
     }
 }
 
+/// Sliced views (row stride larger than the width) and reversed views (negative strides) multiply
+/// correctly.
 #[test]
 fn sliced_and_reversed_views() {
     let mut rng = TensorRng::new(99);
@@ -181,6 +191,8 @@ fn sliced_and_reversed_views() {
     assert_matches_naive(&lhs, &b, 30);
 }
 
+/// A (B, H, T, D) @ (B, H, D, T) product with a permuted key view (attention scores) matches the
+/// naive reference and a hand-summed entry.
 #[test]
 fn batched_attention_shapes() {
     let mut rng = TensorRng::new(3);
@@ -208,6 +220,8 @@ fn batched_attention_shapes() {
     assert_matches_naive(&a, &b, 32);
 }
 
+/// Batch dimensions broadcast like PyTorch ((B, T, C) @ (C, N), permuted batch axes, batch of 1
+/// against batch of B) and match the reference.
 #[test]
 fn batch_dimensions_broadcast() {
     let mut rng = TensorRng::new(5);
@@ -256,6 +270,8 @@ fn batch_dimensions_broadcast() {
     assert_matches_naive(&a, &b, 40);
 }
 
+/// Products with an empty dimension have the right empty shape, and an inner dimension of 0 gives
+/// all zeros (a sum over nothing).
 #[test]
 fn empty_dimensions() {
     let a = Tensor::zeros(&[0, 3]);
@@ -270,6 +286,8 @@ fn empty_dimensions() {
     assert_eq!(a.matmul(&b).unwrap().shape(), &[0, 2, 3]);
 }
 
+/// Incompatible operands (inner dimensions, vector lengths, batch dimensions, 0-d tensors) are
+/// errors naming matmul and both shapes.
 #[test]
 fn errors_name_matmul_and_both_shapes() {
     let cases: Vec<(Vec<usize>, Vec<usize>)> = vec![

@@ -5,6 +5,8 @@ use std::time::Instant;
 
 use tensor::profile::{reset, set_enabled, timed, totals, OpFamily};
 
+/// The op profiler charges nested timed calls once to the outermost family, and records nothing
+/// while it is disabled.
 #[test]
 fn outermost_calls_count_once_under_their_family() {
     set_enabled(true);

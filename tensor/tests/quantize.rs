@@ -49,6 +49,8 @@ fn max_round_trip_error(t: &Tensor, q: &tensor::quantize::QuantizedTensor) -> Ve
         .collect()
 }
 
+/// Quantizing to int8 and back moves no value by more than half a quantization step (scale / 2),
+/// for both schemes and granularities, and the codes are really 8-bit.
 #[test]
 fn round_trip_error_is_at_most_half_a_step() {
     for seed in 0..4 {
@@ -74,6 +76,8 @@ fn round_trip_error_is_at_most_half_a_step() {
     }
 }
 
+/// With one row 100x larger than another, per-channel scales reconstruct the small row far better
+/// than one per-tensor scale.
 #[test]
 fn per_channel_beats_per_tensor_on_uneven_rows() {
     // Row 0 is 100x larger than row 1: a single scale wastes row 1's resolution.
@@ -97,6 +101,8 @@ fn per_channel_beats_per_tensor_on_uneven_rows() {
     );
 }
 
+/// All-zero and constant tensors (and an all-zero row per channel) get a finite positive scale and
+/// round-trip within half a step.
 #[test]
 fn constant_and_zero_tensors_do_not_divide_by_zero() {
     for scheme in SCHEMES {
@@ -123,6 +129,8 @@ fn constant_and_zero_tensors_do_not_divide_by_zero() {
     }
 }
 
+/// Infinity or NaN in the input is an error naming quantize (or calibrate) and saying non-finite,
+/// never a garbage scale.
 #[test]
 fn non_finite_input_is_an_error_naming_the_op() {
     for bad in [f32::INFINITY, f32::NEG_INFINITY, f32::NAN] {
@@ -144,6 +152,8 @@ fn non_finite_input_is_an_error_naming_the_op() {
     assert!(err.to_string().contains("4 parameter set"), "{err}");
 }
 
+/// With fixed parameters, values outside the calibrated range clamp to -127 / 127 and the rest
+/// round to the hand-computed codes.
 #[test]
 fn given_params_clamp_out_of_range_values() {
     let p = QuantParams::from_min_max(-1.0, 1.0, QuantScheme::Symmetric).unwrap();
@@ -152,6 +162,8 @@ fn given_params_clamp_out_of_range_values() {
     assert_eq!(q.data(), &[-127, -127, 0, 32, 127]);
 }
 
+/// A percentile calibration ignores one huge outlier that min-max calibration follows, and the
+/// histogram range grows to hold it.
 #[test]
 fn observer_percentile_ignores_outliers() {
     let mut obs = RangeObserver::new();
@@ -197,6 +209,8 @@ fn check_all_kernels(a: &[i8], b: &[i8], m: usize, k: usize, n: usize) {
     }
 }
 
+/// Every int8 GEMM kernel gives exactly the integer reference product on random codes over odd and
+/// threaded shapes.
 #[test]
 fn gemm_i8_is_exact_on_random_and_odd_shapes() {
     let mut rng = Lcg(0x9e37_79b9_7f4a_7c15);
@@ -218,6 +232,8 @@ fn gemm_i8_is_exact_on_random_and_odd_shapes() {
     }
 }
 
+/// Codes at +-127 (and -128 weights) in every sign combination give the exact product: no kernel
+/// saturates its intermediate sums.
 #[test]
 fn gemm_i8_is_exact_on_extreme_values() {
     // Saturation would show here: every pair of products at its largest magnitude, for each sign
@@ -251,6 +267,8 @@ fn gemm_i8_is_exact_on_extreme_values() {
     check_all_kernels(&a, &b, m, k, n);
 }
 
+/// An activation of -128, wrong buffer lengths, a bad pack, or missing or non-finite dequantization
+/// scales are errors, not wrong results.
 #[test]
 fn gemm_i8_refuses_bad_input() {
     let b = PackedI8Weights::pack(&[1i8; 6], 2, 3).unwrap();
@@ -301,6 +319,8 @@ fn fused_reference(
         .collect()
 }
 
+/// The fused int8 linear (quantize activations, int8 GEMM, dequantize, bias) equals the same steps
+/// done separately, on every kernel.
 #[test]
 fn fused_linear_matches_its_composition_on_every_kernel() {
     let mut rng = Lcg(42);
@@ -337,6 +357,8 @@ fn fused_linear_matches_its_composition_on_every_kernel() {
     }
 }
 
+/// The fused int8 linear refuses weights without dequantization scales and non-finite inputs with a
+/// message naming the cause.
 #[test]
 fn fused_linear_refuses_non_finite_input_and_missing_scales() {
     let w = PackedI8Weights::pack(&[1i8; 8], 2, 4).unwrap();

@@ -64,6 +64,8 @@ fn ref_softmax_rows(x: &[f32], n: usize) -> Vec<f64> {
     out
 }
 
+/// Capping the SIMD level applies inside the closure, a nested cap never raises it, the level is
+/// restored afterwards, and the int8 kernel choice follows it.
 #[test]
 fn the_level_cap_applies_nests_and_restores() {
     let top = simd_level();
@@ -87,6 +89,8 @@ fn the_level_cap_applies_nests_and_restores() {
     }
 }
 
+/// Every SIMD level name parses (any case), and a bad value is an error naming the environment
+/// variable, the value and the valid names.
 #[test]
 fn level_names_parse_and_bad_values_name_the_variable() {
     for level in SimdLevel::ALL {
@@ -101,6 +105,8 @@ fn level_names_parse_and_bad_values_name_the_variable() {
     }
 }
 
+/// Softmax, log-softmax and their backwards match an f64 reference at every SIMD level this CPU
+/// supports (scalar, AVX2, AVX-512).
 #[test]
 fn softmax_and_backward_at_every_level() {
     // (rows, n): a short odd row, a wide row, and a parallel-sized case.
@@ -127,6 +133,7 @@ fn softmax_and_backward_at_every_level() {
     }
 }
 
+/// Causal softmax and its backward match an f64 reference at every SIMD level this CPU supports.
 #[test]
 fn causal_softmax_and_backward_at_every_level() {
     for (b, t, seed) in [(2, 9, 4), (24, 64, 5)] {
@@ -158,6 +165,7 @@ fn causal_softmax_and_backward_at_every_level() {
     }
 }
 
+/// Layer norm and its backward match an f64 reference at every SIMD level this CPU supports.
 #[test]
 fn layer_norm_and_backward_at_every_level() {
     for (rows, d, seed) in [(5, 19, 6), (600, 128, 7)] {
@@ -198,6 +206,7 @@ fn layer_norm_and_backward_at_every_level() {
     }
 }
 
+/// Cross-entropy loss and gradient match an f64 reference at every SIMD level this CPU supports.
 #[test]
 fn cross_entropy_and_backward_at_every_level() {
     let (n, c) = (300, 97);
@@ -224,6 +233,7 @@ fn cross_entropy_and_backward_at_every_level() {
     });
 }
 
+/// GELU, sigmoid and tanh match f64 references at every SIMD level this CPU supports.
 #[test]
 fn activations_at_every_level() {
     let x = randn(&[300, 257], 9);
@@ -245,6 +255,8 @@ fn activations_at_every_level() {
     at_every_level("tanh", &tanh_ref, 1e-6, || values(&x.tanh()));
 }
 
+/// Fused causal attention (forward and backward) matches the f64 composition softmax(QK^T * scale)
+/// V at every SIMD level.
 #[test]
 fn sdpa_forward_and_backward_at_every_level() {
     let (b, h, t, d) = (2, 3, 70, 16);
@@ -299,6 +311,7 @@ fn sdpa_forward_and_backward_at_every_level() {
     });
 }
 
+/// The int8 GEMM kernel chosen at each SIMD level gives the exact integer reference product.
 #[test]
 fn int8_gemm_best_kernel_at_every_level() {
     let (m, k, n) = (33, 70, 19);

@@ -143,6 +143,8 @@ mod tests {
         });
     }
 
+    /// Per-row caches refuse a wrong count for the batch and a cache that holds a batch of several
+    /// rows, with a message saying so.
     #[test]
     fn per_row_caches_check_their_input() {
         let mha = layer();
