@@ -1,10 +1,11 @@
 //! The transformer block and a two-block stack: every parameter learns, PyTorch-style names, seeds,
 //! dropout in training only.
 
+use crate::helpers::{assert_close, block_config, randn, TinyGpt};
 use autograd::Variable;
 use nn::transformer::{TransformerBlock, TransformerConfig};
+use nn::Module;
 use tensor::TensorRng;
-use crate::helpers::{randn, block_config, assert_close, TinyGpt};
 
 /// After one backward through a two-block GPT every parameter has a non-zero finite gradient (no
 /// graph break).

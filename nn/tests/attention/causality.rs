@@ -1,10 +1,11 @@
 //! Causality: no output ever depends on a later position.
 
+use crate::helpers::{block_config, config, randn};
 use autograd::Variable;
 use nn::attention::{AttentionMask, MultiHeadAttention};
 use nn::transformer::TransformerBlock;
+use nn::Module;
 use tensor::Tensor;
-use crate::helpers::{randn, config, block_config};
 
 /// Change tokens `t + 1 ..` of a `(B, T, C)` input and check positions `..= t` are bit-identical.
 fn assert_causal(f: impl Fn(&Variable) -> Variable, b: usize, t_len: usize, c: usize) {

@@ -1,9 +1,10 @@
 //! Bad masks and inputs are clear errors naming both shapes.
 
+use crate::helpers::{config, invalid_reason, randn};
 use autograd::{no_grad, Variable};
 use nn::attention::{scaled_dot_product_attention, AttentionMask, KvCache, MultiHeadAttention};
+use nn::Module;
 use tensor::Tensor;
-use crate::helpers::{randn, config, invalid_reason};
 
 /// A mask that does not broadcast, a wrong input width or rank, or a full cache are errors naming
 /// both shapes, not panics.

@@ -8,6 +8,7 @@ use nn::layer_norm::LayerNorm;
 use nn::linear::Linear;
 use nn::positional::LearnedPositionalEmbedding;
 use nn::transformer::{TransformerBlock, TransformerConfig};
+use nn::Module;
 use nn::NnError;
 use tensor::{Tensor, TensorRng};
 
@@ -43,15 +44,15 @@ pub fn assert_close(a: &Tensor, b: &Tensor, tol: f32, what: &str) {
 
 /// A tiny GPT: token + learned position embeddings, two blocks, final norm, vocabulary head.
 pub struct TinyGpt {
-    wte: Embedding,
-    wpe: LearnedPositionalEmbedding,
-    blocks: Vec<TransformerBlock>,
-    ln_f: LayerNorm,
-    head: Linear,
+    pub wte: Embedding,
+    pub wpe: LearnedPositionalEmbedding,
+    pub blocks: Vec<TransformerBlock>,
+    pub ln_f: LayerNorm,
+    pub head: Linear,
 }
 
 impl TinyGpt {
-    fn new(vocab: usize, block: usize, n_embd: usize, n_head: usize) -> TinyGpt {
+    pub fn new(vocab: usize, block: usize, n_embd: usize, n_head: usize) -> TinyGpt {
         let mut rng = TensorRng::new(7);
         TinyGpt {
             wte: Embedding::new(vocab, n_embd, &mut rng),
@@ -64,7 +65,7 @@ impl TinyGpt {
         }
     }
 
-    fn logits(&self, ids: &[usize], b: usize, t: usize) -> Variable {
+    pub fn logits(&self, ids: &[usize], b: usize, t: usize) -> Variable {
         let mut x = self
             .wpe
             .forward(&self.wte.forward_ids(ids, &[b, t]).unwrap())
@@ -75,7 +76,7 @@ impl TinyGpt {
         self.head.forward(&self.ln_f.forward(&x).unwrap()).unwrap()
     }
 
-    fn named_parameters(&self) -> Vec<(String, Variable)> {
+    pub fn named_parameters(&self) -> Vec<(String, Variable)> {
         let mut all = nn::module::prefixed("wte", self.wte.named_parameters());
         all.extend(nn::module::prefixed("wpe", self.wpe.named_parameters()));
         for (i, block) in self.blocks.iter().enumerate() {

@@ -1,11 +1,12 @@
 //! The KV cache: cached decoding equals the full forward, in-place writes, growth, the sliding
 //! window, equal tokens with less work.
 
+use crate::helpers::{assert_close, block_config, config, randn, TinyGpt};
 use autograd::{no_grad, Variable};
 use nn::attention::{attention, AttentionMask, KvCache, MultiHeadAttention};
 use nn::transformer::TransformerBlock;
+use nn::Module;
 use tensor::Tensor;
-use crate::helpers::{randn, config, block_config, assert_close, TinyGpt};
 
 /// Feeding a sequence through the KV cache in pieces (prompt, then single tokens) gives the same
 /// outputs as one full forward.

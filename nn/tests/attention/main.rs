@@ -3,10 +3,10 @@
 //! exact causality, a 2-block GPT-style stack where every parameter learns, KV-cached decoding
 //! equal to the full forward, and clear errors for bad masks and too-long sequences.
 
-mod helpers;
-mod multi_head;
-mod causality;
 mod block;
-mod kv_cache;
+mod causality;
 mod errors;
+mod helpers;
+mod kv_cache;
+mod multi_head;
 mod positional;

@@ -1,11 +1,12 @@
 //! Multi-head attention: gradchecks under every mask, the fused node against the composition, rows
 //! that are distributions, the packed path.
 
+use crate::helpers::{assert_close, config, randn};
 use autograd::{gradcheck, Variable};
 use nn::attention::{attention, scaled_dot_product_attention, AttentionMask, MultiHeadAttention};
 use nn::linear::Linear;
+use nn::Module;
 use tensor::Tensor;
-use crate::helpers::{randn, config, assert_close};
 
 /// Gradcheck multi-head attention w.r.t. its input and all four parameters (B=2, T=4, C=8, H=2).
 fn gradcheck_mha(mask: AttentionMask) {

@@ -1,9 +1,10 @@
 //! Positional encodings: the sinusoidal formula and the refusal of sequences longer than the table.
 
+use crate::helpers::invalid_reason;
 use autograd::Variable;
 use nn::positional::{sinusoidal_table, LearnedPositionalEmbedding, SinusoidalPositionalEncoding};
+use nn::Module;
 use tensor::{Tensor, TensorRng};
-use crate::helpers::invalid_reason;
 
 /// The sinusoidal position table equals sin and cos of p / 10000^(2i/d) in alternating columns.
 #[test]

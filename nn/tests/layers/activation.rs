@@ -1,11 +1,13 @@
 //! Flatten and the activation modules: values by hand and gradchecks.
 
+use crate::helpers::{assert_close, check, randn, t};
 use autograd::Variable;
-use nn::activation::{gelu, gelu_tanh, GeluApproximate, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh, GELU};
+use nn::activation::{
+    gelu, gelu_tanh, GeluApproximate, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh, GELU,
+};
 use nn::flatten::Flatten;
 use nn::Module;
 use tensor::Tensor;
-use crate::helpers::{randn, t, check, assert_close};
 
 /// Flatten merges the chosen dimension range (default: all but the batch) and passes gradcheck.
 #[test]

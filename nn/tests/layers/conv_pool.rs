@@ -1,6 +1,7 @@
 //! Conv2d and the pooling modules: output shapes, gradchecks, initialisation, a small CNN end to
 //! end.
 
+use crate::helpers::{assert_close, check, err_text, randn};
 use autograd::Variable;
 use nn::activation::ReLU;
 use nn::batch_norm::BatchNorm2d;
@@ -9,8 +10,8 @@ use nn::flatten::Flatten;
 use nn::linear::Linear;
 use nn::pool::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d};
 use nn::sequential::Sequential;
+use nn::Module;
 use tensor::{Tensor, TensorRng};
-use crate::helpers::{randn, check, assert_close, err_text};
 
 /// The direct definition of a convolution, in f64.
 fn conv_naive(

@@ -1,13 +1,14 @@
 //! Dropout statistics and scaling, and the embedding lookup with its gradient and range check.
 
+use crate::helpers::{assert_close, check, err_text, randn, t};
 use autograd::Variable;
 use nn::activation::Tanh;
 use nn::dropout::Dropout;
 use nn::embedding::Embedding;
 use nn::linear::Linear;
 use nn::sequential::Sequential;
+use nn::Module;
 use tensor::{Tensor, TensorRng};
-use crate::helpers::{randn, t, check, assert_close, err_text};
 
 /// Dropout zeroes about a fraction p of the elements, scales the rest by 1 / (1 - p), and is the
 /// identity in eval mode.

@@ -1,9 +1,10 @@
 //! Linear: values by hand, gradcheck of input, weight and bias, initialisation and errors.
 
+use crate::helpers::{assert_close, check, err_text, randn, t};
 use autograd::Variable;
 use nn::linear::Linear;
+use nn::Module;
 use tensor::{Tensor, TensorRng};
-use crate::helpers::{randn, t, check, assert_close, err_text};
 
 /// Linear computes x W^T + b: a 2x2 input through a 3x2 weight gives the hand-computed outputs, for
 /// 2-d and 1-d inputs.

@@ -2,11 +2,11 @@
 //! parameters passes `gradcheck`; values against hand computations; conv output shapes; BatchNorm
 //! train vs eval; Dropout statistics; Sequential names; state-dict errors; Embedding ids.
 
+mod activation;
+mod conv_pool;
+mod dropout_embedding;
 mod helpers;
 mod linear;
-mod activation;
-mod sequential;
-mod dropout_embedding;
 mod norm;
-mod conv_pool;
+mod sequential;
 mod systems;

@@ -1,11 +1,12 @@
 //! LayerNorm, BatchNorm1d and BatchNorm2d: values, gradchecks, running statistics in train and
 //! eval.
 
+use crate::helpers::{assert_close, check, err_text, randn, t};
 use autograd::Variable;
 use nn::batch_norm::{BatchNorm1d, BatchNorm2d};
 use nn::layer_norm::LayerNorm;
+use nn::Module;
 use tensor::Tensor;
-use crate::helpers::{randn, t, check, assert_close, err_text};
 
 /// LayerNorm normalises each row to the hand-computed (x - mean) / sqrt(var + eps), names weight
 /// and bias, and passes gradcheck.

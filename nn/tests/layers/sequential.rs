@@ -1,14 +1,15 @@
 //! Sequential: parameter names, forward, train/eval modes, and state-dict round trips and errors.
 
-use std::collections::BTreeMap;
+use crate::helpers::randn;
 use autograd::Variable;
 use nn::activation::ReLU;
 use nn::batch_norm::BatchNorm1d;
 use nn::dropout::Dropout;
 use nn::linear::Linear;
 use nn::sequential::Sequential;
+use nn::Module;
+use std::collections::BTreeMap;
 use tensor::{Tensor, TensorRng};
-use crate::helpers::randn;
 
 fn mlp(seed: u64) -> Sequential {
     let mut rng = TensorRng::new(seed);

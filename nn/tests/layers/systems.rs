@@ -1,5 +1,6 @@
 //! Systems questions: parameter memory and the FLOPs of a linear layer, measured.
 
+use crate::helpers::randn;
 use autograd::Variable;
 use nn::activation::ReLU;
 use nn::conv::{Conv2d, Conv2dConfig};
@@ -7,8 +8,8 @@ use nn::flatten::Flatten;
 use nn::linear::Linear;
 use nn::pool::MaxPool2d;
 use nn::sequential::Sequential;
+use nn::Module;
 use tensor::TensorRng;
-use crate::helpers::randn;
 
 /// Median seconds of `runs` calls of `f` after one warm-up.
 fn time_it(runs: usize, mut f: impl FnMut()) -> f64 {

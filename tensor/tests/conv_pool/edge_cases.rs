@@ -1,9 +1,9 @@
 //! Strided (non-contiguous) inputs, errors that name the op and the shapes, and empty batches.
 
+use crate::helpers::{geom, randn, same};
 use tensor::conv::{col2im, conv2d_naive, im2col, Conv2dGeometry};
 use tensor::pool::{avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward};
 use tensor::{Tensor, TensorError};
-use crate::helpers::{randn, geom, same};
 
 /// The same values as a `(N, C, H, W)` tensor whose memory is laid out `(N, C, W, H)`.
 fn transposed_view(x: &Tensor) -> Tensor {

@@ -1,7 +1,7 @@
 //! The output-size formula of a convolution or pooling window, and the geometries it refuses.
 
-use tensor::conv::Conv2dGeometry;
 use crate::helpers::geom;
+use tensor::conv::Conv2dGeometry;
 
 /// The convolution output size equals floor((H + 2p - d(k-1) - 1) / s) + 1 on a table of cases
 /// worked out by hand (LeNet, ResNet stem, dilation, stride).

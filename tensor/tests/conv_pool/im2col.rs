@@ -1,9 +1,9 @@
 //! im2col and col2im by hand, convolution as im2col + matmul against the direct loops, and col2im
 //! as the adjoint of im2col.
 
+use crate::helpers::{assert_close, conv_via_im2col, dot64, geom, randn, seq, t};
 use tensor::conv::{col2im, conv2d_naive, im2col, Conv2dGeometry};
 use tensor::Tensor;
-use crate::helpers::{t, seq, randn, geom, dot64, assert_close, conv_via_im2col};
 
 /// im2col of a 3x3 image with a 2x2 kernel lays out the four windows exactly as written by hand
 /// (one row per kernel tap).

@@ -4,8 +4,8 @@
 //! `conv2d_naive`; backward kernels against the adjoint identity (col2im) and central finite
 //! differences accumulated in f64 (pooling).
 
-mod helpers;
+mod edge_cases;
 mod geometry;
+mod helpers;
 mod im2col;
 mod pooling;
-mod edge_cases;

@@ -1,9 +1,9 @@
 //! Max and average pooling: hand values, padding, ties and NaN, backward against finite
 //! differences, the parallel path.
 
+use crate::helpers::{randn, seq, t};
 use tensor::pool::{avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward};
 use tensor::Tensor;
-use crate::helpers::{t, seq, randn};
 
 /// 2x2 max pooling of a 4x4 image gives the hand-picked maxima and their indices, and the backward
 /// routes each gradient to its argmax.

@@ -1,9 +1,12 @@
 //! The causal attention softmax: masked-fill composition, never reading masked scores, backward,
 //! errors.
 
+use crate::helpers::{
+    assert_close, contiguous_copy, numeric_grad, numeric_grad_f32, randn, ref_causal_softmax,
+    to_f64, transposed, weighted_sum, weighted_sum64,
+};
 use tensor::causal_softmax::causal_softmax_backward;
 use tensor::Tensor;
-use crate::helpers::{randn, to_f64, transposed, contiguous_copy, assert_close, numeric_grad, numeric_grad_f32, weighted_sum, weighted_sum64, ref_causal_softmax};
 
 /// Causal softmax of small score matrices equals hand-computed values, including queries that are
 /// the last positions of a longer key sequence (KV cache).

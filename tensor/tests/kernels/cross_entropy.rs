@@ -1,9 +1,12 @@
 //! Fused cross-entropy (log-softmax + NLL): ignore index, label smoothing, huge logits, large
 //! batches, errors.
 
+use crate::helpers::{
+    assert_close, contiguous_copy, numeric_grad, numeric_grad_f32, randn, ref_cross_entropy,
+    ref_softmax, to_f64, transposed,
+};
 use tensor::cross_entropy::{cross_entropy, cross_entropy_backward};
 use tensor::Tensor;
-use crate::helpers::{randn, to_f64, transposed, contiguous_copy, assert_close, numeric_grad, numeric_grad_f32, ref_softmax, ref_cross_entropy};
 
 /// Cross-entropy loss and its gradient (softmax minus one-hot, divided by the batch) equal
 /// hand-computed values on two rows.

@@ -1,11 +1,11 @@
 //! Every fused kernel gives the same bits whatever the thread count.
 
+use crate::helpers::randn;
 use tensor::causal_softmax::causal_softmax_backward;
 use tensor::cross_entropy::{cross_entropy, cross_entropy_backward};
 use tensor::layer_norm::{layer_norm, layer_norm_backward};
 use tensor::softmax::softmax_backward;
 use tensor::Tensor;
-use crate::helpers::randn;
 
 /// Every kernel on big inputs (threaded when the pool has 2+ threads), returned as flat vectors.
 fn all_kernels_big() -> Vec<Vec<f32>> {

@@ -111,7 +111,13 @@ pub fn ref_softmax(x: &[f64], shape: &[usize], dim: usize, log: bool) -> Vec<f64
 }
 
 /// Layer norm over rows of length `d`: mean, biased variance, normalize, affine.
-pub fn ref_layer_norm(x: &[f64], d: usize, w: Option<&[f64]>, b: Option<&[f64]>, eps: f64) -> Vec<f64> {
+pub fn ref_layer_norm(
+    x: &[f64],
+    d: usize,
+    w: Option<&[f64]>,
+    b: Option<&[f64]>,
+    eps: f64,
+) -> Vec<f64> {
     let mut y = vec![0.0; x.len()];
     for (row, out) in x.chunks(d).zip(y.chunks_mut(d)) {
         let mean = row.iter().sum::<f64>() / d as f64;

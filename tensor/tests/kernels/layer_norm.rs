@@ -1,9 +1,12 @@
 //! Layer norm: hand values, the f64 composition, backward with and without affine parameters, the
 //! threaded path, errors.
 
+use crate::helpers::{
+    assert_close, contiguous_copy, numeric_grad, numeric_grad_f32, randn, ref_layer_norm, to_f64,
+    transposed, weighted_sum, weighted_sum64,
+};
 use tensor::layer_norm::{layer_norm, layer_norm_backward};
 use tensor::Tensor;
-use crate::helpers::{randn, to_f64, transposed, contiguous_copy, assert_close, numeric_grad, numeric_grad_f32, weighted_sum, weighted_sum64, ref_layer_norm};
 
 /// Layer norm of two small rows equals the hand-computed (x - mean) / sqrt(var + eps), and caches
 /// the right mean and 1/std per row.

@@ -6,9 +6,9 @@
 //! finite differences of `L = sum(forward(x) * w)`, both of the f64 reference composition (tight
 //! tolerance) and of the f32 kernel itself (loose tolerance), with `grad_y = w`.
 
-mod helpers;
-mod softmax;
-mod layer_norm;
-mod cross_entropy;
 mod causal_softmax;
+mod cross_entropy;
 mod determinism;
+mod helpers;
+mod layer_norm;
+mod softmax;

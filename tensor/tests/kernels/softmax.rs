@@ -1,9 +1,12 @@
 //! Softmax and log-softmax: hand values, stability, every dimension, the parallel path, strided
 //! inputs, backward, errors.
 
+use crate::helpers::{
+    assert_close, contiguous_copy, numeric_grad, numeric_grad_f32, randn, ref_softmax, to_f64,
+    transposed, weighted_sum, weighted_sum64,
+};
 use tensor::softmax::{log_softmax_backward, softmax_backward};
 use tensor::Tensor;
-use crate::helpers::{randn, to_f64, transposed, contiguous_copy, assert_close, numeric_grad, numeric_grad_f32, weighted_sum, weighted_sum64, ref_softmax};
 
 /// Softmax and log-softmax of [1, 2, 3] equal the values computed by hand (exp(x_i) / sum exp), to
 /// about 1e-6.
