@@ -1,16 +1,20 @@
 //! The training doctor's grader: healthy MLP, CNN and language models pass all seven checks; a
 //! detached layer, unshifted targets, a detached loss and a loader that never shuffles each fail
-//! the right check, by name; the LR range test suggests a sane learning rate.
+//! the right check, by name; the LR range test suggests a sane learning rate. Every model is
+//! diagnosed as the trainer trains it: a `TrainTask` (`Classification`, `LanguageModel`, or a
+//! task of its own).
+
+use std::collections::BTreeMap;
 
 use autograd::Variable;
-use data::{DataLoader, LmBatcher, Targets, TensorDataset};
+use data::{DataLoader, LmBatch, LmBatcher, Targets, TensorDataset};
 use models::doctor::{
-    diagnose, lr_range_test, standard_loss, DoctorBatch, DoctorConfig, DoctorData, DoctorReport,
-    DoctorSubject, LmData, LrRangeConfig, ModuleSubject, DATA_ALIGNMENT, GRADIENT_FLOW,
-    LOADER_INTEGRATION, LOSS_ATTACHED, PARAMETERS_UPDATE,
+    diagnose, lr_range_test, DoctorConfig, DoctorReport, LrRangeConfig, DATA_ALIGNMENT,
+    GRADIENT_FLOW, LOADER_INTEGRATION, LOSS_ATTACHED, PARAMETERS_UPDATE,
 };
 use models::gpt::{Gelu, Gpt, GptConfig};
-use models::{ModelError, Result};
+use models::trainer::{Classification, EvalResult, LanguageModel, TaskBatch, TrainTask};
+use models::Result;
 use nn::activation::ReLU;
 use nn::conv::{Conv2d, Conv2dConfig};
 use nn::embedding::Embedding;
@@ -21,6 +25,7 @@ use nn::pool::MaxPool2d;
 use nn::sequential::Sequential;
 use nn::Module;
 use optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
+use serde_json::Value;
 use tensor::{Tensor, TensorRng};
 
 // ----- data -----
@@ -87,29 +92,8 @@ fn cycle_tokens(n: usize, vocab: usize, seed: u64) -> Vec<usize> {
         .collect()
 }
 
-fn lm_data(seed: u64) -> LmData {
-    let batcher = LmBatcher::new(cycle_tokens(2000, 12, seed), 16, 8, seed).unwrap();
-    LmData::new(batcher, 8).unwrap()
-}
-
-/// The classic bug: targets are the inputs themselves, not shifted by one.
-struct UnshiftedLm(LmData);
-
-impl DoctorData for UnshiftedLm {
-    fn epoch(&self, epoch: usize, max_batches: usize) -> Result<Vec<DoctorBatch>> {
-        Ok(self
-            .0
-            .epoch(epoch, max_batches)?
-            .into_iter()
-            .map(|b| match b {
-                DoctorBatch::Lm(mut lm) => {
-                    lm.targets = lm.inputs.clone();
-                    DoctorBatch::Lm(lm)
-                }
-                other => other,
-            })
-            .collect())
-    }
+fn lm_batcher(seed: u64) -> LmBatcher {
+    LmBatcher::new(cycle_tokens(2000, 12, seed), 16, 8, seed).unwrap()
 }
 
 // ----- models -----
@@ -166,27 +150,83 @@ fn bigram(vocab: usize, seed: u64) -> Bigram {
     }
 }
 
-impl DoctorSubject for Bigram {
+impl Bigram {
+    fn loss(&self, inputs: &[usize], targets: &[usize], shape: [usize; 2]) -> Result<Variable> {
+        let x = self.embedding.forward_ids(inputs, &shape)?;
+        Ok(self.head.forward(&x)?.cross_entropy(targets, None, 0.0)?)
+    }
+}
+
+/// A model of token ids is a `Module` for its parameters and state; its forward reads ids.
+impl Module for Bigram {
+    fn forward(&self, x: &Variable) -> nn::Result<Variable> {
+        self.embedding.forward(x)
+    }
+
     fn named_parameters(&self) -> Vec<(String, Variable)> {
         let mut params = prefixed("embedding", self.embedding.named_parameters());
         params.extend(prefixed("head", self.head.named_parameters()));
         params
     }
+}
 
-    fn loss(&mut self, batch: &DoctorBatch) -> Result<Variable> {
-        let DoctorBatch::Lm(b) = batch else {
-            return Err(ModelError::Invalid {
-                op: "Bigram",
-                reason: "needs language-model batches".into(),
-            });
-        };
-        let x = self
-            .embedding
-            .forward_ids(&b.inputs, &[b.batch_size, b.block_size])?;
-        Ok(self
-            .head
-            .forward(&x)?
-            .cross_entropy(&b.targets, None, 0.0)?)
+fn bigram_loss(model: &Bigram, b: &LmBatch) -> Result<Variable> {
+    model.loss(&b.inputs, &b.targets, [b.batch_size, b.block_size])
+}
+
+/// The classic bug: targets are the inputs themselves, not shifted by one. A task of its own:
+/// the handful of methods any model + data + loss implements to be trained and diagnosed.
+struct UnshiftedBigram {
+    model: Bigram,
+    batcher: LmBatcher,
+    current: Option<LmBatch>,
+}
+
+impl TrainTask for UnshiftedBigram {
+    fn unit(&self) -> &'static str {
+        "tokens"
+    }
+
+    fn next_batch(&mut self) -> Result<usize> {
+        let mut batch = self.batcher.sample();
+        batch.targets = batch.inputs.clone();
+        let n = batch.inputs.len();
+        self.current = Some(batch);
+        Ok(n)
+    }
+
+    fn current_batch(&self) -> Option<TaskBatch> {
+        self.current.clone().map(TaskBatch::Lm)
+    }
+
+    fn loss(&mut self) -> Result<Variable> {
+        let b = self.current.as_ref().expect("next_batch first");
+        self.model
+            .loss(&b.inputs, &b.targets, [b.batch_size, b.block_size])
+    }
+
+    fn named_parameters(&self) -> Vec<(String, Variable)> {
+        Module::named_parameters(&self.model)
+    }
+
+    fn evaluate(&mut self) -> Result<Option<EvalResult>> {
+        Ok(None)
+    }
+
+    fn state_dict(&self) -> BTreeMap<String, Tensor> {
+        self.model.state_dict()
+    }
+
+    fn load_state_dict(&mut self, state: &BTreeMap<String, Tensor>) -> Result<()> {
+        Ok(self.model.load_state_dict(state)?)
+    }
+
+    fn position(&self) -> Value {
+        Value::Null
+    }
+
+    fn set_position(&mut self, _position: &Value) -> Result<()> {
+        Ok(())
     }
 }
 
@@ -230,9 +270,8 @@ fn failed_names(report: &DoctorReport) -> Vec<&str> {
 #[test]
 fn healthy_mlp_passes_every_check() {
     let report = diagnose(
-        || Ok(ModuleSubject::new(mlp(5))),
+        || Ok(Classification::new(mlp(5), blob_loader(true))),
         sgd(0.05),
-        &blob_loader(true),
         &DoctorConfig::default(),
     )
     .unwrap();
@@ -252,9 +291,8 @@ fn healthy_mlp_passes_every_check() {
 fn healthy_cnn_passes_every_check() {
     let loader = DataLoader::new(bars(64, 4), 16).unwrap().shuffle(2);
     let report = diagnose(
-        || Ok(ModuleSubject::new(cnn(6))),
+        || Ok(Classification::new(cnn(6), loader.clone())),
         adam(1e-2),
-        &loader,
         &DoctorConfig::default(),
     )
     .unwrap();
@@ -265,9 +303,14 @@ fn healthy_cnn_passes_every_check() {
 #[test]
 fn healthy_language_model_passes_every_check() {
     let report = diagnose(
-        || Ok(bigram(12, 8)),
+        || {
+            Ok(LanguageModel::new(
+                bigram(12, 8),
+                lm_batcher(1),
+                bigram_loss,
+            ))
+        },
         adam(1e-2),
-        &lm_data(1),
         &DoctorConfig::default(),
     )
     .unwrap();
@@ -284,18 +327,13 @@ fn healthy_language_model_passes_every_check() {
 fn detached_layer_fails_gradient_flow_naming_the_first_layer() {
     let build = || {
         let mut rng = TensorRng::new(5);
-        Ok(ModuleSubject::new(DetachedMlp {
+        let model = DetachedMlp {
             fc1: Linear::new(2, 16, true, &mut rng),
             fc2: Linear::new(16, 3, true, &mut rng),
-        }))
+        };
+        Ok(Classification::new(model, blob_loader(true)))
     };
-    let report = diagnose(
-        build,
-        sgd(0.05),
-        &blob_loader(true),
-        &DoctorConfig::default(),
-    )
-    .unwrap();
+    let report = diagnose(build, sgd(0.05), &DoctorConfig::default()).unwrap();
     println!("{}", report.table());
     assert!(!report.all_passed());
     let flow = report.check(GRADIENT_FLOW).unwrap();
@@ -338,11 +376,16 @@ fn detached_layer_fails_gradient_flow_naming_the_first_layer() {
 
 #[test]
 fn unshifted_language_model_targets_fail_data_alignment() {
-    let data = UnshiftedLm(lm_data(1));
+    let build = || {
+        Ok(UnshiftedBigram {
+            model: bigram(12, 8),
+            batcher: lm_batcher(1),
+            current: None,
+        })
+    };
     let report = diagnose(
-        || Ok(bigram(12, 8)),
+        build,
         adam(1e-2),
-        &data,
         &DoctorConfig {
             lr_range: None,
             ..Default::default()
@@ -357,9 +400,10 @@ fn unshifted_language_model_targets_fail_data_alignment() {
         "{}",
         check.detail
     );
-    // Each window has 15 checkable positions; the cycle makes most of them wrong.
+    // 16 batches of 8 windows, each with 15 checkable positions; the cycle makes most of them
+    // wrong.
     assert!(
-        check.detail.contains("of 960 positions"),
+        check.detail.contains("of 1920 positions"),
         "{}",
         check.detail
     );
@@ -372,25 +416,30 @@ fn unshifted_language_model_targets_fail_data_alignment() {
     assert!(report.suggested_lr.is_none());
 }
 
-/// A loss rebuilt outside the graph (what re-wrapping `.data` did).
-struct DetachedLoss(Sequential);
+/// A model whose output leaves the graph (what re-wrapping `.data` did): the loss computed
+/// from it is outside the graph too.
+struct DetachedOutput(Sequential);
 
-impl DoctorSubject for DetachedLoss {
-    fn named_parameters(&self) -> Vec<(String, Variable)> {
-        self.0.named_parameters()
+impl Module for DetachedOutput {
+    fn forward(&self, x: &Variable) -> nn::Result<Variable> {
+        Ok(self.0.forward(x)?.detach())
     }
 
-    fn loss(&mut self, batch: &DoctorBatch) -> Result<Variable> {
-        Ok(standard_loss(&self.0, batch)?.detach())
+    fn named_parameters(&self) -> Vec<(String, Variable)> {
+        self.0.named_parameters()
     }
 }
 
 #[test]
 fn detached_loss_fails_the_loss_and_gradient_checks() {
     let report = diagnose(
-        || Ok(DetachedLoss(mlp(5))),
+        || {
+            Ok(Classification::new(
+                DetachedOutput(mlp(5)),
+                blob_loader(true),
+            ))
+        },
         sgd(0.05),
-        &blob_loader(true),
         &DoctorConfig {
             lr_range: None,
             multi_batch_steps: 20,
@@ -428,9 +477,8 @@ fn detached_loss_fails_the_loss_and_gradient_checks() {
 #[test]
 fn loader_without_shuffle_fails_loader_integration() {
     let report = diagnose(
-        || Ok(ModuleSubject::new(mlp(5))),
+        || Ok(Classification::new(mlp(5), blob_loader(false))),
         sgd(0.05),
-        &blob_loader(false),
         &DoctorConfig {
             lr_range: None,
             ..Default::default()
@@ -450,9 +498,8 @@ fn loader_without_shuffle_fails_loader_integration() {
 #[test]
 fn a_far_too_small_learning_rate_fails_the_training_checks() {
     let report = diagnose(
-        || Ok(ModuleSubject::new(mlp(5))),
+        || Ok(Classification::new(mlp(5), blob_loader(true))),
         sgd(1e-7),
-        &blob_loader(true),
         &DoctorConfig {
             lr_range: None,
             ..Default::default()
@@ -477,9 +524,8 @@ fn a_far_too_small_learning_rate_fails_the_training_checks() {
 fn lr_range_test_suggests_a_sane_rate_for_the_blobs_mlp() {
     // Overlapping blobs: the loss cannot reach 0, so a too large lr shows as divergence.
     let loader = DataLoader::new(blobs(256, 3, 1.2), 16).unwrap().shuffle(5);
-    let batches = DoctorData::epoch(&loader, 0, 16).unwrap();
-    let mut subject = ModuleSubject::new(mlp(5));
-    let mut opt = sgd(0.0)(subject.named_parameters()).unwrap();
+    let mut task = Classification::new(mlp(5), loader.clone());
+    let mut opt = sgd(0.0)(task.named_parameters()).unwrap();
     let config = LrRangeConfig {
         start_lr: 1e-5,
         end_lr: 10.0,
@@ -487,9 +533,8 @@ fn lr_range_test_suggests_a_sane_rate_for_the_blobs_mlp() {
         ..Default::default()
     };
     let result = lr_range_test(
-        &mut subject,
+        &mut task,
         opt.as_mut(),
-        &batches,
         &config,
         std::time::Duration::from_secs(30),
     )
@@ -517,9 +562,8 @@ fn lr_range_test_suggests_a_sane_rate_for_the_blobs_mlp() {
 
     // The doctor's report carries the same kind of suggestion.
     let report = diagnose(
-        || Ok(ModuleSubject::new(mlp(5))),
+        || Ok(Classification::new(mlp(5), loader.clone())),
         sgd(0.05),
-        &loader,
         &DoctorConfig::default(),
     )
     .unwrap();
@@ -535,9 +579,8 @@ fn lr_range_test_suggests_a_sane_rate_for_the_blobs_mlp() {
 #[test]
 fn bad_config_is_an_error() {
     let e = diagnose(
-        || Ok(ModuleSubject::new(mlp(5))),
+        || Ok(Classification::new(mlp(5), blob_loader(true))),
         sgd(0.05),
-        &blob_loader(true),
         &DoctorConfig {
             max_batches: 0,
             ..Default::default()
@@ -570,9 +613,8 @@ fn tiny_gpt(seed: u64) -> Gpt {
 #[test]
 fn healthy_gpt_passes_every_check() {
     let report = diagnose(
-        || Ok(tiny_gpt(2)),
+        || Ok(LanguageModel::new(tiny_gpt(2), lm_batcher(1), gpt_loss)),
         adam(1e-2),
-        &lm_data(1),
         &DoctorConfig::default(),
     )
     .unwrap();
@@ -585,54 +627,40 @@ fn healthy_gpt_passes_every_check() {
         .contains("all 29 parameters"));
 }
 
-/// A GPT whose block `detached` adds its output to the residual stream through `.detach()`:
-/// the stream (and every other layer's gradient) flows on, but nothing reaches that block.
-struct GptWithDetachedBlock {
-    gpt: Gpt,
-    detached: usize,
+fn gpt_loss(gpt: &Gpt, b: &LmBatch) -> Result<Variable> {
+    gpt.loss(&b.inputs, &b.targets, b.batch_size, b.block_size)
 }
 
-impl DoctorSubject for GptWithDetachedBlock {
-    fn named_parameters(&self) -> Vec<(String, Variable)> {
-        Module::named_parameters(&self.gpt)
-    }
-
-    fn loss(&mut self, batch: &DoctorBatch) -> Result<Variable> {
-        let DoctorBatch::Lm(b) = batch else {
-            return Err(ModelError::Invalid {
-                op: "GptWithDetachedBlock",
-                reason: "needs language-model batches".into(),
-            });
+/// The loss of a GPT whose block 1 adds its output to the residual stream through `.detach()`:
+/// the stream (and every other layer's gradient) flows on, but nothing reaches that block.
+fn gpt_loss_with_block_1_detached(gpt: &Gpt, b: &LmBatch) -> Result<Variable> {
+    let tok = gpt
+        .wte
+        .forward_ids(&b.inputs, &[b.batch_size, b.block_size])?;
+    let mut x = gpt.wpe.forward_at(&tok, 0)?;
+    for (i, block) in gpt.blocks.iter().enumerate() {
+        let y = block.forward(&x)?;
+        x = if i == 1 {
+            x.add(&y.sub(&x)?.detach())?
+        } else {
+            y
         };
-        let gpt = &self.gpt;
-        let tok = gpt
-            .wte
-            .forward_ids(&b.inputs, &[b.batch_size, b.block_size])?;
-        let mut x = gpt.wpe.forward_at(&tok, 0)?;
-        for (i, block) in gpt.blocks.iter().enumerate() {
-            let y = block.forward(&x)?;
-            x = if i == self.detached {
-                x.add(&y.sub(&x)?.detach())?
-            } else {
-                y
-            };
-        }
-        let logits = gpt.lm_head.forward(&gpt.ln_f.forward(&x)?)?;
-        Ok(logits.cross_entropy(&b.targets, None, 0.0)?)
     }
+    let logits = gpt.lm_head.forward(&gpt.ln_f.forward(&x)?)?;
+    Ok(logits.cross_entropy(&b.targets, None, 0.0)?)
 }
 
 #[test]
 fn gpt_with_a_detached_block_fails_by_name() {
     let report = diagnose(
         || {
-            Ok(GptWithDetachedBlock {
-                gpt: tiny_gpt(2),
-                detached: 1,
-            })
+            Ok(LanguageModel::new(
+                tiny_gpt(2),
+                lm_batcher(1),
+                gpt_loss_with_block_1_detached,
+            ))
         },
         adam(1e-2),
-        &lm_data(1),
         &DoctorConfig {
             lr_range: None,
             ..Default::default()

@@ -9,7 +9,8 @@ use autograd::Variable;
 use data::{DataLoader, LmBatch, LmBatcher, Targets, TensorDataset};
 use models::mlp::{Mlp, MlpConfig};
 use models::trainer::{
-    Classification, EvalResult, LanguageModel, TrainTask, Trainer, TrainerConfig, HISTORY_COLUMNS,
+    Classification, EvalResult, LanguageModel, TaskBatch, TrainTask, Trainer, TrainerConfig,
+    HISTORY_COLUMNS,
 };
 use models::ModelError;
 use nn::embedding::Embedding;
@@ -177,9 +178,15 @@ impl TrainTask for PoisonedTask {
         self.step += 1;
         Ok(1)
     }
+    fn current_batch(&self) -> Option<TaskBatch> {
+        None
+    }
     fn loss(&mut self) -> models::Result<Variable> {
         let x = self.x.as_ref().unwrap();
         Ok(self.w.mul(x)?.sum_all()?)
+    }
+    fn named_parameters(&self) -> Vec<(String, Variable)> {
+        vec![("w".into(), self.w.clone())]
     }
     fn evaluate(&mut self) -> models::Result<Option<EvalResult>> {
         Ok(None)

@@ -9,15 +9,14 @@ use std::time::Instant;
 
 use autograd::Variable;
 use clap::Parser;
-use data::{DataLoader, LmBatcher, Targets, TensorDataset};
+use data::{DataLoader, LmBatch, LmBatcher, Targets, TensorDataset};
 use milestones::cli::{positive_finite, CommonArgs, Flag};
 use milestones::corpus;
 use milestones::report::RunReport;
-use models::doctor::{
-    diagnose, standard_loss, DoctorBatch, DoctorConfig, DoctorReport, DoctorSubject, LmData,
-};
+use models::doctor::{diagnose, DoctorConfig, DoctorReport};
 use models::gpt::{Gelu, Gpt, GptConfig};
-use models::{ModelError, Result};
+use models::trainer::{Classification, LanguageModel};
+use models::Result;
 use nn::activation::ReLU;
 use nn::conv::{Conv2d, Conv2dConfig};
 use nn::flatten::Flatten;
@@ -59,76 +58,50 @@ fn adam(lr: f64) -> impl Fn(Vec<(String, Variable)>) -> optim::Result<Box<dyn Op
     }
 }
 
-/// A GPT, optionally with block `detached` feeding the residual stream through `.detach()`.
-struct GptSubject {
-    gpt: Gpt,
-    detached: Option<usize>,
-}
-
-impl DoctorSubject for GptSubject {
-    fn named_parameters(&self) -> Vec<(String, Variable)> {
-        Module::named_parameters(&self.gpt)
-    }
-
-    fn loss(&mut self, batch: &DoctorBatch) -> Result<Variable> {
-        let DoctorBatch::Lm(b) = batch else {
-            return Err(ModelError::Invalid {
-                op: "doctor",
-                reason: "the GPT needs language-model batches".into(),
-            });
+/// A GPT's next-token loss, optionally with block `detached` feeding the residual stream
+/// through `.detach()`.
+fn gpt_loss(gpt: &Gpt, b: &LmBatch, detached: Option<usize>) -> Result<Variable> {
+    let Some(detached) = detached else {
+        return gpt.loss(&b.inputs, &b.targets, b.batch_size, b.block_size);
+    };
+    let tokens = gpt
+        .wte
+        .forward_ids(&b.inputs, &[b.batch_size, b.block_size])?;
+    let mut x = gpt.wpe.forward_at(&tokens, 0)?;
+    for (i, block) in gpt.blocks.iter().enumerate() {
+        let y = block.forward(&x)?;
+        // The deliberate bug: the block's contribution is added as a constant.
+        x = if i == detached {
+            x.add(&y.sub(&x)?.detach())?
+        } else {
+            y
         };
-        let Some(detached) = self.detached else {
-            return DoctorSubject::loss(&mut self.gpt, batch);
-        };
-        let gpt = &self.gpt;
-        let tokens = gpt
-            .wte
-            .forward_ids(&b.inputs, &[b.batch_size, b.block_size])?;
-        let mut x = gpt.wpe.forward_at(&tokens, 0)?;
-        for (i, block) in gpt.blocks.iter().enumerate() {
-            let y = block.forward(&x)?;
-            // The deliberate bug: the block's contribution is added as a constant.
-            x = if i == detached {
-                x.add(&y.sub(&x)?.detach())?
-            } else {
-                y
-            };
-        }
-        let logits = gpt.lm_head.forward(&gpt.ln_f.forward(&x)?)?;
-        Ok(logits.cross_entropy(&b.targets, None, 0.0)?)
     }
+    let logits = gpt.lm_head.forward(&gpt.ln_f.forward(&x)?)?;
+    Ok(logits.cross_entropy(&b.targets, None, 0.0)?)
 }
 
 /// A sequential model whose layer `detached` receives a detached input (no gradient reaches the
 /// layers before it).
-struct SequentialSubject {
+struct DetachedAt {
     model: Sequential,
     detached: Option<usize>,
 }
 
-impl DoctorSubject for SequentialSubject {
-    fn named_parameters(&self) -> Vec<(String, Variable)> {
-        self.model.named_parameters()
-    }
-
-    fn loss(&mut self, batch: &DoctorBatch) -> Result<Variable> {
-        let Some(detached) = self.detached else {
-            return standard_loss(&self.model, batch);
-        };
-        let DoctorBatch::Supervised(b) = batch else {
-            return Err(ModelError::Invalid {
-                op: "doctor",
-                reason: "needs supervised batches".into(),
-            });
-        };
-        let mut x = Variable::constant(b.inputs.clone());
+impl Module for DetachedAt {
+    fn forward(&self, input: &Variable) -> nn::Result<Variable> {
+        let mut x = input.clone();
         for (i, layer) in self.model.layers().iter().enumerate() {
-            if i == detached {
+            if Some(i) == self.detached {
                 x = x.detach();
             }
             x = layer.forward(&x)?;
         }
-        Ok(x.cross_entropy(b.targets.classes()?, None, 0.0)?)
+        Ok(x)
+    }
+
+    fn named_parameters(&self) -> Vec<(String, Variable)> {
+        self.model.named_parameters()
     }
 }
 
@@ -230,20 +203,14 @@ fn run(args: &Args) -> std::result::Result<(RunReport, DoctorReport), Box<dyn st
             let tokens = data::Tokenizer::encode(&tok, &text)?;
             let vocab = data::Tokenizer::vocab_size(&tok);
             let batcher = LmBatcher::new(tokens, 32, 8, seed)?;
-            let lm = LmData::new(batcher, 8)?;
             let detached = broken.then_some(1);
             let build = || {
-                Ok(GptSubject {
-                    gpt: Gpt::new(gpt_config(vocab), seed)?,
-                    detached,
-                })
+                let gpt = Gpt::new(gpt_config(vocab), seed)?;
+                let loss = move |gpt: &Gpt, b: &LmBatch| gpt_loss(gpt, b, detached);
+                Ok(LanguageModel::new(gpt, batcher.clone(), loss))
             };
             let params = Gpt::new(gpt_config(vocab), seed)?.num_parameters();
-            (
-                diagnose(build, adam(args.lr), &lm, &config)?,
-                params,
-                "embedded",
-            )
+            (diagnose(build, adam(args.lr), &config)?, params, "embedded")
         }
         "mlp" => {
             let loader = DataLoader::new(blobs(512, seed)?, 64)?.shuffle(seed);
@@ -257,16 +224,13 @@ fn run(args: &Args) -> std::result::Result<(RunReport, DoctorReport), Box<dyn st
             let params = make().num_parameters();
             let detached = broken.then_some(2);
             let build = || {
-                Ok(SequentialSubject {
+                let model = DetachedAt {
                     model: make(),
                     detached,
-                })
+                };
+                Ok(Classification::new(model, loader.clone()))
             };
-            (
-                diagnose(build, adam(args.lr), &loader, &config)?,
-                params,
-                "blobs",
-            )
+            (diagnose(build, adam(args.lr), &config)?, params, "blobs")
         }
         "cnn" => {
             let loader = DataLoader::new(bars(256, seed)?, 32)?.shuffle(seed);
@@ -285,16 +249,13 @@ fn run(args: &Args) -> std::result::Result<(RunReport, DoctorReport), Box<dyn st
             let params = make()?.num_parameters();
             let detached = broken.then_some(4);
             let build = || {
-                Ok(SequentialSubject {
+                let model = DetachedAt {
                     model: make()?,
                     detached,
-                })
+                };
+                Ok(Classification::new(model, loader.clone()))
             };
-            (
-                diagnose(build, adam(args.lr), &loader, &config)?,
-                params,
-                "bars",
-            )
+            (diagnose(build, adam(args.lr), &config)?, params, "bars")
         }
         other => return Err(format!("unknown --model '{other}': choose gpt, mlp or cnn").into()),
     };

@@ -10,9 +10,9 @@ use data::Targets;
 use optim::Optimizer;
 
 use crate::error::Result;
+use crate::trainer::{TaskBatch, TrainTask};
 
-use super::report::{fmt_change, fmt_num};
-use super::*;
+use super::report::{fmt_change, fmt_num, CheckResult, DoctorConfig};
 
 /// Check 1's name.
 pub const DATA_ALIGNMENT: &str = "data alignment";
@@ -43,7 +43,7 @@ pub const CHECK_NAMES: [&str; 7] = [
 /// Check 1: targets belong to their inputs. Language-model windows: every target is the next
 /// input (`target[t] == input[t + 1]`, the last position has no next input in the window).
 /// Labelled batches: one target per sample, finite inputs and values, more than one class.
-pub fn check_data_alignment(batches: &[DoctorBatch]) -> CheckResult {
+pub fn check_data_alignment(batches: &[TaskBatch]) -> CheckResult {
     if batches.is_empty() {
         return CheckResult::fail(DATA_ALIGNMENT, "the data source yielded no batch".into());
     }
@@ -54,7 +54,7 @@ pub fn check_data_alignment(batches: &[DoctorBatch]) -> CheckResult {
     let (mut samples, mut has_classes, mut lm) = (0usize, false, false);
     for (bi, batch) in batches.iter().enumerate() {
         match batch {
-            DoctorBatch::Lm(b) => {
+            TaskBatch::Lm(b) => {
                 lm = true;
                 let (rows, t) = (b.batch_size, b.block_size);
                 if b.inputs.len() != rows * t || b.targets.len() != rows * t {
@@ -88,7 +88,7 @@ pub fn check_data_alignment(batches: &[DoctorBatch]) -> CheckResult {
                     }
                 }
             }
-            DoctorBatch::Supervised(b) => {
+            TaskBatch::Supervised(b) => {
                 let n = b.inputs.shape().first().copied().unwrap_or(0);
                 samples += n;
                 if b.targets.len() != n || b.indices.len() != n {
@@ -340,15 +340,11 @@ pub fn check_parameters_update(optimizer: &mut dyn Optimizer) -> CheckResult {
     c
 }
 
-/// Zero the gradients, compute the loss on `batch`, backpropagate and step; the loss before the
-/// step. A non-finite loss is returned without stepping.
-pub fn train_step(
-    subject: &mut dyn DoctorSubject,
-    optimizer: &mut dyn Optimizer,
-    batch: &DoctorBatch,
-) -> Result<f32> {
+/// Zero the gradients, compute the loss on the task's current batch, backpropagate and step;
+/// the loss before the step. A non-finite loss is returned without stepping.
+pub fn train_step(task: &mut dyn TrainTask, optimizer: &mut dyn Optimizer) -> Result<f32> {
     optimizer.zero_grad();
-    let loss = subject.loss(batch)?;
+    let loss = task.loss()?;
     let value = loss.item()?;
     if !value.is_finite() {
         return Ok(value);
@@ -358,15 +354,24 @@ pub fn train_step(
     Ok(value)
 }
 
-/// Check 5: train on one batch, again and again. The loss must fall to `1 - overfit_drop` of its
-/// first value (half, by default) within `overfit_steps` steps and `check_seconds` seconds. A
-/// model that cannot memorise 32 samples has a bug (or an lr far off), not too little data.
+/// Check 5: draw one batch from `task` and train on it, again and again. The loss must fall to
+/// `1 - overfit_drop` of its first value (half, by default) within `overfit_steps` steps and
+/// `check_seconds` seconds. A model that cannot memorise 32 samples has a bug (or an lr far
+/// off), not too little data.
 pub fn check_overfit_single_batch(
-    subject: &mut dyn DoctorSubject,
+    task: &mut dyn TrainTask,
     optimizer: &mut dyn Optimizer,
-    batch: &DoctorBatch,
     config: &DoctorConfig,
 ) -> CheckResult {
+    let size = match task.next_batch() {
+        Ok(n) => format!("{n} {}", task.unit()),
+        Err(e) => {
+            return CheckResult::fail(
+                SINGLE_BATCH_OVERFIT,
+                format!("drawing the batch failed: {e}"),
+            )
+        }
+    };
     // HINT: record the first loss; step on the same batch until loss <= first * (1 - overfit_drop),
     // HINT: a non-finite loss, an error, or the step/time limit.
     // BEGIN SOLUTION
@@ -374,7 +379,7 @@ pub fn check_overfit_single_batch(
     let mut first = None;
     let mut last = f32::NAN;
     for step in 0..config.overfit_steps {
-        let loss = match train_step(subject, optimizer, batch) {
+        let loss = match train_step(task, optimizer) {
             Ok(loss) => loss,
             Err(e) => {
                 return CheckResult::fail(SINGLE_BATCH_OVERFIT, format!("step {step} failed: {e}"))
@@ -393,12 +398,11 @@ pub fn check_overfit_single_batch(
             return CheckResult::pass(
                 SINGLE_BATCH_OVERFIT,
                 format!(
-                    "loss {} -> {} ({}) in {step} of at most {} steps on one batch of {}",
+                    "loss {} -> {} ({}) in {step} of at most {} steps on one batch of {size}",
                     fmt_num(initial as f64),
                     fmt_num(loss as f64),
                     fmt_change(initial, loss),
                     config.overfit_steps,
-                    batch.len()
                 ),
             );
         }
@@ -432,24 +436,19 @@ pub fn check_overfit_single_batch(
     // END SOLUTION
 }
 
-/// Check 6: train on successive batches (cycling through `batches`) for `multi_batch_steps`
-/// steps; the mean loss of the last `multi_batch_window` steps must be at least
-/// `multi_batch_drop` below the mean of the first ones.
+/// Check 6: train on successive batches of `task` (as training would, epoch after epoch) for
+/// `multi_batch_steps` steps; the mean loss of the last `multi_batch_window` steps must be at
+/// least `multi_batch_drop` below the mean of the first ones.
 pub fn check_multi_batch_decrease(
-    subject: &mut dyn DoctorSubject,
+    task: &mut dyn TrainTask,
     optimizer: &mut dyn Optimizer,
-    batches: &[DoctorBatch],
     config: &DoctorConfig,
 ) -> CheckResult {
-    if batches.is_empty() {
-        return CheckResult::fail(MULTI_BATCH_DECREASE, "no batch to train on".into());
-    }
     let start = Instant::now();
     let mut losses = Vec::with_capacity(config.multi_batch_steps);
     let mut stopped = false;
     for step in 0..config.multi_batch_steps {
-        let batch = &batches[step % batches.len()];
-        match train_step(subject, optimizer, batch) {
+        match task.next_batch().and_then(|_| train_step(task, optimizer)) {
             Ok(l) if l.is_finite() => losses.push(l as f64),
             Ok(l) => {
                 return CheckResult::fail(
@@ -480,9 +479,8 @@ pub fn check_multi_batch_decrease(
     let mean = |s: &[f64]| s.iter().sum::<f64>() / s.len() as f64;
     let head = mean(&losses[..w]);
     let tail = mean(&losses[losses.len() - w..]);
-    let distinct = batches.len().min(losses.len());
     let detail = format!(
-        "mean loss of the first {w} steps {}, of the last {w} {} ({}) over {} steps on {distinct} batches{}",
+        "mean loss of the first {w} steps {}, of the last {w} {} ({}) over {} steps on successive batches{}",
         fmt_num(head),
         fmt_num(tail),
         fmt_change(head as f32, tail as f32),
@@ -505,7 +503,7 @@ pub fn check_multi_batch_decrease(
 /// Check 7: two epochs of the loader agree on shapes (every batch but an epoch's last has the
 /// first batch's size, every sample the same shape, one target per sample or token), no sample
 /// repeats within an epoch, and epoch 1 is not epoch 0 again (shuffling is on).
-pub fn check_loader(epoch0: &[DoctorBatch], epoch1: &[DoctorBatch]) -> CheckResult {
+pub fn check_loader(epoch0: &[TaskBatch], epoch1: &[TaskBatch]) -> CheckResult {
     if epoch0.is_empty() || epoch1.is_empty() {
         return CheckResult::fail(
             LOADER_INTEGRATION,
@@ -539,8 +537,8 @@ pub fn check_loader(epoch0: &[DoctorBatch], epoch1: &[DoctorBatch]) -> CheckResu
                 last_size = shape[0];
             }
             let expected = match b {
-                DoctorBatch::Supervised(_) => shape[0],
-                DoctorBatch::Lm(l) => l.batch_size * l.block_size,
+                TaskBatch::Supervised(_) => shape[0],
+                TaskBatch::Lm(l) => l.batch_size * l.block_size,
             };
             if b.targets_len() != expected {
                 problems.push(format!(
@@ -548,7 +546,7 @@ pub fn check_loader(epoch0: &[DoctorBatch], epoch1: &[DoctorBatch]) -> CheckResu
                     b.targets_len()
                 ));
             }
-            if let DoctorBatch::Supervised(s) = b {
+            if let TaskBatch::Supervised(s) = b {
                 for &i in &s.indices {
                     if !seen.insert(i) {
                         problems.push(format!(
@@ -572,7 +570,7 @@ pub fn check_loader(epoch0: &[DoctorBatch], epoch1: &[DoctorBatch]) -> CheckResu
         return CheckResult::fail(LOADER_INTEGRATION, problems.join("; "));
     }
     let order = match (&epoch0[0], &epoch1[0]) {
-        (DoctorBatch::Supervised(a), DoctorBatch::Supervised(b)) => {
+        (TaskBatch::Supervised(a), TaskBatch::Supervised(b)) => {
             let first: HashSet<usize> = a.indices.iter().copied().collect();
             let shared = b.indices.iter().filter(|i| first.contains(i)).count();
             format!(

@@ -1,100 +1,97 @@
-//! [`diagnose`]: run the seven checks and the LR range test, each on a fresh model.
+//! [`diagnose`]: run the seven checks and the LR range test, each on a fresh copy of a task.
 
 use std::time::Instant;
 
 use autograd::Variable;
 use optim::Optimizer;
 
-use crate::error::Result;
+use crate::error::{ModelError, Result};
+use crate::trainer::TrainTask;
 
-use super::*;
+use super::batches::epoch_batches;
+use super::checks::{
+    check_data_alignment, check_gradient_flow, check_loader, check_loss_attached,
+    check_multi_batch_decrease, check_overfit_single_batch, check_parameters_update, CHECK_NAMES,
+    DATA_ALIGNMENT, GRADIENT_FLOW, LOADER_INTEGRATION, LOSS_ATTACHED, MULTI_BATCH_DECREASE,
+    PARAMETERS_UPDATE, SINGLE_BATCH_OVERFIT,
+};
+use super::lr_range::lr_range_test;
+use super::report::{CheckResult, DoctorConfig, DoctorReport};
 
-/// Run the seven checks and the LR range test.
+/// Builds an optimizer over named parameters (how `optim`'s constructors take them).
+pub type OptimizerFactory<'a> =
+    dyn Fn(Vec<(String, Variable)>) -> optim::Result<Box<dyn Optimizer>> + 'a;
+
+/// Run the seven checks and the LR range test on a [`TrainTask`].
 ///
-/// `build` makes a fresh model (with its loss) each time a check needs one: checks 2-4 share
-/// one copy, checks 5 and 6 and the LR range test each get their own. `optimizer` builds the
-/// optimizer (with the learning rate to diagnose) from the parameters; the doctor lets it skip
-/// parameters without a gradient, so one broken layer shows in checks 3 and 4 rather than
-/// stopping every training check. Only a bad `config` is an error: a failing model, loss or
-/// data source is a failed check with the error in its detail.
-pub fn diagnose<S, B, O>(
-    build: B,
-    optimizer: O,
-    data: &dyn DoctorData,
-    config: &DoctorConfig,
-) -> Result<DoctorReport>
+/// `build` makes a fresh task (model, data and loss, as the trainer would get it) each time a
+/// check needs one: the data checks draw two epochs from one copy, checks 2-4 share one copy,
+/// checks 5 and 6 and the LR range test each get their own. `optimizer` builds the optimizer
+/// (with the learning rate to diagnose) from the parameters; the doctor lets it skip parameters
+/// without a gradient, so one broken layer shows in checks 3 and 4 rather than stopping every
+/// training check. Only a bad `config` is an error: a failing model, loss or data source is a
+/// failed check with the error in its detail.
+pub fn diagnose<T, B, O>(build: B, optimizer: O, config: &DoctorConfig) -> Result<DoctorReport>
 where
-    S: DoctorSubject,
-    B: Fn() -> Result<S>,
+    T: TrainTask,
+    B: Fn() -> Result<T>,
     O: Fn(Vec<(String, Variable)>) -> optim::Result<Box<dyn Optimizer>>,
 {
     config.validate()?;
     let start = Instant::now();
     let mut checks = Vec::with_capacity(CHECK_NAMES.len());
 
-    let epoch0 = data.epoch(0, config.max_batches);
-    let epoch1 = data.epoch(1, config.max_batches);
+    let (epoch0, epoch1) = match build() {
+        Ok(mut task) => epoch_batches(&mut task, config.max_batches),
+        Err(e) => {
+            let failed = || {
+                Err(ModelError::Invalid {
+                    op: "doctor",
+                    reason: format!("building the task failed: {e}"),
+                })
+            };
+            (failed(), failed())
+        }
+    };
     checks.push(match &epoch0 {
         Ok(batches) => check_data_alignment(batches),
         Err(e) => CheckResult::fail(DATA_ALIGNMENT, format!("the data source failed: {e}")),
     });
-    let batches: Vec<DoctorBatch> = epoch0.as_ref().map(|b| b.clone()).unwrap_or_default();
-    let mut training_batches = batches.clone();
-    if let Ok(more) = &epoch1 {
-        training_batches.extend(more.iter().cloned());
-    }
 
     let mut lr_range = None;
-    match batches.first() {
-        None => {
-            for name in &CHECK_NAMES[1..6] {
-                checks.push(CheckResult::fail(
-                    name,
-                    "skipped: the data source yielded no batch".into(),
-                ));
+    if epoch0.as_ref().is_ok_and(|b| !b.is_empty()) {
+        // 2-4: one fresh copy, one batch, one step.
+        match fresh(&build, &optimizer, false) {
+            Ok((mut task, mut opt)) => {
+                checks.extend(first_step_checks(&mut task, opt.as_mut()));
+            }
+            Err(e) => {
+                for name in &CHECK_NAMES[1..4] {
+                    checks.push(CheckResult::fail(name, e.clone()));
+                }
             }
         }
-        Some(first) => {
-            // 2-4: one fresh copy, one batch, one step.
-            match fresh(&build, &optimizer, false) {
-                Ok((mut subject, mut opt)) => {
-                    checks.extend(first_step_checks(&mut subject, opt.as_mut(), first));
-                }
-                Err(e) => {
-                    for name in &CHECK_NAMES[1..4] {
-                        checks.push(CheckResult::fail(name, e.clone()));
-                    }
-                }
+        // 5: a fresh copy memorises one batch.
+        checks.push(match fresh(&build, &optimizer, true) {
+            Ok((mut task, mut opt)) => check_overfit_single_batch(&mut task, opt.as_mut(), config),
+            Err(e) => CheckResult::fail(SINGLE_BATCH_OVERFIT, e),
+        });
+        // 6: a fresh copy learns from many batches.
+        checks.push(match fresh(&build, &optimizer, true) {
+            Ok((mut task, mut opt)) => check_multi_batch_decrease(&mut task, opt.as_mut(), config),
+            Err(e) => CheckResult::fail(MULTI_BATCH_DECREASE, e),
+        });
+        if let Some(lr_config) = &config.lr_range {
+            if let Ok((mut task, mut opt)) = fresh(&build, &optimizer, true) {
+                lr_range = lr_range_test(&mut task, opt.as_mut(), lr_config, config.budget()).ok();
             }
-            // 5: a fresh copy memorises one batch.
-            checks.push(match fresh(&build, &optimizer, true) {
-                Ok((mut subject, mut opt)) => {
-                    check_overfit_single_batch(&mut subject, opt.as_mut(), first, config)
-                }
-                Err(e) => CheckResult::fail(SINGLE_BATCH_OVERFIT, e),
-            });
-            // 6: a fresh copy learns from many batches.
-            checks.push(match fresh(&build, &optimizer, true) {
-                Ok((mut subject, mut opt)) => check_multi_batch_decrease(
-                    &mut subject,
-                    opt.as_mut(),
-                    &training_batches,
-                    config,
-                ),
-                Err(e) => CheckResult::fail(MULTI_BATCH_DECREASE, e),
-            });
-            if let Some(lr_config) = &config.lr_range {
-                if let Ok((mut subject, mut opt)) = fresh(&build, &optimizer, true) {
-                    lr_range = lr_range_test(
-                        &mut subject,
-                        opt.as_mut(),
-                        &training_batches,
-                        lr_config,
-                        config.budget(),
-                    )
-                    .ok();
-                }
-            }
+        }
+    } else {
+        for name in &CHECK_NAMES[1..6] {
+            checks.push(CheckResult::fail(
+                name,
+                "skipped: the data source yielded no batch".into(),
+            ));
         }
     }
 
@@ -114,36 +111,32 @@ where
     })
 }
 
-/// A fresh model and its optimizer, or why not. With `allow_unused` the optimizer skips
+/// A fresh task and its optimizer, or why not. With `allow_unused` the optimizer skips
 /// parameters without a gradient (the training checks: a broken layer is checks 3 and 4's news).
-pub(super) fn fresh<S, B, O>(
+fn fresh<T, B, O>(
     build: &B,
     optimizer: &O,
     allow_unused: bool,
-) -> std::result::Result<(S, Box<dyn Optimizer>), String>
+) -> std::result::Result<(T, Box<dyn Optimizer>), String>
 where
-    S: DoctorSubject,
-    B: Fn() -> Result<S>,
+    T: TrainTask,
+    B: Fn() -> Result<T>,
     O: Fn(Vec<(String, Variable)>) -> optim::Result<Box<dyn Optimizer>>,
 {
-    let subject = build().map_err(|e| format!("building the model failed: {e}"))?;
-    let mut opt = optimizer(subject.named_parameters())
+    let task = build().map_err(|e| format!("building the task failed: {e}"))?;
+    let mut opt = optimizer(task.named_parameters())
         .map_err(|e| format!("building the optimizer failed: {e}"))?;
     if allow_unused {
         opt.groups_mut().set_allow_unused(true);
     }
-    Ok((subject, opt))
+    Ok((task, opt))
 }
 
-/// Checks 2, 3 and 4 on one batch: the loss, its gradients, one optimizer step.
-fn first_step_checks(
-    subject: &mut dyn DoctorSubject,
-    optimizer: &mut dyn Optimizer,
-    batch: &DoctorBatch,
-) -> Vec<CheckResult> {
-    let params = subject.named_parameters();
+/// Checks 2, 3 and 4 on the first batch: the loss, its gradients, one optimizer step.
+fn first_step_checks(task: &mut dyn TrainTask, optimizer: &mut dyn Optimizer) -> Vec<CheckResult> {
+    let params = task.named_parameters();
     optimizer.zero_grad();
-    let loss = match subject.loss(batch) {
+    let loss = match task.next_batch().and_then(|_| task.loss()) {
         Ok(loss) => loss,
         Err(e) => {
             let why = format!("computing the loss failed: {e}");

@@ -6,9 +6,10 @@ use std::time::{Duration, Instant};
 use optim::Optimizer;
 
 use crate::error::{ModelError, Result};
+use crate::trainer::TrainTask;
 
+use super::checks::train_step;
 use super::report::fmt_num;
-use super::*;
 
 /// The sweep of [`lr_range_test`].
 #[derive(Clone, Debug, PartialEq)]
@@ -113,24 +114,17 @@ impl LrRangeResult {
     }
 }
 
-/// The learning-rate range test: train `subject` (a fresh copy) on successive batches while
+/// The learning-rate range test: train `task` (a fresh copy) on its successive batches while
 /// the learning rate grows exponentially from `start_lr` to `end_lr`; smooth the loss
 /// exponentially (bias-corrected), stop when it exceeds `divergence` times its minimum or is not
 /// finite, and suggest the learning rate at the minimum smoothed loss divided by 10.
 pub fn lr_range_test(
-    subject: &mut dyn DoctorSubject,
+    task: &mut dyn TrainTask,
     optimizer: &mut dyn Optimizer,
-    batches: &[DoctorBatch],
     config: &LrRangeConfig,
     budget: Duration,
 ) -> Result<LrRangeResult> {
     config.validate()?;
-    if batches.is_empty() {
-        return Err(ModelError::Invalid {
-            op: "lr_range_test",
-            reason: "no batch to train on".into(),
-        });
-    }
     let start = Instant::now();
     let (mut lrs, mut losses, mut smoothed) = (Vec::new(), Vec::new(), Vec::new());
     let mut avg = 0.0f64;
@@ -139,7 +133,8 @@ pub fn lr_range_test(
     for i in 0..config.steps {
         let lr = config.lr_at(i);
         optimizer.set_lr(lr);
-        let loss = train_step(subject, optimizer, &batches[i % batches.len()])?;
+        task.next_batch()?;
+        let loss = train_step(task, optimizer)?;
         if !loss.is_finite() {
             diverged_at = Some(lr);
             break;

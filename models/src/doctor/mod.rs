@@ -22,18 +22,19 @@
 //! loss divided by 10 (a rate well below the one where the loss is lowest while still rising:
 //! that one is already at the edge of divergence).
 //!
-//! The doctor works on any model through two small traits: [`DoctorSubject`] (named parameters
-//! and a loss on a batch; [`ModuleSubject`] adapts any `nn::Module` with the standard losses, and
-//! a [`Gpt`] is a subject itself) and
-//! [`DoctorData`] (the batches of an epoch; implemented for `data::DataLoader` and, through
-//! [`LmData`], for `data::LmBatcher`). The model is built by a closure, so every check that trains
-//! starts from a fresh copy and the caller's model is never touched, and so is the optimizer
-//! (from the parameters, as `optim` builds them).
+//! The doctor works on what the trainer trains: any [`TrainTask`](crate::trainer::TrainTask)
+//! (a [`Classification`](crate::trainer::Classification), a
+//! [`LanguageModel`](crate::trainer::LanguageModel) or a task of your own). It needs no more than
+//! the trainer does: named parameters, the next batch, the loss on the current batch, and a look
+//! at that batch for the data checks. The task is built by a closure, so every check that
+//! trains starts from a fresh copy and the caller's model is never touched, and so is the
+//! optimizer (from the parameters, as `optim` builds them).
 //!
 //! ```
 //! use autograd::Variable;
 //! use data::{DataLoader, TensorDataset, Targets};
-//! use models::doctor::{diagnose, DoctorConfig, ModuleSubject};
+//! use models::doctor::{diagnose, DoctorConfig};
+//! use models::trainer::Classification;
 //! use nn::{activation::ReLU, linear::Linear, sequential::Sequential};
 //! use optim::{Optimizer, Sgd, SgdConfig};
 //! use tensor::{Tensor, TensorRng};
@@ -47,19 +48,19 @@
 //! let ds = TensorDataset::new(x, Targets::Classes(labels)).unwrap();
 //! let loader = DataLoader::new(ds, 16).unwrap().shuffle(1);
 //!
+//! // The same task the trainer would fit, built fresh for each check.
 //! let build = || {
 //!     let mut rng = TensorRng::new(7);
-//!     Ok(ModuleSubject::new(
-//!         Sequential::new()
-//!             .add(Linear::new(2, 8, true, &mut rng))
-//!             .add(ReLU)
-//!             .add(Linear::new(8, 2, true, &mut rng)),
-//!     ))
+//!     let model = Sequential::new()
+//!         .add(Linear::new(2, 8, true, &mut rng))
+//!         .add(ReLU)
+//!         .add(Linear::new(8, 2, true, &mut rng));
+//!     Ok(Classification::new(model, loader.clone()))
 //! };
 //! let sgd = |p: Vec<(String, Variable)>| -> optim::Result<Box<dyn Optimizer>> {
 //!     Ok(Box::new(Sgd::new(p, SgdConfig { lr: 0.1, ..Default::default() })?))
 //! };
-//! let report = diagnose(build, sgd, &loader, &DoctorConfig::default()).unwrap();
+//! let report = diagnose(build, sgd, &DoctorConfig::default()).unwrap();
 //! println!("{}", report.table());
 //! assert!(report.all_passed());
 //! ```
@@ -69,16 +70,14 @@ mod checks;
 mod diagnose;
 mod lr_range;
 mod report;
-mod subject;
 
-pub use batches::{DoctorBatch, DoctorData, LmData};
+pub use batches::epoch_batches;
 pub use checks::{
     check_data_alignment, check_gradient_flow, check_loader, check_loss_attached,
     check_multi_batch_decrease, check_overfit_single_batch, check_parameters_update, train_step,
     CHECK_NAMES, DATA_ALIGNMENT, GRADIENT_FLOW, LOADER_INTEGRATION, LOSS_ATTACHED,
     MULTI_BATCH_DECREASE, PARAMETERS_UPDATE, SINGLE_BATCH_OVERFIT,
 };
-pub use diagnose::diagnose;
+pub use diagnose::{diagnose, OptimizerFactory};
 pub use lr_range::{lr_range_test, LrRangeConfig, LrRangeResult};
 pub use report::{CheckResult, DoctorConfig, DoctorReport};
-pub use subject::{standard_loss, DoctorSubject, ModuleSubject, OptimizerFactory};

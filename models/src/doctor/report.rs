@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use crate::error::{ModelError, Result};
 
-use super::*;
+#[cfg(doc)]
+use super::checks::CHECK_NAMES;
+use super::lr_range::{LrRangeConfig, LrRangeResult};
 
 /// The bounds of the doctor's checks.
 #[derive(Clone, Debug, PartialEq)]

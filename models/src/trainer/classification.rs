@@ -12,8 +12,9 @@ use tensor::Tensor;
 
 use crate::error::{ModelError, Result};
 
-use super::task::{load_module_state, usize_field};
-use super::*;
+use super::task::{
+    count_correct, load_module_state, usize_field, EvalResult, TaskBatch, TrainTask,
+};
 
 /// A classifier trained with cross-entropy on a [`DataLoader`] of class-target batches; the
 /// metric is accuracy on the validation loader.
@@ -157,6 +158,14 @@ impl<M: Module> TrainTask for Classification<M> {
                 }
             }
         }
+    }
+
+    fn current_batch(&self) -> Option<TaskBatch> {
+        self.current.clone().map(TaskBatch::Supervised)
+    }
+
+    fn named_parameters(&self) -> Vec<(String, Variable)> {
+        self.model.named_parameters()
     }
 
     fn loss(&mut self) -> Result<Variable> {

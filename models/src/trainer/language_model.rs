@@ -94,6 +94,14 @@ where
         Ok(n)
     }
 
+    fn current_batch(&self) -> Option<TaskBatch> {
+        self.current.clone().map(TaskBatch::Lm)
+    }
+
+    fn named_parameters(&self) -> Vec<(String, Variable)> {
+        self.model.named_parameters()
+    }
+
     fn loss(&mut self) -> Result<Variable> {
         let batch = self.current.as_ref().ok_or(ModelError::Invalid {
             op: "LanguageModel::loss",

@@ -45,4 +45,4 @@ pub use config::{Budget, TrainerConfig};
 pub use fit::{FitReport, StepStats, Trainer};
 pub use history::{History, Record, HISTORY_COLUMNS};
 pub use language_model::LanguageModel;
-pub use task::{count_correct, EvalResult, TrainTask};
+pub use task::{count_correct, EvalResult, TaskBatch, TrainTask};
