@@ -267,6 +267,7 @@ fn failed_names(report: &DoctorReport) -> Vec<&str> {
 
 // ----- tests -----
 
+/// A healthy 2-layer MLP on separable blobs, as a `Classification` task, passes all seven checks quickly.
 #[test]
 fn healthy_mlp_passes_every_check() {
     let report = diagnose(
@@ -287,6 +288,7 @@ fn healthy_mlp_passes_every_check() {
     );
 }
 
+/// A healthy small CNN on bar images passes all seven checks.
 #[test]
 fn healthy_cnn_passes_every_check() {
     let loader = DataLoader::new(bars(64, 4), 16).unwrap().shuffle(2);
@@ -300,6 +302,7 @@ fn healthy_cnn_passes_every_check() {
     assert_all_pass(&report);
 }
 
+/// A bigram language model on shifted token windows (a `LanguageModel` task) passes all seven checks.
 #[test]
 fn healthy_language_model_passes_every_check() {
     let report = diagnose(
@@ -323,6 +326,7 @@ fn healthy_language_model_passes_every_check() {
         .contains("every target is the next input"));
 }
 
+/// A detached first layer fails gradient flow and parameter update, naming exactly that layer's parameters.
 #[test]
 fn detached_layer_fails_gradient_flow_naming_the_first_layer() {
     let build = || {
@@ -374,6 +378,7 @@ fn detached_layer_fails_gradient_flow_naming_the_first_layer() {
     );
 }
 
+/// Targets equal to the inputs (not shifted) fail data alignment, and only that check.
 #[test]
 fn unshifted_language_model_targets_fail_data_alignment() {
     let build = || {
@@ -430,6 +435,7 @@ impl Module for DetachedOutput {
     }
 }
 
+/// A loss computed from detached outputs fails the loss, gradient, update and training checks.
 #[test]
 fn detached_loss_fails_the_loss_and_gradient_checks() {
     let report = diagnose(
@@ -474,6 +480,7 @@ fn detached_loss_fails_the_loss_and_gradient_checks() {
     );
 }
 
+/// A loader that never shuffles fails loader integration, and only that check.
 #[test]
 fn loader_without_shuffle_fails_loader_integration() {
     let report = diagnose(
@@ -495,6 +502,7 @@ fn loader_without_shuffle_fails_loader_integration() {
     assert_eq!(failed_names(&report), vec![LOADER_INTEGRATION]);
 }
 
+/// A learning rate of 1e-7 fails the single-batch overfit and multi-batch checks, and only those.
 #[test]
 fn a_far_too_small_learning_rate_fails_the_training_checks() {
     let report = diagnose(
@@ -520,6 +528,7 @@ fn a_far_too_small_learning_rate_fails_the_training_checks() {
         .contains("after 100 steps"));
 }
 
+/// The LR range test grows the rate geometrically, stops on divergence and suggests a rate a tenth of the minimum's.
 #[test]
 fn lr_range_test_suggests_a_sane_rate_for_the_blobs_mlp() {
     // Overlapping blobs: the loss cannot reach 0, so a too large lr shows as divergence.
@@ -576,6 +585,7 @@ fn lr_range_test_suggests_a_sane_rate_for_the_blobs_mlp() {
     );
 }
 
+/// A bad doctor configuration is an error naming the field, not a failed check.
 #[test]
 fn bad_config_is_an_error() {
     let e = diagnose(
@@ -610,6 +620,7 @@ fn tiny_gpt(seed: u64) -> Gpt {
     .unwrap()
 }
 
+/// A tiny GPT trained as a `LanguageModel` task passes all seven checks.
 #[test]
 fn healthy_gpt_passes_every_check() {
     let report = diagnose(
@@ -650,6 +661,7 @@ fn gpt_loss_with_block_1_detached(gpt: &Gpt, b: &LmBatch) -> Result<Variable> {
     Ok(logits.cross_entropy(&b.targets, None, 0.0)?)
 }
 
+/// A GPT whose block 1 is detached from the residual stream fails gradient flow naming exactly that block's twelve parameters.
 #[test]
 fn gpt_with_a_detached_block_fails_by_name() {
     let report = diagnose(

@@ -372,6 +372,7 @@ mod tests {
         }
     }
 
+    /// Adam's first step moves each weight by lr whatever the gradient's scale.
     #[test]
     fn first_step_moves_by_lr_whatever_the_gradient_scale() {
         // At t = 1, m / bc1 = g and sqrt(v / bc2) = |g|: the step is lr * sign(g).
@@ -384,6 +385,7 @@ mod tests {
         }
     }
 
+    /// AdamW shrinks the weight before the update and keeps the decay out of the moments.
     #[test]
     fn decoupled_decay_shrinks_before_the_update() {
         let h = AdamHyper {
@@ -398,6 +400,7 @@ mod tests {
         assert!((m[0] - 0.3).abs() < 1e-6);
     }
 
+    /// AMSGrad keeps the running maximum of the second moment.
     #[test]
     fn amsgrad_keeps_the_max() {
         let h = AdamHyper {

@@ -833,6 +833,7 @@ mod tests {
         assert!(diff <= tol, "{what}: max abs diff {diff}");
     }
 
+    /// Fused attention on a tiny case equals the values computed by hand.
     #[test]
     fn tiny_case_by_hand() {
         // One query row against two keys: scores (1*1 + 0*0, 1*0 + 0*1) = (1, 0), scale 1.
@@ -851,6 +852,7 @@ mod tests {
         assert!((out.to_vec()[1] - want).abs() < 1e-5);
     }
 
+    /// Fused attention equals its composition from primitives, values and gradients.
     #[test]
     fn matches_the_composition_forward_and_backward() {
         // Shapes around the block size, T < S (KV cache), non-square heads, causal and not.
@@ -887,6 +889,7 @@ mod tests {
         }
     }
 
+    /// Strided views as inputs give the same result as contiguous copies.
     #[test]
     fn strided_views_need_no_copy_and_agree() {
         // q, k, v as the head views of one fused (B, T, 3, H, D) buffer.
@@ -908,6 +911,7 @@ mod tests {
         close(&got.2, &grads[2], 1e-4, "strided dv");
     }
 
+    /// Attention rows sum to one and very large scores stay finite.
     #[test]
     fn rows_are_probabilities_and_large_scores_stay_finite() {
         // Huge scores: the max shift keeps everything finite; v = 1 makes every output row 1.
@@ -919,6 +923,7 @@ mod tests {
         assert!(lse.all_finite());
     }
 
+    /// Mismatched shapes are errors naming the op and the shapes.
     #[test]
     fn bad_shapes_are_named_errors() {
         let q = Tensor::zeros(&[2, 4, 8]);
@@ -973,6 +978,7 @@ mod tests {
             .unwrap()
     }
 
+    /// The packed (B, T, 3C) layout gives the same result as separate head tensors.
     #[test]
     fn packed_layout_matches_separate_heads() {
         // (B, T, C, H) around the query block size, causal and not.
@@ -1013,6 +1019,7 @@ mod tests {
         }
     }
 
+    /// Bad packed shapes are errors naming the op and the shape.
     #[test]
     fn packed_shape_errors_are_named() {
         let qkv = Tensor::zeros(&[2, 4, 24]);
