@@ -1,7 +1,7 @@
 //! The chapters as a course: every README has the five sections, chapter numbers agree, exercises
 //! read in README order.
 
-use crate::helpers::{run, workspace_root};
+use crate::helpers::workspace_root;
 use milestones::course::CHAPTERS;
 use std::path::{Path, PathBuf};
 

@@ -1,7 +1,6 @@
 //! The milestone mapping, grading weights and missing tests, locks that follow test results,
 //! timestamps and body hashes.
 
-use crate::helpers::run;
 use milestones::course::fence::{body, find_fences};
 use milestones::course::libtest;
 use milestones::course::{unlocked_by, CHAPTERS, MILESTONES};

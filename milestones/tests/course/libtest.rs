@@ -1,6 +1,5 @@
 //! Reading `cargo test` output: results per target, build errors, and a test's doc comment.
 
-use crate::helpers::run;
 use milestones::course::libtest::{self, Outcome, Target};
 use milestones::course::runner::{find_test_fn, rerun_command, TestOptions};
 
