@@ -1,5 +1,5 @@
 //! The small command line every milestone shares: `--data-dir`, `--dataset`, `--epochs`,
-//! `--steps`, `--seed`, `--json PATH`, `--plot PATH`, `--quick`.
+//! `--steps`, `--seed`, `--json PATH`, `--plot PATH`, `--quick`, `--threads N`.
 
 use std::path::PathBuf;
 
@@ -32,6 +32,9 @@ pub struct CommonArgs {
     /// A short run (for tests and a first look): fewer epochs or steps, smaller data.
     #[arg(long)]
     pub quick: bool,
+    /// Worker threads for the parallel kernels (default: all cores; at most 4 per core).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
 }
 
 /// A flag value a milestone refuses before any work starts.
@@ -115,6 +118,53 @@ impl CommonArgs {
             check_writable("--plot", p)?;
         }
         Ok(())
+    }
+}
+
+/// The most threads `--threads` accepts per core: beyond that, threads only add switching.
+pub const MAX_THREADS_PER_CORE: usize = 4;
+
+/// The cores this process may use (1 when the system cannot tell).
+pub fn available_cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+impl CommonArgs {
+    /// Apply `--threads` (see [`build_thread_pool`]); returns the threads in use. Call it first,
+    /// before any parallel work.
+    pub fn init_threads(&self) -> Result<usize, ArgError> {
+        build_thread_pool(self.threads)
+    }
+}
+
+/// Build rayon's global pool, which every parallel kernel uses, with `requested` threads, and
+/// return the number in use. `None` keeps rayon's default (all cores, or `RAYON_NUM_THREADS`).
+/// 0 and more than [`MAX_THREADS_PER_CORE`] times the cores are refused naming the flag, and so
+/// is a pool that already runs a different number of threads (the global pool is built once).
+pub fn build_thread_pool(requested: Option<usize>) -> Result<usize, ArgError> {
+    let Some(n) = requested else {
+        return Ok(rayon::current_num_threads());
+    };
+    let cores = available_cores();
+    let max = cores * MAX_THREADS_PER_CORE;
+    if n == 0 || n > max {
+        return Err(ArgError(format!(
+            "--threads {n} is out of range: it must be between 1 and {max} \
+             ({MAX_THREADS_PER_CORE} per core, {cores} cores here)"
+        )));
+    }
+    match rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global()
+    {
+        Ok(()) => Ok(n),
+        Err(_) if rayon::current_num_threads() == n => Ok(n),
+        Err(e) => Err(ArgError(format!(
+            "--threads {n}: the thread pool already runs {} threads ({e})",
+            rayon::current_num_threads()
+        ))),
     }
 }
 
@@ -220,5 +270,20 @@ mod tests {
         assert!(positive_finite("--lr", 1e39, 10.0).is_err());
         assert!(positive_finite("--lr", f64::NAN, 10.0).is_err());
         assert!(positive_finite("--lr", 0.1, 10.0).is_ok());
+    }
+
+    #[test]
+    fn thread_counts_out_of_range_are_refused_before_the_pool_is_built() {
+        let e = build_thread_pool(Some(0)).unwrap_err();
+        assert!(e.0.starts_with("--threads 0 is out of range"), "{e}");
+        let too_many = available_cores() * MAX_THREADS_PER_CORE + 1;
+        let e = parse(&["--threads", &too_many.to_string()])
+            .init_threads()
+            .unwrap_err();
+        assert!(
+            e.0.contains(&format!("--threads {too_many} is out of range")),
+            "{e}"
+        );
+        assert_eq!(parse(&[]).threads, None, "default: rayon's own count");
     }
 }

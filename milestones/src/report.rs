@@ -1,5 +1,5 @@
 //! What a milestone shows at the end: a results table on the terminal and, with `--json`, a file
-//! `{"milestone", "dataset", "metrics": {...}, "params", "seconds"}`.
+//! `{"milestone", "dataset", "metrics": {...}, "params", "seconds", "threads"}`.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -14,6 +14,8 @@ pub struct RunReport {
     pub metrics: Vec<(String, f64)>,
     pub params: usize,
     pub seconds: f64,
+    /// Worker threads of the parallel kernels (rayon's global pool, set by `--threads`).
+    pub threads: usize,
 }
 
 impl RunReport {
@@ -25,6 +27,7 @@ impl RunReport {
             metrics: Vec::new(),
             params: 0,
             seconds: 0.0,
+            threads: rayon::current_num_threads(),
         }
     }
 
@@ -58,6 +61,7 @@ impl RunReport {
             "metrics": metrics,
             "params": self.params,
             "seconds": self.seconds,
+            "threads": self.threads,
         })
     }
 
@@ -83,6 +87,7 @@ impl RunReport {
         }
         rows.push(("parameters".into(), format_count(self.params)));
         rows.push(("time".into(), format!("{:.1} s", self.seconds)));
+        rows.push(("threads".into(), self.threads.to_string()));
         table(
             &["result", "value"],
             &rows

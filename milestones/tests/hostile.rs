@@ -40,6 +40,8 @@ const PERCEPTRON: &str = env!("CARGO_BIN_EXE_perceptron-1957");
 const XOR: &str = env!("CARGO_BIN_EXE_xor-1969");
 const MLP: &str = env!("CARGO_BIN_EXE_mlp-1986");
 const CNN: &str = env!("CARGO_BIN_EXE_cnn-1998");
+const DOCTOR: &str = env!("CARGO_BIN_EXE_doctor");
+const MLPERF: &str = env!("CARGO_BIN_EXE_mlperf-2018");
 
 #[test]
 fn unused_zero_and_unwritable_flags_are_refused_by_name() {
@@ -79,6 +81,88 @@ fn unused_zero_and_unwritable_flags_are_refused_by_name() {
         &run(PERCEPTRON, &["--plot", dir.to_str().unwrap()]),
         &["--plot", "is a directory"],
     );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn threads_are_applied_reported_and_bounded() {
+    let dir = temp_dir("threads");
+    let json = dir.join("xor.json");
+    let out = run(
+        XOR,
+        &[
+            "--quick",
+            "--threads",
+            "1",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["threads"], 1, "{report}");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.contains("threads") && l.contains(" 1 ")),
+        "{table}"
+    );
+    for bin in [PERCEPTRON, XOR, MLP, CNN, DOCTOR, MLPERF] {
+        assert_refused(
+            &run(bin, &["--threads", "0"]),
+            &["--threads 0 is out of range"],
+        );
+        assert_refused(
+            &run(bin, &["--threads", "100000"]),
+            &["--threads 100000 is out of range"],
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn doctor_refuses_every_flag_it_does_not_use() {
+    let dir = temp_dir("doctor");
+    let d = dir.to_str().unwrap();
+    let plot = dir.join("p.svg");
+    for (args, flag) in [
+        (vec!["--data-dir", d], "--data-dir"),
+        (vec!["--dataset", "mnist"], "--dataset"),
+        (vec!["--epochs", "2"], "--epochs"),
+        (vec!["--steps", "2"], "--steps"),
+        (vec!["--plot", plot.to_str().unwrap()], "--plot"),
+    ] {
+        assert_refused(
+            &run(DOCTOR, &args),
+            &[&format!("doctor does not use {flag}")],
+        );
+    }
+    assert_refused(&run(DOCTOR, &["--lr", "0"]), &["--lr 0 is out of range"]);
+    assert_refused(
+        &run(DOCTOR, &["--lr", "nan"]),
+        &["--lr NaN is out of range"],
+    );
+    assert_refused(
+        &run(DOCTOR, &["--model", "rnn"]),
+        &["unknown --model 'rnn'"],
+    );
+    assert_refused(&run(DOCTOR, &["--break", "x"]), &["unknown --break 'x'"]);
+    let missing = dir.join("no-folder").join("r.json");
+    assert_refused(
+        &run(DOCTOR, &["--json", missing.to_str().unwrap()]),
+        &["--json", "does not exist"],
+    );
+    assert_refused(
+        &run(MLPERF, &["--json", missing.to_str().unwrap()]),
+        &["--json", "does not exist"],
+    );
+    assert!(!plot.exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

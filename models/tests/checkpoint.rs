@@ -56,6 +56,8 @@ fn problems(e: ModelError) -> Vec<String> {
     }
 }
 
+/// A saved GPT (tied and untied, with and without bias) loads back with the same config, weights,
+/// tokenizer and training state, and gives the same logits and generated text.
 #[test]
 fn gpt_round_trip_with_tokenizer_and_training_state() {
     for (bias, tied) in [(true, false), (false, true)] {
@@ -103,6 +105,8 @@ fn gpt_round_trip_with_tokenizer_and_training_state() {
     }
 }
 
+/// The file uses nanoGPT's tensor names and PyTorch's layouts, writes a tied head under both
+/// names, and stores the config and the char vocabulary as readable metadata.
 #[test]
 fn file_uses_nanogpt_names_layouts_and_metadata() {
     let file = TempFile::new("names.safetensors");
@@ -145,6 +149,7 @@ fn file_uses_nanogpt_names_layouts_and_metadata() {
     assert_eq!(chars, [" ", "!", "d", "e", "h", "l", "o", "r", "w"]);
 }
 
+/// A BPE tokenizer saved with the model loads back equal and encodes and decodes as before.
 #[test]
 fn bpe_tokenizer_travels_with_the_model() {
     let file = TempFile::new("bpe.safetensors");
@@ -166,6 +171,7 @@ fn bpe_tokenizer_travels_with_the_model() {
     assert_eq!(loaded.tokenizer.decode(&ids).unwrap(), "the cat");
 }
 
+/// Any named tensors (a transposed view stored row-major, a scalar) and metadata round trip.
 #[test]
 fn generic_tensors_round_trip() {
     let file = TempFile::new("generic.safetensors");
@@ -190,6 +196,7 @@ fn generic_tensors_round_trip() {
     assert_eq!(back_meta, meta);
 }
 
+/// F16, BF16 and F64 tensors load as the same f32 values; an integer tensor is refused by name.
 #[test]
 fn half_and_double_precision_files_load_as_f32() {
     let file = TempFile::new("dtypes.safetensors");
@@ -224,6 +231,8 @@ fn half_and_double_precision_files_load_as_f32() {
     assert!(p[0].contains("'ids'") && p[0].contains("I32"), "{p:?}");
 }
 
+/// Loading lists every missing, unexpected and mis-shaped tensor (and every differing config
+/// field) in one error naming the file, and changes nothing unless everything fits.
 #[test]
 fn loading_lists_every_mismatch() {
     let file = TempFile::new("broken.safetensors");
@@ -298,6 +307,8 @@ fn loading_lists_every_mismatch() {
     assert_eq!(twin.state_dict(), gpt.state_dict());
 }
 
+/// Missing or malformed metadata and files that are not safetensors give errors naming the
+/// problem.
 #[test]
 fn bad_metadata_and_files_are_clear_errors() {
     let file = TempFile::new("meta.safetensors");
@@ -382,6 +393,7 @@ fn bad_metadata_and_files_are_clear_errors() {
     assert!(msg.contains("tinytorch-no-such-dir/x.safetensors"), "{msg}");
 }
 
+/// A training-state tensor named like a model tensor is refused at save time, naming it.
 #[test]
 fn training_state_may_not_shadow_model_tensors() {
     let file = TempFile::new("shadow.safetensors");

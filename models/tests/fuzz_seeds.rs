@@ -23,6 +23,8 @@ fn gz(bytes: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Writes one valid file of every format the fuzz targets read (IDX raw and gzip, digits CSV,
+/// text corpora, tokenizer files, GPT checkpoints) under `TINYTORCH_FUZZ_SEEDS`.
 #[test]
 #[ignore = "writes the fuzz seed corpora; set TINYTORCH_FUZZ_SEEDS"]
 fn write_fuzz_seeds() {

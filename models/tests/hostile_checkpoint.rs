@@ -64,6 +64,8 @@ fn message(e: ModelError) -> String {
     e.to_string()
 }
 
+/// A small file whose config claims a huge model is refused by comparing the config with the
+/// tensors held and the parameter ceiling, before any model is allocated.
 #[test]
 fn a_config_claiming_a_huge_model_is_refused_before_allocating() {
     let dir = TempDir::new("huge");
@@ -95,6 +97,7 @@ fn a_config_claiming_a_huge_model_is_refused_before_allocating() {
     assert!(msg.contains("more parameters than a machine word"), "{msg}");
 }
 
+/// A file over the size ceiling is refused from its metadata, naming the size and the limit.
 #[test]
 fn the_file_size_ceiling_is_checked_before_reading() {
     let dir = TempDir::new("ceiling");
@@ -109,6 +112,7 @@ fn the_file_size_ceiling_is_checked_before_reading() {
     assert!(load_gpt(&path).is_ok());
 }
 
+/// A directory, a FIFO and a device are refused as checkpoints without reading (no blocking).
 #[test]
 fn non_regular_files_are_refused_without_blocking() {
     let dir = TempDir::new("nonreg");
@@ -128,6 +132,8 @@ fn non_regular_files_are_refused_without_blocking() {
     }
 }
 
+/// A checkpoint holding NaN or infinite weights is refused, naming the tensor and the first bad
+/// index.
 #[test]
 fn non_finite_weights_are_refused_naming_the_tensor() {
     let dir = TempDir::new("nan");
@@ -158,6 +164,7 @@ fn raw_safetensors(header: &str, data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Wrong safetensors byte ranges (too short, past the end, gaps) name the tensor concerned.
 #[test]
 fn safetensors_offset_errors_name_the_tensor() {
     let dir = TempDir::new("offsets");
@@ -189,6 +196,8 @@ fn safetensors_offset_errors_name_the_tensor() {
     }
 }
 
+/// Streaming generation hands over the same tokens as `generate`, one at a time, and an
+/// excessive `max_new_tokens` is refused up front.
 #[test]
 fn streaming_generation_gives_the_tokens_of_generate_as_they_come() {
     let mut model = Gpt::new(small_config(), 9).unwrap();

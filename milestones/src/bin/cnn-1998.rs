@@ -33,6 +33,7 @@ struct Args {
 fn run(args: Args) -> Result<RunReport, Box<dyn std::error::Error>> {
     let start = Instant::now();
     let c = &args.common;
+    c.init_threads()?;
     let data = checked_image_data("cnn-1998", c, &args.images, args.batch_size, args.lr)?;
     let (config, default_epochs) = match data.name.as_str() {
         // Wider than `CnnConfig::tiny_digits()`: 1,000 training images of 8x8 need more filters

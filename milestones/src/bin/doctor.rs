@@ -1,13 +1,16 @@
 //! The training doctor: the seven checks that tell why a model does not learn, run on a GPT
 //! (default), an MLP or a CNN, with generated data. `--break detach` cuts one layer out of the
 //! graph on purpose to show the doctor catching it. Exits non-zero when a check fails.
+//!
+//! The data is generated for the model chosen, so `--data-dir`, `--dataset`, `--epochs`,
+//! `--steps` and `--plot` are refused by name; `--quick` skips the learning-rate range test.
 
 use std::time::Instant;
 
 use autograd::Variable;
 use clap::Parser;
 use data::{DataLoader, LmBatch, LmBatcher, Targets, TensorDataset};
-use milestones::cli::CommonArgs;
+use milestones::cli::{positive_finite, CommonArgs, Flag};
 use milestones::corpus;
 use milestones::report::RunReport;
 use models::doctor::{diagnose, DoctorConfig, DoctorReport};
@@ -159,6 +162,21 @@ fn bars(n: usize, seed: u64) -> Result<TensorDataset> {
 
 fn run(args: &Args) -> std::result::Result<(RunReport, DoctorReport), Box<dyn std::error::Error>> {
     let start = Instant::now();
+    args.common.validate(
+        "doctor",
+        &[
+            Flag::DataDir,
+            Flag::Dataset,
+            Flag::Epochs,
+            Flag::Steps,
+            Flag::Plot,
+        ],
+    )?;
+    positive_finite("--lr", args.lr, f64::MAX)?;
+    if !["gpt", "mlp", "cnn"].contains(&args.model.as_str()) {
+        return Err(format!("unknown --model '{}': choose gpt, mlp or cnn", args.model).into());
+    }
+    args.common.init_threads()?;
     let seed = args.common.seed;
     let broken = match args.break_.as_deref() {
         None => false,
@@ -169,7 +187,15 @@ fn run(args: &Args) -> std::result::Result<(RunReport, DoctorReport), Box<dyn st
             )
         }
     };
-    let config = DoctorConfig::default();
+    let config = if args.common.quick {
+        println!("--quick: the learning-rate range test is skipped");
+        DoctorConfig {
+            lr_range: None,
+            ..DoctorConfig::default()
+        }
+    } else {
+        DoctorConfig::default()
+    };
     let (report, params, dataset) = match args.model.as_str() {
         "gpt" => {
             let text = corpus::generate(400, 2017);

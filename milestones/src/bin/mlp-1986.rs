@@ -33,6 +33,7 @@ struct Args {
 fn run(args: Args) -> Result<RunReport, Box<dyn std::error::Error>> {
     let start = Instant::now();
     let c = &args.common;
+    c.init_threads()?;
     let data = checked_image_data("mlp-1986", c, &args.images, args.batch_size, args.lr)?;
     let [ch, h, w] = data.train.image_shape();
     let inputs = ch * h * w;

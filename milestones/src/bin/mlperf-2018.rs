@@ -142,6 +142,8 @@ fn show_frontiers(models: &[ModelMetrics], plot: Option<&Path>) -> BoxResult<()>
 
 fn run(args: &Args) -> BoxResult<Report> {
     let start = Instant::now();
+    args.common.validate("mlperf-2018", &[])?;
+    args.common.init_threads()?;
     let quick = args.common.quick;
     let system = SystemInfo::collect();
     println!("system: {}", system.line());

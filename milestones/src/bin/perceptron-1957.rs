@@ -54,6 +54,7 @@ fn run(args: Args) -> Result<RunReport, Box<dyn std::error::Error>> {
     let start = Instant::now();
     args.common
         .validate("perceptron-1957", &[Flag::DataDir, Flag::Steps])?;
+    args.common.init_threads()?;
     positive_finite("--lr", args.lr, f64::MAX)?;
     if args.common.dataset.as_deref().is_some_and(|d| d != "blobs") {
         return Err(format!(

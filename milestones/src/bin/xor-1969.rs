@@ -83,6 +83,7 @@ fn run(args: Args) -> Result<RunReport, Box<dyn std::error::Error>> {
     let start = Instant::now();
     args.common
         .validate("xor-1969", &[Flag::DataDir, Flag::Epochs])?;
+    args.common.init_threads()?;
     at_least("--hidden", args.hidden, 1)?;
     if args.common.dataset.as_deref().is_some_and(|d| d != "xor") {
         return Err("xor-1969 trains on generated noisy XOR only (--dataset xor)".into());
