@@ -167,7 +167,7 @@ fn own_text_trains_generates_and_evaluates_with_char_and_bpe() {
     }
 }
 
-/// A folder: every `.txt` under it, in sorted order, each file named.
+/// A folder: every `.txt` under it, in sorted order, each file named; `--threads` is reported.
 #[test]
 fn a_folder_of_txt_files_is_read_in_sorted_order() {
     let dir = temp_dir("folder");
@@ -176,8 +176,16 @@ fn a_folder_of_txt_files_is_read_in_sorted_order() {
     write_corpus(&texts, "a.txt", 100);
     write_corpus(&texts.join("b"), "c.txt", 100);
     std::fs::write(texts.join("notes.md"), "ignored").unwrap();
-    let out = train(&texts, &dir.join("m.safetensors"), "2", &[]);
+    let json = dir.join("run.json");
+    let out = train(
+        &texts,
+        &dir.join("m.safetensors"),
+        "2",
+        &["--threads", "1", "--json", json.to_str().unwrap()],
+    );
     let stdout = assert_ok(&out);
+    // --threads sets the pool and the report says so.
+    assert_eq!(json_of(&json)["threads"], 1);
     let a = stdout.find("a.txt").expect("a.txt named");
     let c = stdout.find("c.txt").expect("c.txt named");
     assert!(a < c && !stdout.contains("notes.md"), "{stdout}");
@@ -322,6 +330,7 @@ fn resuming_a_finished_model_is_refused() {
 #[test]
 fn zero_sizes_are_refused_not_clamped() {
     for flag in [
+        "--threads",
         "--steps",
         "--batch-size",
         "--block-size",

@@ -489,7 +489,11 @@ fn run_eval(args: &Args, path: &Path) -> BoxResult<RunReport> {
 fn main() {
     models::runtime::tune_allocator();
     let args = Args::parse();
-    let mode = match args.validate() {
+    // Flags first, then the thread pool (every parallel kernel uses it), then any work.
+    let mode = match args
+        .validate()
+        .and_then(|m| args.common.init_threads().map(|_| m))
+    {
         Ok(m) => m,
         Err(e) => {
             eprintln!("error: {e}");
