@@ -99,6 +99,22 @@ impl GptConfig {
         }
     }
 
+    /// The project's tiny GPT (quick demos, generation benchmarks and tests): 2 layers, 4 heads,
+    /// width 64, context 64, biases, untied head, no dropout.
+    pub fn tiny(vocab_size: usize) -> GptConfig {
+        GptConfig {
+            vocab_size,
+            block_size: 64,
+            n_layer: 2,
+            n_head: 4,
+            n_embd: 64,
+            dropout: 0.0,
+            bias: true,
+            tie_weights: false,
+            gelu: Gelu::Exact,
+        }
+    }
+
     /// Check every constraint and list every violation in one error.
     pub fn validate(&self) -> Result<()> {
         let mut problems = Vec::new();

@@ -648,17 +648,27 @@ pub fn scaled_dot_product_attention_backward(
     })
 }
 
-/// Check a packed `(B, T, 3C)` projection for `n_head` heads; return `(B, T, C)`.
-fn check_packed(qkv: &Tensor, n_head: usize) -> Result<(usize, usize, usize)> {
-    let shape = qkv.shape();
+/// `(B, T, C)` of a packed projection of shape `(B, T, 3C)` (queries, keys and values of
+/// `n_head` heads side by side) with `C` a multiple of `n_head`, or an error naming `op`. The
+/// one check of the packed layout: the fused kernels here and every user of the layout in `nn`
+/// (multi-head attention, the KV cache) call it.
+pub fn packed_dims(
+    op: &'static str,
+    shape: &[usize],
+    n_head: usize,
+) -> Result<(usize, usize, usize)> {
     if shape.len() != 3 || n_head == 0 || !shape[2].is_multiple_of(3 * n_head) {
         return Err(TensorError::invalid(
-            PACKED_OP,
+            op,
             shape,
             format!("qkv must be (B, T, 3C) with C a multiple of n_head = {n_head}"),
         ));
     }
     Ok((shape[0], shape[1], shape[2] / 3))
+}
+
+fn check_packed(qkv: &Tensor, n_head: usize) -> Result<(usize, usize, usize)> {
+    packed_dims(PACKED_OP, qkv.shape(), n_head)
 }
 
 /// The `(B, H, T, D)` views of q, k and v inside a packed `(B, T, 3C)` tensor (no copy when it
@@ -1016,6 +1026,17 @@ mod tests {
             let want_grad = Tensor::cat(&[merge(&dq), merge(&dk), merge(&dv)], -1).unwrap();
             let got = packed_attention_backward(&qkv, &out, &lse, &go, h, scale, causal).unwrap();
             close(&got, &want_grad, 1e-6, &format!("case {i} packed gradient"));
+        }
+    }
+
+    /// The one packed-shape check returns `(B, T, C)` and names the caller's op and the shape.
+    #[test]
+    fn packed_dims_names_the_callers_op() {
+        assert_eq!(packed_dims("any", &[2, 5, 24], 4).unwrap(), (2, 5, 8));
+        for (shape, n_head) in [(vec![2, 5, 20], 4), (vec![10, 24], 4), (vec![2, 5, 24], 0)] {
+            let e = packed_dims("KvCache::append_packed", &shape, n_head).unwrap_err();
+            assert_eq!(e.op(), "KvCache::append_packed");
+            assert!(e.to_string().contains(&format!("{shape:?}")), "{e}");
         }
     }
 
