@@ -10,25 +10,13 @@ use std::time::Instant;
 use autograd::no_grad;
 use models::generate::row_seed;
 use models::gpt::{Gelu, Gpt, GptConfig};
-use models::ModelError;
 use nn::Module;
 
-fn config(bias: bool, tie_weights: bool) -> GptConfig {
-    GptConfig {
-        vocab_size: 13,
-        block_size: 16,
-        n_layer: 2,
-        n_head: 2,
-        n_embd: 24,
-        dropout: 0.0,
-        bias,
-        tie_weights,
-        gelu: Gelu::Exact,
-    }
-}
+mod common;
+use common::{invalid_reason, tiny_config};
 
 fn model(bias: bool, tie_weights: bool, seed: u64) -> Gpt {
-    let mut gpt = Gpt::new(config(bias, tie_weights), seed).unwrap();
+    let mut gpt = Gpt::new(tiny_config(bias, tie_weights), seed).unwrap();
     gpt.eval();
     gpt
 }
@@ -40,13 +28,6 @@ fn prompts(vocab: usize) -> Vec<Vec<usize>> {
         .enumerate()
         .map(|(p, &len)| (0..len).map(|i| (i * 5 + p * 3 + 1) % vocab).collect())
         .collect()
-}
-
-fn invalid_reason(e: ModelError) -> String {
-    match e {
-        ModelError::Invalid { reason, .. } => reason,
-        other => panic!("expected ModelError::Invalid, got {other:?}"),
-    }
 }
 
 /// Row `i` of the batch against `generate` (and `generate_uncached`) of prompt `i` alone with
@@ -270,7 +251,7 @@ fn generate_batch_checks_its_arguments() {
     let mut with_dropout = Gpt::new(
         GptConfig {
             dropout: 0.1,
-            ..config(true, false)
+            ..tiny_config(true, false)
         },
         0,
     )

@@ -8,31 +8,12 @@ use std::time::Instant;
 
 use models::generate::sample_next;
 use models::gpt::{Gelu, Gpt, GptConfig};
-use models::ModelError;
 use nn::Module;
 use optim::{AdamConfig, AdamW, Optimizer};
 use tensor::TensorRng;
 
-fn tiny(bias: bool, tie_weights: bool) -> GptConfig {
-    GptConfig {
-        vocab_size: 13,
-        block_size: 16,
-        n_layer: 2,
-        n_head: 2,
-        n_embd: 24,
-        dropout: 0.0,
-        bias,
-        tie_weights,
-        gelu: Gelu::Exact,
-    }
-}
-
-fn invalid_reason(e: ModelError) -> String {
-    match e {
-        ModelError::Invalid { reason, .. } => reason,
-        other => panic!("expected ModelError::Invalid, got {other:?}"),
-    }
-}
+mod common;
+use common::{invalid_reason, tiny_config};
 
 /// An invalid GPT config is refused with every problem listed at once (vocabulary, n_embd not a
 /// multiple of n_head, dropout range).
@@ -43,7 +24,7 @@ fn config_lists_every_problem() {
         n_embd: 30,
         n_head: 4,
         dropout: 1.5,
-        ..tiny(true, true)
+        ..tiny_config(true, true)
     };
     let reason = invalid_reason(bad.validate().unwrap_err());
     assert!(reason.contains("vocab_size must be at least 1"), "{reason}");
@@ -54,7 +35,7 @@ fn config_lists_every_problem() {
     assert!(reason.contains("dropout must be in [0, 1)"), "{reason}");
     assert!(Gpt::new(bad, 0).is_err());
     // JSON round trip, and a JSON with wrong fields names each of them.
-    let good = tiny(false, true);
+    let good = tiny_config(false, true);
     assert_eq!(GptConfig::from_json(&good.to_json()).unwrap(), good);
     let broken = serde_json::json!({"vocab_size": -1, "block_size": 8, "n_layer": 1,
         "n_head": 1, "n_embd": 8, "dropout": 0.0, "bias": "yes", "gelu": "tanh"});
@@ -68,7 +49,7 @@ fn config_lists_every_problem() {
 /// transformer.h.i.attn.c_attn, ...).
 #[test]
 fn parameter_names_shapes_and_count_follow_nanogpt() {
-    let gpt = Gpt::new(tiny(true, false), 0).unwrap();
+    let gpt = Gpt::new(tiny_config(true, false), 0).unwrap();
     let named: Vec<(String, Vec<usize>)> = gpt
         .named_parameters()
         .into_iter()
@@ -141,7 +122,7 @@ fn initialisation_is_nanogpts() {
         n_embd: 64,
         vocab_size: 300,
         block_size: 64,
-        ..tiny(true, false)
+        ..tiny_config(true, false)
     };
     let gpt = Gpt::new(config, 3).unwrap();
     let resid = 0.02 / (8f64).sqrt();
@@ -165,9 +146,9 @@ fn initialisation_is_nanogpts() {
         }
     }
     // Same seed, same weights; another seed, other weights.
-    let a = Gpt::new(tiny(true, true), 5).unwrap();
-    let b = Gpt::new(tiny(true, true), 5).unwrap();
-    let c = Gpt::new(tiny(true, true), 6).unwrap();
+    let a = Gpt::new(tiny_config(true, true), 5).unwrap();
+    let b = Gpt::new(tiny_config(true, true), 5).unwrap();
+    let c = Gpt::new(tiny_config(true, true), 6).unwrap();
     assert_eq!(a.state_dict(), b.state_dict());
     assert_ne!(a.state_dict(), c.state_dict());
 }
@@ -176,7 +157,7 @@ fn initialisation_is_nanogpts() {
 /// block or ids outside the vocabulary are errors.
 #[test]
 fn logits_check_their_input() {
-    let gpt = Gpt::new(tiny(true, true), 0).unwrap();
+    let gpt = Gpt::new(tiny_config(true, true), 0).unwrap();
     let out = gpt.logits(&[1, 2, 3, 4, 5, 6], 2, 3).unwrap();
     assert_eq!(out.shape(), vec![2, 3, 13]);
     let reason = invalid_reason(gpt.logits(&[1, 2, 3], 2, 3).unwrap_err());
@@ -203,7 +184,7 @@ fn logits_check_their_input() {
 /// end to end).
 #[test]
 fn logits_never_see_the_future() {
-    let gpt = Gpt::new(tiny(true, false), 1).unwrap();
+    let gpt = Gpt::new(tiny_config(true, false), 1).unwrap();
     let a = gpt.logits(&[3, 1, 4, 1, 5, 9, 2, 6], 1, 8).unwrap().value();
     let b = gpt.logits(&[3, 1, 4, 1, 7, 7, 7, 7], 1, 8).unwrap().value();
     let (a, b) = (a.to_vec(), b.to_vec());
@@ -217,7 +198,7 @@ fn logits_never_see_the_future() {
 /// the starting loss.
 #[test]
 fn a_tiny_gpt_learns_a_sequence() {
-    let gpt = Gpt::new(tiny(false, true), 2).unwrap();
+    let gpt = Gpt::new(tiny_config(false, true), 2).unwrap();
     let seq: Vec<usize> = (0..17).map(|i| (i * 5) % 13).collect();
     let (ids, targets) = (&seq[..16], &seq[1..]);
     let mut opt = AdamW::new(
@@ -247,7 +228,7 @@ fn a_tiny_gpt_learns_a_sequence() {
 fn dropout_acts_in_training_only() {
     let config = GptConfig {
         dropout: 0.3,
-        ..tiny(true, true)
+        ..tiny_config(true, true)
     };
     let mut gpt = Gpt::new(config, 4).unwrap();
     let ids = [1, 2, 3, 4];
@@ -311,7 +292,7 @@ fn sampling_greedy_top_k_and_temperature() {
 /// reason naming it.
 #[test]
 fn generation_checks_its_arguments() {
-    let mut gpt = Gpt::new(tiny(true, true), 0).unwrap();
+    let mut gpt = Gpt::new(tiny_config(true, true), 0).unwrap();
     gpt.eval();
     let reason = invalid_reason(gpt.generate(&[], 3, 1.0, None, 0).unwrap_err());
     assert!(reason.contains("at least one token"), "{reason}");
@@ -333,7 +314,7 @@ fn generation_checks_its_arguments() {
 /// position.
 #[test]
 fn cached_forward_equals_the_full_forward() {
-    let mut gpt = Gpt::new(tiny(true, false), 8).unwrap();
+    let mut gpt = Gpt::new(tiny_config(true, false), 8).unwrap();
     gpt.eval();
     let seq = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5];
     let full = gpt.logits(&seq, 1, seq.len()).unwrap().value().to_vec();
@@ -380,7 +361,7 @@ fn both(gpt: &Gpt, prompt: &[usize], n: usize, temperature: f32, top_k: Option<u
 fn cached_generation_gives_the_uncached_tokens() {
     // Larger weights than the 0.02 initialisation, so the logits are far from uniform and
     // greedy decoding is not trivially constant.
-    let mut gpt = Gpt::new(tiny(true, false), 11).unwrap();
+    let mut gpt = Gpt::new(tiny_config(true, false), 11).unwrap();
     let mut rng = TensorRng::new(99);
     for (_, p) in gpt.named_parameters() {
         let shape = p.shape();
@@ -502,7 +483,7 @@ fn export_checkpoints_for_pytorch() {
     ] {
         let config = GptConfig {
             vocab_size: vocab,
-            ..tiny(bias, tie_weights)
+            ..tiny_config(bias, tie_weights)
         };
         let mut gpt = Gpt::new(config.clone(), 21).unwrap();
         // Weights far from the 0.02 initialisation (layer norms included), so the logits are

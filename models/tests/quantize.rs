@@ -9,7 +9,7 @@ use autograd::{no_grad, Variable};
 use data::{CharTokenizer, UnknownPolicy};
 use models::checkpoint::{save_stored, save_tensors, StoredTensor, TokenizerSpec};
 use models::cnn::{Cnn, CnnConfig};
-use models::gpt::{Gelu, Gpt, GptConfig};
+use models::gpt::Gpt;
 use models::mlp::{Mlp, MlpConfig};
 use models::quantize::{
     file_size, is_quantized, load_gpt_int8, load_int8_into, model_bytes, save_gpt_int8, save_int8,
@@ -19,6 +19,9 @@ use models::ModelError;
 use nn::Module;
 use tensor::quantize::CalibrationMethod;
 use tensor::{Tensor, TensorRng};
+
+mod common;
+use common::gpt_config;
 
 /// A fresh path in the temp directory (removed when dropped).
 struct TempFile(PathBuf);
@@ -220,26 +223,12 @@ fn quantized_cnn_converts_its_classifier() {
     assert_eq!(forward(&q, &x), forward(&loaded, &x));
 }
 
-fn gpt_config(tie_weights: bool) -> GptConfig {
-    GptConfig {
-        vocab_size: 12,
-        block_size: 16,
-        n_layer: 2,
-        n_head: 2,
-        n_embd: 32,
-        dropout: 0.0,
-        bias: true,
-        tie_weights,
-        gelu: Gelu::Exact,
-    }
-}
-
 /// An int8 GPT stays close to the f32 logits, generates the same tokens with and without the KV
 /// cache, and round-trips through its checkpoint.
 #[test]
 fn quantized_gpt_generates_the_same_with_and_without_cache_and_round_trips() {
     for tie in [false, true] {
-        let gpt = Gpt::new(gpt_config(tie), 7).unwrap();
+        let gpt = Gpt::new(gpt_config(12, 32, true, tie), 7).unwrap();
         let q = gpt.quantized().unwrap();
         assert!(is_quantized(&q));
         let ids: Vec<usize> = (0..16).map(|i| (i * 5) % 12).collect();

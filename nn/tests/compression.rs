@@ -2,7 +2,7 @@
 //! factorization (Eckart-Young) and the distillation loss (gradcheck, composition, special cases,
 //! errors).
 
-use autograd::{gradcheck, no_grad, AutogradError, Variable};
+use autograd::{no_grad, Variable};
 use nn::distillation::{distillation_loss, DistillationLoss};
 use nn::linear::Linear;
 use nn::loss::{cross_entropy, Reduction};
@@ -12,16 +12,12 @@ use nn::prune::{
     Masks,
 };
 use nn::sequential::Sequential;
-use nn::{Module, NnError};
+use nn::Module;
 use tensor::{Tensor, TensorRng};
 
-fn t(values: &[f32], shape: &[usize]) -> Tensor {
-    Tensor::from_vec(values.to_vec(), shape).unwrap()
-}
-
-fn randn(shape: &[usize], seed: u64) -> Tensor {
-    Tensor::rand_normal(shape, 0.0, 1.0, seed).unwrap()
-}
+#[path = "support/common.rs"]
+mod common;
+use common::{check, randn, t};
 
 fn two_layers() -> Sequential {
     // layer 0: |w| = 1..6; layer 1: |w| = 0.5, 7, 8, 9 (one small weight in the second layer).
@@ -218,24 +214,6 @@ fn low_rank_refuses_rank_zero_and_too_large() {
 }
 
 // ----- distillation -----
-
-const EPS: f64 = 1e-2;
-const TOL: f64 = 1e-2;
-
-fn check(f: impl Fn(&[Variable]) -> nn::Result<Variable>, inputs: &[Tensor]) {
-    let g = |v: &[Variable]| {
-        f(v).map_err(|e| match e {
-            NnError::Autograd(a) => a,
-            other => AutogradError::Invalid {
-                op: "nn",
-                reason: other.to_string(),
-            },
-        })
-    };
-    if let Err(e) = gradcheck(g, inputs, EPS, TOL) {
-        panic!("{e}");
-    }
-}
 
 /// The same loss built from primitive ops: log-softmax, exp, mul, sums, cross-entropy.
 fn composed(

@@ -1,40 +1,17 @@
 //! Grader tests for the losses chapter: values against formulas computed in f64, gradcheck of
 //! every loss, and numerical stability at extreme inputs (logits of 1e4, probabilities of 0 and 1).
 
-use autograd::{gradcheck, AutogradError, Variable};
+use autograd::Variable;
 use nn::activation::log_softmax;
 use nn::loss::{
     binary_cross_entropy_with_logits, log_sigmoid, BceLoss, BceWithLogitsLoss, CrossEntropyLoss,
     MseLoss, NllLoss, Reduction,
 };
-use nn::NnError;
 use tensor::Tensor;
 
-const EPS: f64 = 1e-2;
-const TOL: f64 = 1e-2;
-
-fn randn(shape: &[usize], seed: u64) -> Tensor {
-    Tensor::rand_normal(shape, 0.0, 1.0, seed).unwrap()
-}
-
-fn t(values: &[f32], shape: &[usize]) -> Tensor {
-    Tensor::from_vec(values.to_vec(), shape).unwrap()
-}
-
-fn check(f: impl Fn(&[Variable]) -> nn::Result<Variable>, inputs: &[Tensor]) {
-    let g = |v: &[Variable]| {
-        f(v).map_err(|e| match e {
-            NnError::Autograd(a) => a,
-            other => AutogradError::Invalid {
-                op: "nn",
-                reason: other.to_string(),
-            },
-        })
-    };
-    if let Err(e) = gradcheck(g, inputs, EPS, TOL) {
-        panic!("{e}");
-    }
-}
+#[path = "support/common.rs"]
+mod common;
+use common::{check, randn, t};
 
 fn close(a: f64, b: f64, rel: f64) -> bool {
     (a - b).abs() <= rel * b.abs().max(1.0)

@@ -7,11 +7,11 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
 use autograd::Variable;
-use optim::{
-    clip_grad_norm, Adam, AdamConfig, AdamW, Optimizer, ParamGroup, RmsProp, RmsPropConfig, Sgd,
-    SgdConfig,
-};
+use optim::{clip_grad_norm, Adam, AdamConfig, AdamW, Optimizer, ParamGroup, Sgd, SgdConfig};
 use tensor::Tensor;
+
+mod common;
+use common::centered_momentum_rmsprop;
 
 struct Counting;
 
@@ -114,17 +114,7 @@ fn steps_do_not_allocate() {
             )
             .unwrap(),
         ),
-        Box::new(
-            RmsProp::new(
-                params.clone(),
-                RmsPropConfig {
-                    momentum: 0.9,
-                    centered: true,
-                    ..Default::default()
-                },
-            )
-            .unwrap(),
-        ),
+        Box::new(centered_momentum_rmsprop(params.clone())),
     ];
     w.set_grad(Some(Tensor::full(&[256, 512], 0.1))).unwrap();
     b.set_grad(Some(Tensor::full(&[512], -0.2))).unwrap();

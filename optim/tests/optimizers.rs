@@ -9,6 +9,9 @@ use optim::{
 };
 use tensor::Tensor;
 
+mod common;
+use common::centered_momentum_rmsprop;
+
 fn param(values: &[f32]) -> Variable {
     Variable::parameter(Tensor::from_vec(values.to_vec(), &[values.len()]).unwrap())
 }
@@ -426,20 +429,7 @@ fn state_memory_per_parameter() {
             Box::new(RmsProp::new(params.clone(), RmsPropConfig::default()).unwrap()),
             1,
         ),
-        (
-            Box::new(
-                RmsProp::new(
-                    params.clone(),
-                    RmsPropConfig {
-                        momentum: 0.9,
-                        centered: true,
-                        ..Default::default()
-                    },
-                )
-                .unwrap(),
-            ),
-            3,
-        ),
+        (Box::new(centered_momentum_rmsprop(params.clone())), 3),
     ];
     for (opt, per_param) in cases {
         assert_eq!(opt.state_numel(), per_param * n, "{}", opt.name());

@@ -3,6 +3,8 @@
 //! train vs eval; Dropout statistics; Sequential names; state-dict errors; Embedding ids.
 
 mod activation;
+#[path = "../support/common.rs"]
+mod common;
 mod conv_pool;
 mod dropout_embedding;
 mod helpers;
