@@ -12,7 +12,7 @@ use benches::harness::{Benchmark, GenerationMetrics, GenerationVariant};
 use data::{CharTokenizer, LmBatcher, Tokenizer, UnknownPolicy};
 use models::checkpoint::{load_gpt, save_gpt, TokenizerSpec, TrainingState};
 use models::generate::row_seed;
-use models::gpt::{Gelu, Gpt, GptConfig};
+use models::gpt::{Gpt, GptConfig};
 use nn::Module;
 use optim::{clip_grad_norm, AdamConfig, AdamW, Optimizer};
 
@@ -58,17 +58,7 @@ pub fn generation_track(s: &GenerationSettings) -> BoxResult<GenerationMetrics> 
         Some(pair) => pair,
         None => {
             let tok = CharTokenizer::from_corpus(&text, UnknownPolicy::Skip);
-            let config = GptConfig {
-                vocab_size: tok.vocab_size(),
-                block_size: 64,
-                n_layer: 2,
-                n_head: 4,
-                n_embd: 64,
-                dropout: 0.0,
-                bias: true,
-                tie_weights: false,
-                gelu: Gelu::Exact,
-            };
+            let config = GptConfig::tiny(tok.vocab_size());
             let gpt = Gpt::new(config, seed)?;
             let steps = s.steps.unwrap_or(if s.quick { 30 } else { 300 });
             train_gpt(&gpt, &tok.encode(&text)?, steps, seed)?;

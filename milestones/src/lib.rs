@@ -15,6 +15,7 @@
 //! | [`chat`] | the question-answer loop of a TinyTalks model (`--chat`) |
 //! | [`course`] | course mode: student editions, chapter grading, milestone unlocking (the `course` binary) |
 //! | [`cli`] | the common flags (`--data-dir`, `--dataset`, `--epochs`, `--steps`, `--seed`, `--json`, `--plot`, `--quick`) |
+//! | [`language`] | the language-model milestone: recipes, corpora and `--text`, tokenizers, training through the trainer (checkpoints, resume, Ctrl-C), evaluation |
 //! | [`guard`] | stop instead of reporting garbage: non-finite or diverged loss, non-finite weights; files read |
 //! | [`progress`] | progress bars |
 //! | [`report`] | results table and JSON output |
@@ -33,6 +34,7 @@ pub mod corpus;
 pub mod course;
 pub mod generation;
 pub mod guard;
+pub mod language;
 pub mod optimize;
 pub mod own_images;
 pub mod plot;

@@ -36,13 +36,18 @@ pub fn check_prompt_chars(vocab: &CharTokenizer, prompt: &str) -> Result<(), Str
 }
 
 /// The ids of `prompt` under the checkpoint's tokenizer, refusing characters a character
-/// vocabulary lacks (BPE encodes any text). An empty prompt starts from [`start_text`].
+/// vocabulary lacks (BPE encodes any text). An empty prompt starts from [`start_text`] (a
+/// newline for BPE).
 pub fn encode_prompt(tok: &TokenizerSpec, prompt: &str) -> BoxResult<Vec<usize>> {
     if let TokenizerSpec::Char(vocab) = tok {
         check_prompt_chars(vocab, prompt)?;
         if prompt.is_empty() {
             return Ok(tok.encode(&start_text(vocab))?);
         }
+    }
+    if prompt.is_empty() {
+        // Byte-level BPE encodes any text: start from a newline like the char models.
+        return Ok(tok.encode("\n")?);
     }
     Ok(tok.encode(prompt)?)
 }

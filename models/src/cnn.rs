@@ -18,6 +18,7 @@ use std::fmt;
 use autograd::Variable;
 use nn::batch_norm::BatchNorm2d;
 use nn::conv::{Conv2d, Conv2dConfig};
+use nn::flatten::Flatten;
 use nn::linear::Linear;
 use nn::module::{prefixed, Module};
 use nn::pool::{AvgPool2d, MaxPool2d};
@@ -26,6 +27,7 @@ use tensor::TensorRng;
 
 use crate::error::{ModelError, Result};
 use crate::mlp::{Activation, SeededDropout};
+use crate::profiler::ProfileLayer;
 
 /// One layer of the feature stack.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -327,6 +329,34 @@ impl Cnn {
     /// `[C, H, W]` after each feature layer.
     pub fn feature_shapes(&self) -> &[[usize; 3]] {
         &self.shapes
+    }
+
+    /// The layers in the order `forward` runs them, as the profiler reads them: `features.{i}`
+    /// as configured, `flatten`, then `classifier.{j}` with the activation `act.{j}` between
+    /// them. Each is the model's own module (BatchNorm in the model's mode, its running
+    /// statistics restored by the profiler); dropout is left out, so a profile measures the
+    /// deterministic path. The input is `(N, C, H, W)` images.
+    pub fn profile_layers(&self) -> Vec<ProfileLayer<'_>> {
+        let act = &self.config.activation;
+        let mut stack = Vec::with_capacity(self.features.len() + 2 * self.classifier.len());
+        for (i, feature) in self.features.iter().enumerate() {
+            let name = format!("features.{i}");
+            stack.push(match feature {
+                Feature::Conv(l) => ProfileLayer::new(name, l),
+                Feature::BatchNorm(l) => ProfileLayer::new(name, l).kind("BatchNorm2d"),
+                Feature::Act(a) => ProfileLayer::new(name, a).kind(a.name()),
+                Feature::MaxPool(l) => ProfileLayer::new(name, l).kind("MaxPool2d"),
+                Feature::AvgPool(l) => ProfileLayer::new(name, l).kind("AvgPool2d"),
+            });
+        }
+        stack.push(ProfileLayer::owned("flatten", Box::new(Flatten::new())));
+        for (j, layer) in self.classifier.iter().enumerate() {
+            if j > 0 {
+                stack.push(ProfileLayer::new(format!("act.{}", j - 1), act).kind(act.name()));
+            }
+            stack.push(ProfileLayer::new(format!("classifier.{j}"), layer));
+        }
+        stack
     }
 
     /// The classifier's `Linear` layers.

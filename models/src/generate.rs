@@ -330,7 +330,17 @@ impl Gpt {
     ) -> Result<Vec<usize>> {
         self.check_generation(prompt, temperature, top_k)?;
         check_max_new_tokens("Gpt::generate", max_new_tokens)?;
-        no_grad(|| self.generate_cached_loop(prompt, max_new_tokens, temperature, top_k, seed))
+        no_grad(|| {
+            self.generate_cached_loop(
+                "Gpt::generate",
+                prompt,
+                max_new_tokens,
+                temperature,
+                top_k,
+                seed,
+                &mut |_| true,
+            )
+        })
     }
 
     /// [`Gpt::generate`] that hands each new token to `on_token` as soon as it is sampled (so a
@@ -348,49 +358,39 @@ impl Gpt {
         const WHAT: &str = "Gpt::generate_stream";
         self.check_generation(prompt, temperature, top_k)?;
         check_max_new_tokens(WHAT, max_new_tokens)?;
-        let mut tokens = tokens_with_room(WHAT, prompt, max_new_tokens)?;
-        if max_new_tokens == 0 {
-            return Ok(tokens);
-        }
         no_grad(|| {
-            let block_size = self.config().block_size;
-            let mut rng = TensorRng::new(seed);
-            let mut caches = self.new_caches();
-            let start = tokens.len().saturating_sub(block_size);
-            let mut logits = self.last_logits_cached(&tokens[start..], &mut caches)?;
-            for step in 0..max_new_tokens {
-                let next = sample_next(&logits, temperature, top_k, &mut rng);
-                tokens.push(next);
-                if !on_token(next) || step + 1 == max_new_tokens {
-                    break;
-                }
-                logits = if caches[0].len() == block_size {
-                    caches.iter_mut().for_each(KvCache::clear);
-                    let window = &tokens[tokens.len() - block_size..];
-                    self.last_logits_cached(window, &mut caches)?
-                } else {
-                    self.last_logits_cached(&[next], &mut caches)?
-                };
-            }
-            Ok(tokens)
+            self.generate_cached_loop(
+                WHAT,
+                prompt,
+                max_new_tokens,
+                temperature,
+                top_k,
+                seed,
+                &mut on_token,
+            )
         })
     }
 
+    /// The cached decoding loop of [`Gpt::generate`] and [`Gpt::generate_stream`]: each new
+    /// token goes to `on_token`, which returns `false` to stop early.
+    #[allow(clippy::too_many_arguments)]
     fn generate_cached_loop(
         &self,
+        what: &'static str,
         prompt: &[usize],
         max_new_tokens: usize,
         temperature: f32,
         top_k: Option<usize>,
         seed: u64,
+        on_token: &mut dyn FnMut(usize) -> bool,
     ) -> Result<Vec<usize>> {
-        // HINT: prefill the (cropped) prompt once; then per token: sample, and feed only the new
-        // HINT: token, unless the cache holds block_size positions: then clear every cache and
-        // HINT: prefill the last block_size tokens (the window slides by one).
+        // HINT: prefill the (cropped) prompt once; then per token: sample, hand it to on_token,
+        // HINT: and feed only the new token, unless the cache holds block_size positions: then
+        // HINT: clear every cache and prefill the last block_size tokens (the window slides by one).
         // BEGIN SOLUTION
         let block_size = self.config().block_size;
         let mut rng = TensorRng::new(seed);
-        let mut tokens = tokens_with_room("Gpt::generate", prompt, max_new_tokens)?;
+        let mut tokens = tokens_with_room(what, prompt, max_new_tokens)?;
         if max_new_tokens == 0 {
             return Ok(tokens);
         }
@@ -400,7 +400,7 @@ impl Gpt {
         for step in 0..max_new_tokens {
             let next = sample_next(&logits, temperature, top_k, &mut rng);
             tokens.push(next);
-            if step + 1 == max_new_tokens {
+            if !on_token(next) || step + 1 == max_new_tokens {
                 break;
             }
             logits = if caches[0].len() == block_size {

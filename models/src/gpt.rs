@@ -30,6 +30,7 @@ use serde_json::{json, Value};
 use tensor::{Tensor, TensorRng};
 
 use crate::error::{ModelError, Result};
+use crate::profiler::{FlopRule, ProfileLayer};
 
 /// The activation of the MLPs. The project implements GELU exactly (`x * Phi(x)` with the
 /// Gaussian CDF through `erf`), which is PyTorch's `nn.GELU()` default and what nanoGPT uses;
@@ -94,6 +95,22 @@ impl GptConfig {
             dropout: 0.0,
             bias: false,
             tie_weights: true,
+            gelu: Gelu::Exact,
+        }
+    }
+
+    /// The project's tiny GPT (quick demos, generation benchmarks and tests): 2 layers, 4 heads,
+    /// width 64, context 64, biases, untied head, no dropout.
+    pub fn tiny(vocab_size: usize) -> GptConfig {
+        GptConfig {
+            vocab_size,
+            block_size: 64,
+            n_layer: 2,
+            n_head: 4,
+            n_embd: 64,
+            dropout: 0.0,
+            bias: true,
+            tie_weights: false,
             gelu: Gelu::Exact,
         }
     }
@@ -325,6 +342,47 @@ impl Gpt {
         &self.config
     }
 
+    /// The layers in the order the forward pass runs them on the row-major `(batch, t)` token
+    /// `ids`, as the profiler reads them: `embeddings` (token + position lookups bound to `ids`,
+    /// no FLOPs counted), each block `h.{i}` ([`FlopRule::Transformer`]), `ln_f` and `lm_head`.
+    /// Each is the model's own module; the embedding dropout is left out. A tied head's weight
+    /// is the token embedding's (a profile counts it once, in `embeddings`). The ids are checked
+    /// as [`Gpt::check_ids`] does; the profile's input tensor only carries the `(batch, t)` shape.
+    pub fn profile_layers<'a>(
+        &'a self,
+        ids: &'a [usize],
+        batch: usize,
+        t: usize,
+    ) -> Result<Vec<ProfileLayer<'a>>> {
+        self.check_ids("Gpt::profile_layers", ids, batch, t)?;
+        let embeddings = BoundEmbeddings {
+            gpt: self,
+            ids,
+            shape: [batch, t],
+        };
+        let mut layers = vec![ProfileLayer::owned("embeddings", Box::new(embeddings))
+            .kind("wte + wpe")
+            .flops(FlopRule::Uncounted)];
+        for (i, block) in self.blocks.iter().enumerate() {
+            layers.push(
+                ProfileLayer::new(format!("h.{i}"), block)
+                    .kind("TransformerBlock")
+                    .flops(FlopRule::Transformer),
+            );
+        }
+        layers.push(ProfileLayer::new("ln_f", &self.ln_f).kind("LayerNorm"));
+        let (c, v) = (self.config.n_embd, self.config.vocab_size);
+        let tied = if self.config.tie_weights {
+            " (tied to wte)"
+        } else {
+            ""
+        };
+        layers.push(
+            ProfileLayer::new("lm_head", &self.lm_head).kind(format!("Linear {c}->{v}{tied}")),
+        );
+        Ok(layers)
+    }
+
     /// Whether dropout is active (see [`Module::train`] / [`Module::eval`]).
     pub fn is_training(&self) -> bool {
         self.training
@@ -438,6 +496,39 @@ impl Gpt {
             tensors.push(("lm_head.weight".to_string(), self.wte.weight.value()));
         }
         tensors
+    }
+}
+
+/// A GPT's token and position embeddings as one layer, bound to the token ids it looks up (ids
+/// are not floats, so they cannot travel as the layer's input tensor: the input only carries
+/// the `(B, T)` shape, checked against the ids).
+struct BoundEmbeddings<'a> {
+    gpt: &'a Gpt,
+    ids: &'a [usize],
+    shape: [usize; 2],
+}
+
+impl Module for BoundEmbeddings<'_> {
+    fn forward(&self, input: &Variable) -> nn::Result<Variable> {
+        if input.shape() != self.shape {
+            return Err(nn::NnError::Invalid {
+                op: "Gpt embeddings",
+                reason: format!(
+                    "the ids are bound as {:?} but the input has shape {:?}",
+                    self.shape,
+                    input.shape()
+                ),
+            });
+        }
+        let tok = self.gpt.wte.forward_ids(self.ids, &self.shape)?;
+        self.gpt.wpe.forward_at(&tok, 0)
+    }
+
+    fn named_parameters(&self) -> Vec<(String, Variable)> {
+        vec![
+            ("wte.weight".into(), self.gpt.wte.weight.clone()),
+            ("wpe.weight".into(), self.gpt.wpe.weight.clone()),
+        ]
     }
 }
 

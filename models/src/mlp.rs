@@ -13,12 +13,14 @@
 use std::fmt;
 
 use autograd::Variable;
+use nn::flatten::Flatten;
 use nn::linear::Linear;
 use nn::module::{prefixed, Module};
 use nn::NnError;
 use tensor::{Tensor, TensorRng};
 
 use crate::error::{ModelError, Result};
+use crate::profiler::ProfileLayer;
 
 /// The nonlinearity between layers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -53,6 +55,18 @@ impl Activation {
             Activation::Tanh => "Tanh",
             Activation::Sigmoid => "Sigmoid",
         }
+    }
+}
+
+/// An activation is a layer without parameters (so a model's layer list can hold it, e.g. for
+/// the profiler).
+impl Module for Activation {
+    fn forward(&self, input: &Variable) -> nn::Result<Variable> {
+        self.apply(input)
+    }
+
+    fn named_parameters(&self) -> Vec<(String, Variable)> {
+        Vec::new()
     }
 }
 
@@ -290,6 +304,25 @@ impl Mlp {
         &mut self.layers
     }
 
+    /// The layers in the order `forward` runs them, as the profiler reads them: `flatten` (for
+    /// inputs of more than two dims), then `layers.{i}` with the activation `act.{i}` between
+    /// them. Each is the model's own module (its parameter names are the model's under the
+    /// layer's name); dropout is left out, so a profile measures the deterministic path.
+    pub fn profile_layers(&self, input_ndim: usize) -> Vec<ProfileLayer<'_>> {
+        let act = &self.config.activation;
+        let mut stack = Vec::with_capacity(2 * self.layers.len() + 1);
+        if input_ndim > 2 {
+            stack.push(ProfileLayer::owned("flatten", Box::new(Flatten::new())));
+        }
+        for (i, layer) in self.layers.iter().enumerate() {
+            if i > 0 {
+                stack.push(ProfileLayer::new(format!("act.{}", i - 1), act).kind(act.name()));
+            }
+            stack.push(ProfileLayer::new(format!("layers.{i}"), layer));
+        }
+        stack
+    }
+
     /// The number of input features.
     pub fn in_features(&self) -> usize {
         self.config.sizes[0]
@@ -395,6 +428,7 @@ impl fmt::Display for Mlp {
 mod tests {
     use super::*;
 
+    /// The dropout draw counter survives the f32 buffer past 2^24 draws.
     #[test]
     fn dropout_draw_counter_round_trips_past_2_pow_24() {
         let d = SeededDropout::new(0.5, 1).unwrap();
@@ -403,6 +437,7 @@ mod tests {
         assert_eq!(d.draws(), n);
     }
 
+    /// The same draw count gives the same dropout mask (resumable randomness).
     #[test]
     fn same_draw_count_same_mask() {
         let a = SeededDropout::new(0.5, 9).unwrap();

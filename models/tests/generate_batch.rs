@@ -296,21 +296,7 @@ fn generate_batch_checks_its_arguments() {
 fn batched_decoding_is_faster_on_equal_work() {
     // A smoke check of the speed claim on a small model (the real measurement is the benches
     // binary `generate --batch 8`): eight prompts inside the window, greedy.
-    let mut gpt = Gpt::new(
-        GptConfig {
-            vocab_size: 30,
-            block_size: 64,
-            n_layer: 2,
-            n_head: 4,
-            n_embd: 64,
-            dropout: 0.0,
-            bias: true,
-            tie_weights: false,
-            gelu: Gelu::Exact,
-        },
-        0,
-    )
-    .unwrap();
+    let mut gpt = Gpt::new(GptConfig::tiny(30), 0).unwrap();
     gpt.eval();
     let prompts: Vec<Vec<usize>> = (0..8)
         .map(|p| (0..1 + p).map(|i| (i * 7 + p) % 30).collect())

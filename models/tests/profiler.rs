@@ -28,6 +28,7 @@ fn config() -> ProfileConfig {
     }
 }
 
+/// Parameters, FLOPs, activation bytes and shapes of a Sequential MLP equal hand-computed values; times are measured.
 #[test]
 fn mlp_counts_match_hand_computed_values() {
     let mut rng = TensorRng::new(0);
@@ -75,6 +76,7 @@ fn mlp_counts_match_hand_computed_values() {
     assert!(p.backward_time() > std::time::Duration::ZERO);
 }
 
+/// Shapes, kinds, parameters, FLOPs and activation bytes of a conv stack equal hand-computed values.
 #[test]
 fn conv_stack_counts_match_hand_computed_values() {
     let mut rng = TensorRng::new(1);
@@ -155,6 +157,7 @@ fn conv_stack_counts_match_hand_computed_values() {
     assert!(p.layers[0].backward.is_some());
 }
 
+/// A transformer block's FLOPs count the token-wise projections and the two attention matmuls.
 #[test]
 fn transformer_block_flops_count_projections_and_attention() {
     let (b, t, c) = (2, 16, 32);
@@ -183,6 +186,7 @@ fn transformer_block_flops_count_projections_and_attention() {
     assert!(l.backward.is_some_and(|d| d.as_nanos() > 0));
 }
 
+/// Profiling restores parameter gradients and reports bad input as an error.
 #[test]
 fn profiling_leaves_gradients_and_reports_errors() {
     let mut rng = TensorRng::new(5);
@@ -213,6 +217,7 @@ fn profiling_leaves_gradients_and_reports_errors() {
     assert!(e.to_string().contains("repeats must be at least 1"), "{e}");
 }
 
+/// The profile table has one row per layer and a total row.
 #[test]
 fn table_renders_every_layer_and_a_total() {
     let mut rng = TensorRng::new(6);
@@ -242,6 +247,7 @@ fn table_renders_every_layer_and_a_total() {
     assert!(table.contains("median of 3 runs"));
 }
 
+/// LeNet-5's profile has its layers by name and FLOPs and parameters equal to the hand-computed and the model's counts.
 #[test]
 fn lenet5_profile_matches_hand_computed_counts() {
     let cnn = Cnn::new(CnnConfig::lenet5()).unwrap();
@@ -298,6 +304,7 @@ fn lenet5_profile_matches_hand_computed_counts() {
     );
 }
 
+/// Profiling a CNN with BatchNorm leaves its running statistics as they were.
 #[test]
 fn cnn_profile_with_batch_norm_leaves_the_running_statistics() {
     let cfg = CnnConfig {
@@ -334,6 +341,7 @@ fn cnn_profile_with_batch_norm_leaves_the_running_statistics() {
     assert_eq!(before, after);
 }
 
+/// An Mlp's profile shows flatten, layers and activations in order, with the model's parameter count.
 #[test]
 fn mlp_profile_interleaves_activations() {
     let mlp = Mlp::new(MlpConfig::new(&[784, 128, 64, 10]).activation(Activation::GELU)).unwrap();
@@ -355,6 +363,7 @@ fn mlp_profile_interleaves_activations() {
     assert!(p.layers[0].backward.is_none());
 }
 
+/// A GPT's profile has embeddings, one row per block, ln_f and the head; a tied head is counted once; bad ids are errors.
 #[test]
 fn gpt_profile_per_block() {
     for tie_weights in [false, true] {
@@ -400,6 +409,123 @@ fn gpt_profile_per_block() {
     assert!(e.to_string().contains("exceeds block_size 64"), "{e}");
     let e = profile_gpt(&gpt, &[0, 12], 1, 2, &config()).unwrap_err();
     assert!(e.to_string().contains("id 12 at position 1"), "{e}");
+}
+
+/// The parameter names a layer list covers, `layer.param` (how the model names them).
+fn layer_parameter_names(layers: &[ProfileLayer]) -> Vec<String> {
+    let mut names: Vec<String> = layers
+        .iter()
+        .flat_map(|l| {
+            l.module
+                .named_parameters()
+                .into_iter()
+                .map(move |(p, _)| format!("{}.{p}", l.name))
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+fn model_parameter_names(model: &dyn Module) -> Vec<String> {
+    let mut names: Vec<String> = model
+        .named_parameters()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    names.sort();
+    names
+}
+
+/// Each model lists its own layers: together they hold exactly the model's parameters, under
+/// the model's own names, and the profile's parameter and FLOP counts agree with the model.
+#[test]
+fn models_list_their_own_layers() {
+    let mlp = Mlp::new(MlpConfig::new(&[12, 8, 4])).unwrap();
+    let layers = mlp.profile_layers(2);
+    assert_eq!(layer_parameter_names(&layers), model_parameter_names(&mlp));
+    let x = TensorRng::new(3).normal(&[5, 12], 0.0, 1.0).unwrap();
+    let p = profile(&layers, &x, &config()).unwrap();
+    assert_eq!(p.params(), mlp.num_parameters());
+    assert_eq!(p.flops(), 2 * 5 * (12 * 8 + 8 * 4));
+    // The profiled stack computes what the model computes.
+    let out = layers
+        .iter()
+        .fold(autograd::Variable::constant(x.clone()), |x, l| {
+            l.module.forward(&x).unwrap()
+        });
+    let direct = mlp.forward(&autograd::Variable::constant(x)).unwrap();
+    assert_eq!(out.value().to_vec(), direct.value().to_vec());
+
+    let cnn = Cnn::new(CnnConfig {
+        input_shape: [1, 6, 6],
+        features: vec![
+            CnnLayer::conv(2, 3, 1),
+            CnnLayer::BatchNorm,
+            CnnLayer::Act,
+            CnnLayer::AvgPool(2),
+        ],
+        hidden: vec![5],
+        num_classes: 3,
+        activation: Activation::Tanh,
+        dropout: 0.0,
+        seed: 2,
+    })
+    .unwrap();
+    let layers = cnn.profile_layers();
+    assert_eq!(layer_parameter_names(&layers), model_parameter_names(&cnn));
+    let kinds: Vec<Option<&str>> = layers.iter().map(|l| l.kind.as_deref()).collect();
+    assert_eq!(
+        kinds,
+        [
+            None,
+            Some("BatchNorm2d"),
+            Some("Tanh"),
+            Some("AvgPool2d"),
+            None,
+            None,
+            Some("Tanh"),
+            None
+        ]
+    );
+    let x = TensorRng::new(4).normal(&[2, 1, 6, 6], 0.0, 1.0).unwrap();
+    let p = profile_cnn(&cnn, &x, &config()).unwrap();
+    assert_eq!(p.params(), cnn.num_parameters());
+    assert_eq!(
+        p.flops(),
+        2 * 2 * (6 * 6 * 2 * 9 + 2 * 3 * 3 * 5 + 5 * 3) as u64
+    );
+
+    for tie_weights in [false, true] {
+        let gpt = Gpt::new(
+            GptConfig {
+                vocab_size: 10,
+                block_size: 8,
+                n_layer: 1,
+                n_head: 2,
+                n_embd: 16,
+                dropout: 0.0,
+                bias: false,
+                tie_weights,
+                gelu: Gelu::Exact,
+            },
+            3,
+        )
+        .unwrap();
+        let ids = [1, 2, 3, 4, 5, 6];
+        let layers = gpt.profile_layers(&ids, 2, 3).unwrap();
+        // GPT names its parameters as nanoGPT does: compare the parameters themselves.
+        let mut got: Vec<u64> = layers
+            .iter()
+            .flat_map(|l| l.module.parameters())
+            .map(|p| p.id())
+            .collect();
+        got.sort();
+        got.dedup();
+        let mut want: Vec<u64> = gpt.parameters().iter().map(|p| p.id()).collect();
+        want.sort();
+        assert_eq!(got, want, "tied: {tie_weights}");
+        assert!(gpt.profile_layers(&ids, 3, 3).is_err());
+    }
 }
 
 /// The README's measured profiles: LeNet-5 on a batch of 64 MNIST-sized images and nanoGPT's

@@ -66,6 +66,7 @@ fn moons_task(mlp: Mlp, batch: usize) -> Classification<Mlp> {
     Classification::new(mlp, train).with_val(val)
 }
 
+/// The trainer fits an MLP to two noisy moons above 95% validation accuracy.
 #[test]
 fn mlp_learns_two_moons_above_95_percent() {
     let mlp = Mlp::new(MlpConfig::new(&[2, 32, 32, 2]).seed(3)).unwrap();
@@ -90,6 +91,7 @@ fn mlp_learns_two_moons_above_95_percent() {
     assert!(h.last().unwrap().train_loss < 0.5 * h[0].train_loss);
 }
 
+/// Evaluation comes every N steps and at the end, and the history is written as CSV and JSON.
 #[test]
 fn evaluates_every_n_steps_and_writes_the_history() {
     let dir = tmp("history");
@@ -225,6 +227,7 @@ fn poisoned(poison_at: usize) -> (PoisonedTask, Sgd) {
     (task, opt)
 }
 
+/// A NaN loss stops training with an error naming the step and the op that produced it.
 #[test]
 fn a_nan_loss_stops_training_naming_the_step_and_the_op() {
     let dir = tmp("nan");
@@ -277,6 +280,7 @@ fn a_nan_loss_stops_training_naming_the_step_and_the_op() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A learning rate of 1e30 ends in a NonFiniteLoss error, not a reported success.
 #[test]
 fn an_absurd_learning_rate_ends_in_a_named_non_finite_loss() {
     let mlp = Mlp::new(MlpConfig::new(&[2, 16, 2])).unwrap();
@@ -324,6 +328,7 @@ fn resumable_run(config: TrainerConfig) -> (Classification<Mlp>, Trainer) {
     (task, trainer)
 }
 
+/// A run saved mid-epoch and resumed ends with the uninterrupted run's weights, bit for bit.
 #[test]
 fn resume_continues_bit_identically() {
     let dir = tmp("resume");
@@ -382,6 +387,7 @@ fn resume_continues_bit_identically() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// Resuming into another model lists every mismatched tensor; junk and missing files are named.
 #[test]
 fn resume_refuses_a_checkpoint_of_another_model() {
     let dir = tmp("mismatch");
@@ -421,6 +427,7 @@ fn resume_refuses_a_checkpoint_of_another_model() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A trainable parameter that received no gradient is an error naming it.
 #[test]
 fn a_parameter_outside_the_graph_is_named() {
     let mlp = Mlp::new(MlpConfig::new(&[2, 4, 2])).unwrap();
@@ -462,6 +469,7 @@ fn bigram_run(steps: usize) -> (LanguageModel<Embedding, BigramLoss>, Trainer) {
     (task, trainer)
 }
 
+/// The same trainer trains a bigram language model (perplexity near 1) and resumes it exactly.
 #[test]
 fn the_same_trainer_trains_a_language_model_and_resumes_it() {
     let (mut task, mut trainer) = bigram_run(60);
@@ -529,6 +537,7 @@ fn gpt_run(steps: usize) -> (LanguageModel<models::gpt::Gpt, GptLoss>, Trainer) 
     (task, trainer)
 }
 
+/// A GPT trained by the trainer, checkpointed at step 12 and resumed, matches the straight run.
 #[test]
 fn the_trainer_trains_a_gpt_and_resumes_it_bit_identically() {
     let (mut straight, mut t1) = gpt_run(30);
@@ -555,6 +564,61 @@ fn the_trainer_trains_a_gpt_and_resumes_it_bit_identically() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// `fit_with`'s hook sees each step and its evaluations and can stop the run; a GPT saved in its
+/// own format with `training_state` and restored by `restore_training_state` resumes exactly.
+#[test]
+fn a_hook_stops_the_run_and_a_gpt_checkpoint_with_training_state_resumes_it() {
+    use models::checkpoint::{load_gpt, save_gpt, TokenizerSpec};
+    use models::trainer::Control;
+    let (mut straight, mut t1) = gpt_run(30);
+    t1.fit(&mut straight).unwrap();
+
+    let dir = tmp("gpt-hook");
+    let path = dir.join("gpt.safetensors");
+    let (mut a, mut ta) = gpt_run(30);
+    let mut evals = Vec::new();
+    let report = ta
+        .fit_with(&mut a, |trainer, task, event| {
+            if event.eval.is_some() {
+                evals.push(event.step);
+            }
+            if event.step == 17 {
+                let state = trainer.training_state(task);
+                save_gpt(&path, task.model(), &TokenizerSpec::None, &state)?;
+                return Ok(Control::Stop);
+            }
+            Ok(Control::Continue)
+        })
+        .unwrap();
+    assert_eq!((report.steps, evals), (17, vec![10]));
+    let saved = load_gpt(&path).unwrap();
+    let (mut b, mut tb) = gpt_run(30);
+    for ((_, mine), (_, theirs)) in b
+        .model()
+        .named_parameters()
+        .iter()
+        .zip(saved.model.named_parameters())
+    {
+        mine.set_value(theirs.value()).unwrap();
+    }
+    tb.restore_training_state(&mut b, &saved.state, &path)
+        .unwrap();
+    assert_eq!(tb.step(), 17);
+    tb.fit(&mut b).unwrap();
+    assert_eq!(
+        bits(&straight.model().named_parameters()),
+        bits(&b.model().named_parameters())
+    );
+    // A state without the trainer's entries is refused by name.
+    let e = tb
+        .restore_training_state(&mut b, &Default::default(), &path)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("'trainer'"), "{e}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// An epoch budget on a task without epochs, and a zero evaluation interval, are clear errors.
 #[test]
 fn an_epoch_budget_needs_a_task_with_epochs() {
     let (mut task, _) = bigram_run(1);

@@ -167,22 +167,33 @@ impl SlotState for AdamSlot {
     }
 }
 
-/// What Adam and AdamW share: groups, moments and configuration; `decoupled` picks the decay.
-pub(crate) struct AdamCore {
-    name: &'static str,
+/// Adam and AdamW are one optimizer: `DECOUPLED` says where the weight decay goes (`false`:
+/// an L2 term added to the gradient, [`Adam`]; `true`: a shrink of the weights before the
+/// update, [`crate::AdamW`]). Use those two names; the parameter only keeps the update, the
+/// state and the [`Optimizer`] implementation in one place.
+pub struct AdamFamily<const DECOUPLED: bool> {
     groups: ParamGroups,
     slots: Vec<AdamSlot>,
     config: AdamConfig,
-    decoupled: bool,
 }
 
-impl AdamCore {
-    pub(crate) fn new(
-        name: &'static str,
-        groups: Vec<ParamGroup>,
-        config: AdamConfig,
-        decoupled: bool,
-    ) -> Result<AdamCore> {
+/// Adam (`torch.optim.Adam`): weight decay, if any, is an L2 term added to the gradient.
+pub type Adam = AdamFamily<false>;
+
+impl<const DECOUPLED: bool> AdamFamily<DECOUPLED> {
+    /// `"Adam"` or `"AdamW"`.
+    const NAME: &'static str = if DECOUPLED { "AdamW" } else { "Adam" };
+
+    /// The optimizer over named parameters (one group). For AdamW start from
+    /// [`AdamConfig::adamw`] for PyTorch's defaults (weight decay 0.01, where
+    /// `AdamConfig::default()` has none).
+    pub fn new(params: Vec<(String, Variable)>, config: AdamConfig) -> Result<Self> {
+        Self::with_groups(vec![ParamGroup::new(params)], config)
+    }
+
+    /// The optimizer over parameter groups with their own lr / weight decay.
+    pub fn with_groups(groups: Vec<ParamGroup>, config: AdamConfig) -> Result<Self> {
+        let name = Self::NAME;
         check_non_negative(name, "lr", config.lr)?;
         check_unit(name, "beta1", config.beta1)?;
         check_unit(name, "beta2", config.beta2)?;
@@ -211,29 +222,46 @@ impl AdamCore {
                 }
             })
             .collect();
-        Ok(AdamCore {
-            name,
+        Ok(AdamFamily {
             groups,
             slots,
             config,
-            decoupled,
         })
     }
 
-    pub(crate) fn config(&self) -> &AdamConfig {
+    /// The configuration.
+    pub fn config(&self) -> &AdamConfig {
         &self.config
     }
 
-    pub(crate) fn groups(&self) -> &ParamGroups {
+    fn hyper(&self) -> BTreeMap<String, f64> {
+        [
+            ("beta1", self.config.beta1),
+            ("beta2", self.config.beta2),
+            ("eps", self.config.eps),
+            ("amsgrad", f64::from(u8::from(self.config.amsgrad))),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+}
+
+impl<const DECOUPLED: bool> Optimizer for AdamFamily<DECOUPLED> {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn groups(&self) -> &ParamGroups {
         &self.groups
     }
 
-    pub(crate) fn groups_mut(&mut self) -> &mut ParamGroups {
+    fn groups_mut(&mut self) -> &mut ParamGroups {
         &mut self.groups
     }
 
-    pub(crate) fn step(&mut self) -> Result<()> {
-        self.groups.check_grads(self.name)?;
+    fn step(&mut self) -> Result<()> {
+        self.groups.check_grads(Self::NAME)?;
         let mut slots = self.slots.iter_mut();
         for group in self.groups.groups() {
             let h = AdamHyper {
@@ -243,7 +271,7 @@ impl AdamCore {
                 eps: self.config.eps,
                 weight_decay: group.weight_decay,
                 amsgrad: self.config.amsgrad,
-                decoupled: self.decoupled,
+                decoupled: DECOUPLED,
             };
             for var in group.params() {
                 let slot = slots.next().expect("one slot per parameter");
@@ -268,33 +296,21 @@ impl AdamCore {
         Ok(())
     }
 
-    pub(crate) fn state_numel(&self) -> usize {
+    fn state_numel(&self) -> usize {
         self.slots
             .iter()
             .map(|s| s.exp_avg.len() + s.exp_avg_sq.len() + s.max_exp_avg_sq.len())
             .sum()
     }
 
-    fn hyper(&self) -> BTreeMap<String, f64> {
-        [
-            ("beta1", self.config.beta1),
-            ("beta2", self.config.beta2),
-            ("eps", self.config.eps),
-            ("amsgrad", f64::from(u8::from(self.config.amsgrad))),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect()
+    fn state_dict(&self) -> OptimizerState {
+        export_state(Self::NAME, &self.groups, &self.slots, self.hyper())
     }
 
-    pub(crate) fn state_dict(&self) -> OptimizerState {
-        export_state(self.name, &self.groups, &self.slots, self.hyper())
-    }
-
-    pub(crate) fn load_state_dict(&mut self, state: &OptimizerState) -> Result<()> {
+    fn load_state_dict(&mut self, state: &OptimizerState) -> Result<()> {
         let own = self.hyper();
         import_state(
-            self.name,
+            Self::NAME,
             &mut self.groups,
             &mut self.slots,
             &own,
@@ -305,54 +321,6 @@ impl AdamCore {
         self.config.beta2 = state.hyper["beta2"];
         self.config.eps = state.hyper["eps"];
         Ok(())
-    }
-}
-
-/// Adam (`torch.optim.Adam`): weight decay, if any, is an L2 term added to the gradient.
-pub struct Adam {
-    core: AdamCore,
-}
-
-impl Adam {
-    /// Adam over named parameters (one group).
-    pub fn new(params: Vec<(String, Variable)>, config: AdamConfig) -> Result<Adam> {
-        Adam::with_groups(vec![ParamGroup::new(params)], config)
-    }
-
-    /// Adam over parameter groups with their own lr / weight decay.
-    pub fn with_groups(groups: Vec<ParamGroup>, config: AdamConfig) -> Result<Adam> {
-        Ok(Adam {
-            core: AdamCore::new("Adam", groups, config, false)?,
-        })
-    }
-
-    /// The configuration.
-    pub fn config(&self) -> &AdamConfig {
-        self.core.config()
-    }
-}
-
-impl Optimizer for Adam {
-    fn name(&self) -> &'static str {
-        "Adam"
-    }
-    fn groups(&self) -> &ParamGroups {
-        self.core.groups()
-    }
-    fn groups_mut(&mut self) -> &mut ParamGroups {
-        self.core.groups_mut()
-    }
-    fn step(&mut self) -> Result<()> {
-        self.core.step()
-    }
-    fn state_numel(&self) -> usize {
-        self.core.state_numel()
-    }
-    fn state_dict(&self) -> OptimizerState {
-        self.core.state_dict()
-    }
-    fn load_state_dict(&mut self, state: &OptimizerState) -> Result<()> {
-        self.core.load_state_dict(state)
     }
 }
 
@@ -372,6 +340,7 @@ mod tests {
         }
     }
 
+    /// Adam's first step moves each weight by lr whatever the gradient's scale.
     #[test]
     fn first_step_moves_by_lr_whatever_the_gradient_scale() {
         // At t = 1, m / bc1 = g and sqrt(v / bc2) = |g|: the step is lr * sign(g).
@@ -384,6 +353,7 @@ mod tests {
         }
     }
 
+    /// AdamW shrinks the weight before the update and keeps the decay out of the moments.
     #[test]
     fn decoupled_decay_shrinks_before_the_update() {
         let h = AdamHyper {
@@ -398,6 +368,7 @@ mod tests {
         assert!((m[0] - 0.3).abs() < 1e-6);
     }
 
+    /// AMSGrad keeps the running maximum of the second moment.
     #[test]
     fn amsgrad_keeps_the_max() {
         let h = AdamHyper {

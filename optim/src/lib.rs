@@ -53,7 +53,7 @@ pub mod schedule;
 pub mod sgd;
 pub mod state;
 
-pub use adam::{Adam, AdamConfig};
+pub use adam::{Adam, AdamConfig, AdamFamily};
 pub use adamw::AdamW;
 pub use clip::{clip_grad_norm, clip_grad_value, grad_norm, ParamRef};
 pub use error::{OptimError, Result};

@@ -326,6 +326,7 @@ impl Optimizer for RmsProp {
 mod tests {
     use super::*;
 
+    /// One RMSprop step equals the value computed by hand.
     #[test]
     fn first_step_by_hand() {
         // s = 0.01 * 4 = 0.04, avg = 0.2, p = 1 - 0.1 * 2 / 0.2 = 0.

@@ -648,17 +648,27 @@ pub fn scaled_dot_product_attention_backward(
     })
 }
 
-/// Check a packed `(B, T, 3C)` projection for `n_head` heads; return `(B, T, C)`.
-fn check_packed(qkv: &Tensor, n_head: usize) -> Result<(usize, usize, usize)> {
-    let shape = qkv.shape();
+/// `(B, T, C)` of a packed projection of shape `(B, T, 3C)` (queries, keys and values of
+/// `n_head` heads side by side) with `C` a multiple of `n_head`, or an error naming `op`. The
+/// one check of the packed layout: the fused kernels here and every user of the layout in `nn`
+/// (multi-head attention, the KV cache) call it.
+pub fn packed_dims(
+    op: &'static str,
+    shape: &[usize],
+    n_head: usize,
+) -> Result<(usize, usize, usize)> {
     if shape.len() != 3 || n_head == 0 || !shape[2].is_multiple_of(3 * n_head) {
         return Err(TensorError::invalid(
-            PACKED_OP,
+            op,
             shape,
             format!("qkv must be (B, T, 3C) with C a multiple of n_head = {n_head}"),
         ));
     }
     Ok((shape[0], shape[1], shape[2] / 3))
+}
+
+fn check_packed(qkv: &Tensor, n_head: usize) -> Result<(usize, usize, usize)> {
+    packed_dims(PACKED_OP, qkv.shape(), n_head)
 }
 
 /// The `(B, H, T, D)` views of q, k and v inside a packed `(B, T, 3C)` tensor (no copy when it
@@ -833,6 +843,7 @@ mod tests {
         assert!(diff <= tol, "{what}: max abs diff {diff}");
     }
 
+    /// Fused attention on a tiny case equals the values computed by hand.
     #[test]
     fn tiny_case_by_hand() {
         // One query row against two keys: scores (1*1 + 0*0, 1*0 + 0*1) = (1, 0), scale 1.
@@ -851,6 +862,7 @@ mod tests {
         assert!((out.to_vec()[1] - want).abs() < 1e-5);
     }
 
+    /// Fused attention equals its composition from primitives, values and gradients.
     #[test]
     fn matches_the_composition_forward_and_backward() {
         // Shapes around the block size, T < S (KV cache), non-square heads, causal and not.
@@ -887,6 +899,7 @@ mod tests {
         }
     }
 
+    /// Strided views as inputs give the same result as contiguous copies.
     #[test]
     fn strided_views_need_no_copy_and_agree() {
         // q, k, v as the head views of one fused (B, T, 3, H, D) buffer.
@@ -908,6 +921,7 @@ mod tests {
         close(&got.2, &grads[2], 1e-4, "strided dv");
     }
 
+    /// Attention rows sum to one and very large scores stay finite.
     #[test]
     fn rows_are_probabilities_and_large_scores_stay_finite() {
         // Huge scores: the max shift keeps everything finite; v = 1 makes every output row 1.
@@ -919,6 +933,7 @@ mod tests {
         assert!(lse.all_finite());
     }
 
+    /// Mismatched shapes are errors naming the op and the shapes.
     #[test]
     fn bad_shapes_are_named_errors() {
         let q = Tensor::zeros(&[2, 4, 8]);
@@ -973,6 +988,7 @@ mod tests {
             .unwrap()
     }
 
+    /// The packed (B, T, 3C) layout gives the same result as separate head tensors.
     #[test]
     fn packed_layout_matches_separate_heads() {
         // (B, T, C, H) around the query block size, causal and not.
@@ -1013,6 +1029,18 @@ mod tests {
         }
     }
 
+    /// The one packed-shape check returns `(B, T, C)` and names the caller's op and the shape.
+    #[test]
+    fn packed_dims_names_the_callers_op() {
+        assert_eq!(packed_dims("any", &[2, 5, 24], 4).unwrap(), (2, 5, 8));
+        for (shape, n_head) in [(vec![2, 5, 20], 4), (vec![10, 24], 4), (vec![2, 5, 24], 0)] {
+            let e = packed_dims("KvCache::append_packed", &shape, n_head).unwrap_err();
+            assert_eq!(e.op(), "KvCache::append_packed");
+            assert!(e.to_string().contains(&format!("{shape:?}")), "{e}");
+        }
+    }
+
+    /// Bad packed shapes are errors naming the op and the shape.
     #[test]
     fn packed_shape_errors_are_named() {
         let qkv = Tensor::zeros(&[2, 4, 24]);

@@ -33,27 +33,14 @@ use std::time::Instant;
 
 use clap::Parser;
 use models::generate::row_seed;
-use models::gpt::{Gelu, Gpt, GptConfig};
+use models::gpt::{Gpt, GptConfig};
 use nn::Module;
 use serde_json::json;
 
 fn preset(name: &str) -> Option<(&'static str, GptConfig)> {
     match name {
         "nanogpt-baby" | "shakespeare" => Some(("nanogpt-baby", GptConfig::nanogpt_baby(65))),
-        "tiny" => Some((
-            "tiny",
-            GptConfig {
-                vocab_size: 30,
-                block_size: 64,
-                n_layer: 2,
-                n_head: 4,
-                n_embd: 64,
-                dropout: 0.0,
-                bias: true,
-                tie_weights: false,
-                gelu: Gelu::Exact,
-            },
-        )),
+        "tiny" => Some(("tiny", GptConfig::tiny(30))),
         _ => None,
     }
 }
@@ -208,25 +195,18 @@ fn run(args: &Args, name: &str, config: GptConfig) -> Result<(), Box<dyn std::er
         t_uncached * 1e3 / new_tokens as f64,
         args.repeats
     );
-    if let Some(path) = &args.json {
-        let summary = json!({
-            "preset": name,
-            "threads": args.threads,
-            "params": model.num_parameters(),
-            "block_size": block,
+    write_json(
+        args,
+        name,
+        &model,
+        json!({
             "prompt_len": prompt.len(),
             "new_tokens": new_tokens,
-            "temperature": temperature,
-            "top_k": top_k,
-            "repeats": args.repeats,
             "cached_tokens_per_s": cached_tps,
             "uncached_tokens_per_s": uncached_tps,
             "speedup": speedup,
-            "identical_tokens": true,
-        });
-        std::fs::write(path, serde_json::to_string_pretty(&summary)? + "\n")
-            .map_err(|e| format!("{path}: {e}"))?;
-    }
+        }),
+    )?;
     Ok(())
 }
 
@@ -296,25 +276,47 @@ fn run_batched(
         t_batched * 1e3 / new_tokens as f64,
         args.repeats
     );
-    if let Some(path) = &args.json {
-        let summary = json!({
-            "preset": name,
-            "threads": args.threads,
-            "params": model.num_parameters(),
-            "block_size": block,
+    write_json(
+        args,
+        name,
+        model,
+        json!({
             "batch": n,
             "prompt_lens": prompts.iter().map(Vec::len).collect::<Vec<_>>(),
             "new_tokens": new_tokens,
-            "temperature": temperature,
-            "top_k": top_k,
-            "repeats": args.repeats,
             "batched_tokens_per_s": batched_tps,
             "one_by_one_tokens_per_s": alone_tps,
             "speedup": speedup,
-            "identical_tokens": true,
-        });
-        std::fs::write(path, serde_json::to_string_pretty(&summary)? + "\n")
-            .map_err(|e| format!("{path}: {e}"))?;
+        }),
+    )?;
+    Ok(())
+}
+
+/// `--json PATH`: the fields every run reports (preset, threads, parameters, window, sampling,
+/// repeats; the tokens of the two paths were checked identical) and the run's own `fields`.
+fn write_json(
+    args: &Args,
+    name: &str,
+    model: &Gpt,
+    fields: serde_json::Value,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let Some(path) = &args.json else {
+        return Ok(());
+    };
+    let mut summary = json!({
+        "preset": name,
+        "threads": args.threads,
+        "params": model.num_parameters(),
+        "block_size": model.config().block_size,
+        "temperature": args.temperature,
+        "top_k": (args.top_k > 0).then_some(args.top_k),
+        "repeats": args.repeats,
+        "identical_tokens": true,
+    });
+    if let (Some(all), Some(own)) = (summary.as_object_mut(), fields.as_object()) {
+        all.extend(own.clone());
     }
+    std::fs::write(path, serde_json::to_string_pretty(&summary)? + "\n")
+        .map_err(|e| format!("{path}: {e}"))?;
     Ok(())
 }

@@ -1,411 +1,40 @@
 //! 2017: "Attention is all you need". A GPT (a decoder-only transformer) learns language one
-//! character at a time. With no dataset it trains on a mini-language the project generates
-//! itself and reports how many of its own sampled sentences are grammatical; `--task reverse`
-//! is the attention proof (reversing a sequence needs every output to look far back); real
-//! corpora (TinyTalks, Shakespeare, TinyStories) are read from `--data-dir`.
+//! character (or BPE token) at a time. With no dataset it trains on a mini-language the project
+//! generates itself and reports how many of its own sampled sentences are grammatical; `--text`
+//! trains on the user's own text; `--task reverse|copy|sort|mixed` are the attention proofs;
+//! real corpora (TinyTalks, Shakespeare, TinyStories) are read from `--data-dir`. Training goes
+//! through the project's one loop (`models::trainer`); long runs checkpoint, stop on Ctrl-C and
+//! resume exactly; `--load` generates or chats, `--eval` measures a checkpoint on a text.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Instant;
 
-use autograd::no_grad;
 use clap::Parser;
-use data::{split_train_val, CharTokenizer, LmBatcher, Tokenizer, UnknownPolicy};
 use milestones::attention_tasks::greedy_continuations;
-use milestones::cli::CommonArgs;
 use milestones::corpus;
+use milestones::language::cli::{override_recipe, resume_command, Args, Mode};
+use milestones::language::eval::score_text;
+use milestones::language::recipe::{config_for, recipe, recipe_for_size, schedule_for, Recipe};
+use milestones::language::run_identity::{RunIdentity, IDENTITY_KEY};
+use milestones::language::sources::{corpus_hash, Corpus, RawCorpus, Source};
+use milestones::language::tokenizers::{unit, TokenizerChoice};
+use milestones::language::train::{train_gpt, RunControl};
+use milestones::language::BoxResult;
 use milestones::plot::{svg_plot, terminal_plot, Series};
 use milestones::progress::bar;
 use milestones::report::{format_count, RunReport};
-use milestones::tasks::{reversal_examples, REVERSE_SEPARATOR, REVERSE_VOCAB};
+use milestones::tasks::{reversal_examples, REVERSE_VOCAB};
+use milestones::textgen::{check_corpus, encode_prompt, stream_text};
 use models::checkpoint::{load_gpt, save_gpt, TokenizerSpec, TrainingState};
-use models::gpt::{Gelu, Gpt, GptConfig};
+use models::gpt::Gpt;
 use nn::Module;
-use optim::schedule::WarmupCosine;
 use optim::{clip_grad_norm, AdamConfig, AdamW, LrSchedule, Optimizer, ParamGroup};
 use tensor::TensorRng;
 
-type BoxResult<T> = Result<T, Box<dyn std::error::Error>>;
-
-#[derive(Parser, Debug)]
-#[command(
-    name = "transformer-2017",
-    about = "Train a character-level GPT (default: on a generated mini-language), or generate from a checkpoint"
-)]
-struct Args {
-    #[command(flatten)]
-    common: CommonArgs,
-    /// `lm` (language modelling on a corpus) or `reverse` (the sequence-reversal attention proof).
-    #[arg(long, default_value = "lm")]
-    task: String,
-    /// Where to save the trained model (default: runs/transformer-2017/<dataset>.safetensors).
-    #[arg(long, value_name = "PATH")]
-    save: Option<PathBuf>,
-    /// Generate from this checkpoint instead of training.
-    #[arg(long, value_name = "PATH")]
-    load: Option<PathBuf>,
-    /// With --load: answer questions read one per line from standard input (a TinyTalks model),
-    /// greedily; end of input ends it. Works in a pipe.
-    #[arg(long, requires = "load")]
-    chat: bool,
-    /// Prompt for generation (with --load).
-    #[arg(long, default_value = "")]
-    prompt: String,
-    /// Tokens to generate (with --load).
-    #[arg(long, default_value_t = 200)]
-    max_new_tokens: usize,
-    /// Sampling temperature (0 is greedy).
-    #[arg(long, default_value_t = 0.8)]
-    temperature: f32,
-    /// Sample only among the k most likely tokens.
-    #[arg(long)]
-    top_k: Option<usize>,
-    /// Peak learning rate (default depends on the dataset).
-    #[arg(long)]
-    lr: Option<f64>,
-    /// Transformer blocks (default depends on the dataset).
-    #[arg(long)]
-    n_layer: Option<usize>,
-    /// Attention heads per block.
-    #[arg(long)]
-    n_head: Option<usize>,
-    /// Embedding width.
-    #[arg(long)]
-    n_embd: Option<usize>,
-    /// Context length in characters.
-    #[arg(long)]
-    block_size: Option<usize>,
-    /// Sequences per training step.
-    #[arg(long)]
-    batch_size: Option<usize>,
-    /// Dropout probability in the blocks.
-    #[arg(long)]
-    dropout: Option<f32>,
-    /// AdamW weight decay of the matrices (biases and norms never decay).
-    #[arg(long)]
-    weight_decay: Option<f64>,
-}
-
-/// Model size and optimisation settings of one run.
-#[derive(Debug, Clone)]
-struct Recipe {
-    n_layer: usize,
-    n_head: usize,
-    n_embd: usize,
-    block_size: usize,
-    batch_size: usize,
-    dropout: f32,
-    weight_decay: f64,
-    /// Linear layers and LayerNorms with biases (nanoGPT's Shakespeare config has none).
-    bias: bool,
-    /// The output head shares the token embedding's matrix.
-    tie_weights: bool,
-    lr: f64,
-    min_lr: f64,
-    warmup: u64,
-    steps: usize,
-    eval_every: usize,
-    eval_batches: usize,
-}
-
-fn recipe(dataset: &str, quick: bool) -> Recipe {
-    let mut r = match dataset {
-        // nanoGPT's CPU config for character-level Shakespeare.
-        "shakespeare" => Recipe {
-            n_layer: 4,
-            n_head: 4,
-            n_embd: 128,
-            block_size: 64,
-            batch_size: 12,
-            dropout: 0.0,
-            weight_decay: 0.1,
-            bias: false,
-            tie_weights: true,
-            lr: 1e-3,
-            min_lr: 1e-4,
-            warmup: 100,
-            steps: 2000,
-            eval_every: 250,
-            eval_batches: 40,
-        },
-        // The original course's TinyStories config.
-        "tinystories" => Recipe {
-            n_layer: 6,
-            n_head: 8,
-            n_embd: 256,
-            block_size: 128,
-            batch_size: 32,
-            dropout: 0.1,
-            weight_decay: 0.1,
-            bias: true,
-            tie_weights: false,
-            lr: 1e-3,
-            min_lr: 1e-4,
-            warmup: 100,
-            steps: 3000,
-            eval_every: 250,
-            eval_batches: 20,
-        },
-        "tinytalks" => Recipe {
-            // 12 KB of training text: depth helps and width does not, dropout 0.25 keeps
-            // validation loss from turning up, and small batches (more, noisier steps on the
-            // same tokens) generalise better (swept: 2-12 layers, 64-128 wide, dropout 0-0.35,
-            // batches 4-32, tied head, blocks 64-128; see README.md).
-            n_layer: 8,
-            n_head: 4,
-            n_embd: 64,
-            block_size: 64,
-            batch_size: 8,
-            dropout: 0.25,
-            weight_decay: 0.1,
-            bias: true,
-            tie_weights: false,
-            lr: 2e-3,
-            min_lr: 2e-4,
-            warmup: 100,
-            steps: 3000,
-            eval_every: 300,
-            eval_batches: 20,
-        },
-        // The embedded mini-language: small and quick.
-        _ => Recipe {
-            n_layer: 2,
-            n_head: 4,
-            n_embd: 64,
-            block_size: 64,
-            batch_size: 16,
-            dropout: 0.0,
-            weight_decay: 0.1,
-            bias: true,
-            tie_weights: false,
-            lr: 3e-3,
-            min_lr: 3e-4,
-            warmup: 100,
-            steps: 2500,
-            eval_every: 250,
-            eval_batches: 10,
-        },
-    };
-    if quick {
-        r.steps = match dataset {
-            "shakespeare" => 300,
-            "tinystories" => 100,
-            "tinytalks" => 300,
-            _ => 200,
-        };
-        r.eval_every = r.steps / 3;
-        r.eval_batches = r.eval_batches.min(10);
-    }
-    r
-}
-
-/// Training text, validation text, and held-out TinyTalks questions (with their answers).
-struct Corpus {
-    name: String,
-    train: String,
-    val: String,
-    questions: Vec<(String, String)>,
-}
-
-fn load_corpus(dataset: Option<&str>, data_dir: Option<&Path>, seed: u64) -> BoxResult<Corpus> {
-    let name = dataset.unwrap_or("embedded").to_string();
-    let (train, val, questions) = match name.as_str() {
-        "embedded" => {
-            // Deterministic, and independent of --seed so the corpus is the same for every run.
-            let text = corpus::generate(6000, 2017);
-            let cut = text.len() * 9 / 10;
-            let cut = text[..cut].rfind('\n').map_or(cut, |i| i + 1);
-            (text[..cut].to_string(), text[cut..].to_string(), Vec::new())
-        }
-        "shakespeare" => {
-            let text = data::Shakespeare::find(data_dir)?;
-            let cut = text.len() * 9 / 10;
-            (text[..cut].to_string(), text[cut..].to_string(), Vec::new())
-        }
-        "tinytalks" => {
-            let talks = data::TinyTalks::find(data_dir)?;
-            let join = |pairs: &[data::QaPair]| pairs.iter().map(|p| p.to_text()).collect::<String>();
-            let questions = talks.test.iter().map(|p| (p.question.clone(), p.answer.clone())).collect();
-            (join(&talks.train), join(&talks.val), questions)
-        }
-        "tinystories" => {
-            let stories = data::TinyStories::find(data_dir)?;
-            let mut rng = TensorRng::new(seed);
-            let _ = &mut rng;
-            let text = stories.join("\n\n");
-            let cut = text.len() * 9 / 10;
-            let cut = (0..=cut).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
-            (text[..cut].to_string(), text[cut..].to_string(), Vec::new())
-        }
-        other => {
-            return Err(format!(
-                "unknown dataset '{other}': choose shakespeare, tinytalks, tinystories, or none for the embedded corpus"
-            )
-            .into())
-        }
-    };
-    Ok(Corpus {
-        name,
-        train,
-        val,
-        questions,
-    })
-}
-
-/// Everything a training run produced, for the report and the plots.
-struct Trained {
-    train_curve: Vec<(f64, f64)>,
-    val_curve: Vec<(f64, f64)>,
-    final_val: f64,
-    tokens_per_second: f64,
-}
-
-/// Mean loss over `batches` fixed windows of the validation tokens.
-fn evaluate(gpt: &Gpt, val: &LmBatcher, batches: usize) -> BoxResult<f64> {
-    let all = val.sequential();
-    let n = all.len().min(batches).max(1);
-    let mut total = 0.0f64;
-    let mut count = 0usize;
-    for batch in all.iter().take(n) {
-        let loss = no_grad(|| {
-            gpt.loss(
-                &batch.inputs,
-                &batch.targets,
-                batch.batch_size,
-                batch.block_size,
-            )
-        })?;
-        total += loss.item()? as f64;
-        count += 1;
-    }
-    Ok(total / count.max(1) as f64)
-}
-
-fn train_lm(
-    gpt: &mut Gpt,
-    recipe: &Recipe,
-    train: &[usize],
-    val: &[usize],
-    seed: u64,
-    label: &str,
-) -> BoxResult<Trained> {
-    let mut train_batches =
-        LmBatcher::new(train.to_vec(), recipe.block_size, recipe.batch_size, seed)?;
-    let val_batches = LmBatcher::new(val.to_vec(), recipe.block_size, recipe.batch_size, seed)?;
-    let groups = ParamGroup::split_decay(gpt.named_parameters(), recipe.weight_decay);
-    let mut opt = AdamW::with_groups(
-        groups,
-        AdamConfig {
-            lr: recipe.lr,
-            beta2: 0.99,
-            ..AdamConfig::adamw()
-        },
-    )?;
-    let schedule = schedule_for(recipe)?;
-    gpt.train();
-    let progress = bar(recipe.steps as u64, label);
-    let (mut train_curve, mut val_curve) = (Vec::new(), Vec::new());
-    let start = Instant::now();
-    let tokens_per_step = recipe.block_size * recipe.batch_size;
-    let mut final_val = f64::NAN;
-    let mut smoothed = f64::NAN;
-    for step in 0..recipe.steps {
-        let lr = schedule.lr_at(step as u64);
-        opt.set_lr(lr);
-        let batch = train_batches.sample();
-        let loss = gpt.loss(
-            &batch.inputs,
-            &batch.targets,
-            batch.batch_size,
-            batch.block_size,
-        )?;
-        let value = loss.item()?;
-        if !value.is_finite() {
-            return Err(format!(
-                "training stopped at step {step}: the loss is {value} (rerun with a lower --lr)"
-            )
-            .into());
-        }
-        opt.zero_grad();
-        loss.backward()?;
-        clip_grad_norm(&opt.named_parameters(), 1.0)?;
-        opt.step()?;
-        smoothed = if smoothed.is_nan() {
-            value as f64
-        } else {
-            0.9 * smoothed + 0.1 * value as f64
-        };
-        train_curve.push((step as f64, value as f64));
-        let last = step + 1 == recipe.steps;
-        if (step > 0 && step % recipe.eval_every == 0) || last {
-            gpt.eval();
-            final_val = evaluate(gpt, &val_batches, recipe.eval_batches)?;
-            gpt.train();
-            val_curve.push((step as f64, final_val));
-        }
-        if step % 5 == 0 || last {
-            let tps = ((step + 1) * tokens_per_step) as f64 / start.elapsed().as_secs_f64();
-            progress.set_message(format!(
-                "loss {smoothed:.3} val {final_val:.3} lr {lr:.1e} {tps:.0} tok/s"
-            ));
-        }
-        progress.inc(1);
-    }
-    progress.finish_and_clear();
-    gpt.eval();
-    let seconds = start.elapsed().as_secs_f64();
-    Ok(Trained {
-        train_curve,
-        val_curve,
-        final_val,
-        tokens_per_second: (recipe.steps * tokens_per_step) as f64 / seconds,
-    })
-}
-
-/// Linear warmup then cosine decay over the recipe's steps. A run shorter than the recipe's
-/// warmup (`--steps 3`) warms up for a tenth of its steps instead.
-fn schedule_for(recipe: &Recipe) -> BoxResult<WarmupCosine> {
-    let steps = recipe.steps as u64;
-    let warmup = if recipe.warmup < steps {
-        recipe.warmup
-    } else {
-        steps / 10
-    };
-    Ok(WarmupCosine::new(recipe.lr, warmup, steps, recipe.min_lr)?)
-}
-
-/// Apply the model and regularisation flags on top of the dataset's recipe.
-fn override_model(recipe: &mut Recipe, args: &Args) {
-    let set = |slot: &mut usize, value: Option<usize>| {
-        if let Some(v) = value {
-            *slot = v.max(1);
-        }
-    };
-    set(&mut recipe.n_layer, args.n_layer);
-    set(&mut recipe.n_head, args.n_head);
-    set(&mut recipe.n_embd, args.n_embd);
-    set(&mut recipe.block_size, args.block_size);
-    set(&mut recipe.batch_size, args.batch_size);
-    if let Some(p) = args.dropout {
-        recipe.dropout = p;
-    }
-    if let Some(wd) = args.weight_decay {
-        recipe.weight_decay = wd;
-    }
-}
-
-fn config_for(recipe: &Recipe, vocab_size: usize) -> GptConfig {
-    GptConfig {
-        vocab_size,
-        block_size: recipe.block_size,
-        n_layer: recipe.n_layer,
-        n_head: recipe.n_head,
-        n_embd: recipe.n_embd,
-        dropout: recipe.dropout,
-        bias: recipe.bias,
-        tie_weights: recipe.tie_weights,
-        gelu: Gelu::Exact,
-    }
-}
+/// The exit code of a run stopped by Ctrl-C (128 + SIGINT, as shells report it).
+const INTERRUPTED: i32 = 130;
 
 fn show_curves(
     args: &Args,
@@ -436,59 +65,174 @@ fn show_curves(
     Ok(())
 }
 
-fn decode(tok: &CharTokenizer, ids: &[usize]) -> BoxResult<String> {
-    Ok(tok.decode(ids)?)
+/// The corpus a training or evaluation run reads, with the recipe for it.
+fn read_corpus(args: &Args) -> BoxResult<(Corpus, Recipe)> {
+    let source = match (&args.text, args.common.dataset.as_deref()) {
+        (Some(path), _) => Source::Text(path),
+        (None, Some(name)) => Source::Dataset(name, args.common.data_dir.as_deref()),
+        (None, None) => Source::Embedded,
+    };
+    let raw = RawCorpus::read(source)?;
+    milestones::guard::print_files_read();
+    let val_fraction = args.val_fraction.unwrap_or(data::lm::DEFAULT_VAL_FRACTION);
+    let train_chars = (raw.chars() as f64 * (1.0 - val_fraction)) as usize;
+    let (mut recipe, why) = if args.text.is_some() {
+        let (r, why) = recipe_for_size(train_chars, args.common.quick);
+        (r, Some(why))
+    } else {
+        (recipe(&raw.name, args.common.quick), None)
+    };
+    override_recipe(&mut recipe, args);
+    if let Some(why) = why {
+        let r = &recipe;
+        println!(
+            "model for {} training characters ({why}; flags override): {} layers x {} heads x {} dims, block {}, batch {}, {} steps",
+            format_count(train_chars), r.n_layer, r.n_head, r.n_embd, r.block_size, r.batch_size, r.steps
+        );
+    }
+    let corpus = raw.split(val_fraction, recipe.block_size)?;
+    check_corpus(&corpus.name, &corpus.train)?;
+    Ok((corpus, recipe))
+}
+
+/// Everything about a run that `--resume` must find unchanged.
+fn identity(corpus: &Corpus, recipe: &Recipe, tok: &TokenizerSpec, seed: u64) -> RunIdentity {
+    let r = recipe;
+    RunIdentity::default()
+        .with("corpus", &corpus.name)
+        .with("corpus_hash", corpus_hash(corpus))
+        .with(
+            "tokenizer",
+            format!("{} ({} ids)", tok.kind(), tok.vocab_size().unwrap_or(0)),
+        )
+        .with("seed", seed)
+        .with("steps", r.steps)
+        .with("n_layer", r.n_layer)
+        .with("n_head", r.n_head)
+        .with("n_embd", r.n_embd)
+        .with("block_size", r.block_size)
+        .with("batch_size", r.batch_size)
+        .with("dropout", r.dropout)
+        .with("weight_decay", r.weight_decay)
+        .with("lr", r.lr)
+        .with("min_lr", r.min_lr)
+        .with("warmup", r.warmup)
+        .with("eval_batches", r.eval_batches)
 }
 
 fn run_lm(args: &Args) -> BoxResult<RunReport> {
     let start = Instant::now();
     let seed = args.common.seed;
-    let corpus = load_corpus(
-        args.common.dataset.as_deref(),
-        args.common.data_dir.as_deref(),
-        seed,
-    )?;
-    let mut recipe = recipe(&corpus.name, args.common.quick);
-    if let Some(steps) = args.common.steps {
-        recipe.steps = steps.max(1);
-        recipe.eval_every = recipe.eval_every.min(recipe.steps);
-    }
-    if let Some(lr) = args.lr {
-        recipe.lr = lr;
-        recipe.min_lr = lr / 10.0;
-    }
-    override_model(&mut recipe, args);
-    // The vocabulary comes from the training text; unseen validation characters are skipped.
-    let tok = CharTokenizer::from_corpus(&corpus.train, UnknownPolicy::Skip);
+    let (corpus, recipe) = read_corpus(args)?;
+    let resumed = match &args.resume {
+        Some(path) => Some(load_gpt(path).map_err(|e| format!("--resume: {e}"))?),
+        None => None,
+    };
+    let tok = match &resumed {
+        Some(ck) => ck.tokenizer.clone(),
+        None => TokenizerChoice::parse(&args.tokenizer, args.vocab_size)?.learn(&corpus.train)?,
+    };
     let train = tok.encode(&corpus.train)?;
-    let val_text = if corpus.val.len() > recipe.block_size + 1 {
-        corpus.val.clone()
-    } else {
-        corpus.train.clone()
-    };
-    let (_, val) = if corpus.name == "tinytalks" {
-        (Vec::new(), tok.encode(&val_text)?)
-    } else {
-        split_train_val(&tok.encode(&val_text)?, 0.0)?
-    };
-    let val = if val.is_empty() {
-        tok.encode(&val_text)?
-    } else {
-        val
-    };
-    let config = config_for(&recipe, tok.vocab_size());
-    let mut gpt = Gpt::new(config.clone(), seed)?;
+    let val = tok.encode(&corpus.val)?;
+    let need = recipe.block_size + 1;
+    if val.len() < need || train.len() < need {
+        return Err(format!(
+            "after tokenizing, the training text has {} tokens and the validation text {}; one window needs block_size + 1 = {need} (use a smaller --block-size)",
+            train.len(),
+            val.len()
+        )
+        .into());
+    }
+    let id = identity(&corpus, &recipe, &tok, seed);
+    let vocab = tok.vocab_size().unwrap_or(0);
+    let gpt = Gpt::new(config_for(&recipe, vocab), seed)?;
+    if let (Some(ck), Some(path)) = (&resumed, &args.resume) {
+        let stored = ck.state.metadata.get(IDENTITY_KEY).ok_or_else(|| {
+            format!("--resume {}: the file holds a finished model, not a resumable run (resume from a checkpoint written by --checkpoint-every or Ctrl-C)", path.display())
+        })?;
+        let diffs = RunIdentity::from_json(stored)?.differences(&id);
+        if !diffs.is_empty() {
+            return Err(format!(
+                "--resume {}: the checkpoint was made by a different run; give the same corpus and flags. Differences: {}",
+                path.display(),
+                diffs.join("; ")
+            )
+            .into());
+        }
+        for ((_, mine), (_, saved)) in gpt
+            .named_parameters()
+            .iter()
+            .zip(ck.model.named_parameters())
+        {
+            mine.set_value(saved.value())?;
+        }
+        if recipe.dropout > 0.0 {
+            println!("note: dropout masks after the resume point are drawn afresh (only a --dropout 0 run resumes bit for bit)");
+        }
+    }
+    let interrupt = Arc::new(AtomicBool::new(false));
+    // Ctrl-C sets the flag (the step in flight finishes, then a checkpoint is written); a second
+    // Ctrl-C ends the process at once.
+    signal_hook::flag::register_conditional_shutdown(
+        signal_hook::consts::SIGINT,
+        1,
+        interrupt.clone(),
+    )?;
+    signal_hook::flag::register(signal_hook::consts::SIGINT, interrupt.clone())?;
     println!(
-        "transformer-2017 on {}: {} training characters, vocabulary {}, GPT {} layers x {} heads x {} dims, {} parameters",
+        "transformer-2017 on {}: {} training {}, vocabulary {} ({}), GPT {} layers x {} heads x {} dims, {} parameters",
         corpus.name,
         format_count(train.len()),
-        tok.vocab_size(),
+        unit(&tok),
+        vocab,
+        tok.kind(),
         recipe.n_layer,
         recipe.n_head,
         recipe.n_embd,
         format_count(gpt.num_parameters())
     );
-    let trained = train_lm(&mut gpt, &recipe, &train, &val, seed, "transformer")?;
+    let save = args.save.clone().unwrap_or_else(|| {
+        PathBuf::from(format!("runs/transformer-2017/{}.safetensors", corpus.name))
+    });
+    if let Some(dir) = save.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("{}: cannot create directory: {e}", dir.display()))?;
+    }
+    let best = milestones::language::train::best_path(&save);
+    if let Some(n) = args.checkpoint_every {
+        println!(
+            "checkpoints every {n} steps: latest to {}, best validation to {}",
+            save.display(),
+            best.display()
+        );
+    }
+    let state;
+    let ctl = RunControl {
+        seed,
+        save: &save,
+        checkpoint_every: args.checkpoint_every,
+        stop_after: args.stop_after,
+        interrupt,
+        tokenizer: &tok,
+        identity: &id,
+        resume: match (&resumed, &args.resume) {
+            (Some(ck), Some(path)) => {
+                state = ck.state.clone();
+                Some((path.as_path(), &state))
+            }
+            _ => None,
+        },
+    };
+    let (gpt, trained) = train_gpt(gpt, &recipe, &train, &val, &ctl)?;
+    if let Some(step) = trained.interrupted_at {
+        eprintln!(
+            "interrupted after step {step} of {}: resumable checkpoint written to {}\nresume with:\n  {}",
+            recipe.steps,
+            save.display(),
+            resume_command(&save)
+        );
+        std::process::exit(INTERRUPTED);
+    }
     show_curves(
         args,
         &format!("transformer-2017 on {}: loss", corpus.name),
@@ -497,48 +241,39 @@ fn run_lm(args: &Args) -> BoxResult<RunReport> {
     )?;
 
     // Save a checkpoint the file alone can generate from.
-    let save = args.save.clone().unwrap_or_else(|| {
-        PathBuf::from(format!("runs/transformer-2017/{}.safetensors", corpus.name))
-    });
-    if let Some(dir) = save.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("{}: cannot create directory: {e}", dir.display()))?;
-    }
-    save_gpt(
-        &save,
-        &gpt,
-        &TokenizerSpec::Char(tok.clone()),
-        &TrainingState::default(),
-    )?;
+    save_gpt(&save, &gpt, &tok, &TrainingState::default())?;
     println!(
         "checkpoint saved to {} (generate with --load {} --prompt ...)",
         save.display(),
         save.display()
     );
-
+    if let Some(best) = &trained.best {
+        println!("best-validation checkpoint: {}", best.display());
+    }
     let mut report = RunReport::new("transformer-2017", &corpus.name);
     report.metric("val_loss", trained.final_val);
     report.metric("train_tokens_per_second", trained.tokens_per_second);
 
     // Samples at two temperatures.
-    let newline = tok.encode("\n")?;
+    let begin = encode_prompt(&tok, "")?;
     for (i, temperature) in [0.5f32, 1.0].into_iter().enumerate() {
-        let ids = gpt.generate(&newline, 300, temperature, None, seed + i as u64)?;
+        let ids = gpt.generate(&begin, 300, temperature, None, seed + i as u64)?;
         println!(
             "--- sample at temperature {temperature} ---\n{}\n",
-            decode(&tok, &ids)?.trim()
+            tok.decode(&ids)?.trim()
         );
     }
     // Tokens per second of cached generation (the text is also the success measurement).
     let gen_start = Instant::now();
     let n_gen = if corpus.name == "embedded" { 4000 } else { 400 };
-    let ids = gpt.generate(&newline, n_gen, 0.8, None, seed + 7)?;
-    let gen_tps = n_gen as f64 / gen_start.elapsed().as_secs_f64();
-    report.metric("generation_tokens_per_second", gen_tps);
-
+    let ids = gpt.generate(&begin, n_gen, 0.8, None, seed + 7)?;
+    report.metric(
+        "generation_tokens_per_second",
+        n_gen as f64 / gen_start.elapsed().as_secs_f64(),
+    );
     if corpus.name == "embedded" {
         // The success figure: how many complete sampled lines follow the grammar.
-        let text = decode(&tok, &ids)?;
+        let text = tok.decode(&ids)?;
         let lines: Vec<&str> = text.lines().skip(1).filter(|l| !l.is_empty()).collect();
         let complete = &lines[..lines.len().saturating_sub(1)];
         let ok = complete
@@ -558,7 +293,7 @@ fn run_lm(args: &Args) -> BoxResult<RunReport> {
         for (q, a) in corpus.questions.iter().take(8) {
             let prompt = tok.encode(&format!("Q: {q}\nA:"))?;
             let out = gpt.generate(&prompt, 80, 0.0, None, seed)?;
-            let answer = decode(&tok, &out[prompt.len()..])?;
+            let answer = tok.decode(&out[prompt.len()..])?;
             let answer = answer.lines().next().unwrap_or("").trim().to_string();
             println!("Q: {q}\n   model: {answer}\n   reference: {a}");
         }
@@ -589,24 +324,17 @@ fn run_reverse(args: &Args) -> BoxResult<RunReport> {
         .steps
         .unwrap_or(if args.common.quick { 600 } else { 1500 });
     let recipe = Recipe {
-        n_layer: 2,
-        n_head: 4,
-        n_embd: 64,
         block_size: 2 * len,
         batch_size: 64,
-        dropout: 0.0,
         weight_decay: 0.01,
-        bias: true,
-        tie_weights: false,
         lr: args.lr.unwrap_or(3e-3),
-        min_lr: 3e-4,
         warmup: 50,
         steps,
         eval_every: steps,
         eval_batches: 1,
+        ..recipe("embedded", false)
     };
-    let config = config_for(&recipe, REVERSE_VOCAB);
-    let mut gpt = Gpt::new(config, seed)?;
+    let mut gpt = Gpt::new(config_for(&recipe, REVERSE_VOCAB), seed)?;
     let groups = ParamGroup::split_decay(gpt.named_parameters(), recipe.weight_decay);
     let mut opt = AdamW::with_groups(
         groups,
@@ -639,9 +367,7 @@ fn run_reverse(args: &Args) -> BoxResult<RunReport> {
         let logits = gpt.logits(&inputs, rows.len(), 2 * len)?;
         let loss = logits.cross_entropy(&targets, Some(ignore), 0.0)?;
         let value = loss.item()?;
-        if !value.is_finite() {
-            return Err(format!("training stopped at step {step}: the loss is {value}").into());
-        }
+        milestones::guard::check_loss("transformer-2017 --task reverse", step, f64::from(value))?;
         opt.zero_grad();
         loss.backward()?;
         clip_grad_norm(&opt.named_parameters(), 1.0)?;
@@ -654,13 +380,11 @@ fn run_reverse(args: &Args) -> BoxResult<RunReport> {
     }
     progress.finish_and_clear();
     gpt.eval();
-    let correct = reverse_greedy(&gpt, &test, len)?;
-    let accuracy = correct as f64 / test.len() as f64;
-    let example: Vec<usize> = test[0][..=len].to_vec();
+    let accuracy = reverse_greedy(&gpt, &test, len)? as f64 / test.len() as f64;
     let shown = reverse_greedy(&gpt, &test[..1], len)?;
     println!(
         "example: {:?} -> model {} ",
-        &example[..len],
+        &test[0][..len],
         if shown == 1 {
             "reverses it exactly"
         } else {
@@ -677,7 +401,6 @@ fn run_reverse(args: &Args) -> BoxResult<RunReport> {
         curve,
         Vec::new(),
     )?;
-    let _ = REVERSE_SEPARATOR;
     let mut report = RunReport::new("transformer-2017", "reverse");
     report.metric("exact_sequence_accuracy", accuracy);
     report.params = gpt.num_parameters();
@@ -685,51 +408,116 @@ fn run_reverse(args: &Args) -> BoxResult<RunReport> {
     Ok(report)
 }
 
-/// `--load`: generate from a checkpoint and print only the generated text.
+/// `--load`: generate from a checkpoint, streaming only the generated text to stdout.
 fn run_generate(args: &Args, path: &Path) -> BoxResult<()> {
     let checkpoint = load_gpt(path)?;
     let mut gpt = checkpoint.model;
     gpt.eval();
     let tok = checkpoint.tokenizer;
-    let mut prompt = tok.encode(&args.prompt)?;
-    if prompt.is_empty() {
-        prompt = tok.encode("\n")?;
-    }
-    let ids = gpt.generate(
+    let prompt = encode_prompt(&tok, args.prompt.as_deref().unwrap_or(""))?;
+    let mut out = std::io::stdout().lock();
+    stream_text(
+        &gpt,
+        &tok,
         &prompt,
-        args.max_new_tokens,
-        args.temperature,
+        args.max_new_tokens.unwrap_or(200),
+        args.temperature.unwrap_or(0.8),
         args.top_k,
         args.common.seed,
+        &mut out,
     )?;
-    print!("{}", tok.decode(&ids[prompt.len()..])?);
     println!();
     Ok(())
+}
+
+/// `--eval MODEL --text FILE` (or `--dataset NAME`, its validation text): the model's loss,
+/// perplexity and bits per token and per character, with no training.
+fn run_eval(args: &Args, path: &Path) -> BoxResult<RunReport> {
+    let start = Instant::now();
+    let checkpoint = load_gpt(path)?;
+    let mut gpt = checkpoint.model;
+    gpt.eval();
+    let block = gpt.config().block_size;
+    let (name, text) = match &args.text {
+        Some(p) => {
+            let raw = RawCorpus::read(Source::Text(p))?;
+            let corpus = raw
+                .clone()
+                .split(0.5, 1)
+                .map(|c| c.train + &c.val)
+                .unwrap_or_default();
+            (p.display().to_string(), corpus)
+        }
+        None => {
+            let name = args.common.dataset.as_deref().unwrap_or_default();
+            let raw = RawCorpus::read(Source::Dataset(name, args.common.data_dir.as_deref()))?;
+            (
+                format!("{name} (validation text)"),
+                raw.split(0.1, block)?.val,
+            )
+        }
+    };
+    milestones::guard::print_files_read();
+    let score = score_text(
+        &gpt,
+        &checkpoint.tokenizer,
+        &text,
+        args.batch_size.unwrap_or(16),
+    )
+    .map_err(|e| format!("--eval {} on {name}: {e}", path.display()))?;
+    println!(
+        "{} on {name}: {} tokens ({} characters), loss {:.4}, perplexity {:.3}, {:.4} bits per token, {:.4} bits per character",
+        path.display(),
+        format_count(score.tokens),
+        format_count(score.chars.round() as usize),
+        score.loss,
+        score.perplexity,
+        score.bits_per_token,
+        score.bits_per_char
+    );
+    let mut report = RunReport::new("transformer-2017", &format!("eval {name}"));
+    report.metric("loss", score.loss);
+    report.metric("perplexity", score.perplexity);
+    report.metric("bits_per_token", score.bits_per_token);
+    report.metric("bits_per_character", score.bits_per_char);
+    report.metric("tokens", score.tokens as f64);
+    report.params = gpt.num_parameters();
+    report.seconds = start.elapsed().as_secs_f64();
+    Ok(report)
 }
 
 fn main() {
     models::runtime::tune_allocator();
     let args = Args::parse();
-    if let Some(path) = args.load.clone() {
-        let result = if args.chat {
-            run_chat(&args, &path)
-        } else {
-            run_generate(&args, &path)
-        };
-        if let Err(e) = result {
+    // Flags first, then the thread pool (every parallel kernel uses it), then any work.
+    let mode = match args
+        .validate()
+        .and_then(|m| args.common.init_threads().map(|_| m))
+    {
+        Ok(m) => m,
+        Err(e) => {
             eprintln!("error: {e}");
-            std::process::exit(1);
+            std::process::exit(2);
         }
-        return;
-    }
+    };
     let json = args.common.json.clone();
-    let result = match args.task.as_str() {
-        "lm" => run_lm(&args),
-        "reverse" => run_reverse(&args),
-        "copy" | "sort" | "mixed" => run_attention_task(&args),
-        other => {
-            Err(format!("unknown --task '{other}': choose lm, reverse, copy, sort or mixed").into())
+    let result = match (mode, &args.load, &args.eval) {
+        (Mode::Generate | Mode::Chat, Some(path), _) => {
+            let done = if mode == Mode::Chat {
+                run_chat(&args, path)
+            } else {
+                run_generate(&args, path)
+            };
+            if let Err(e) = done {
+                eprintln!("error: {e}");
+                std::process::exit(1);
+            }
+            return;
         }
+        (Mode::Eval, _, Some(path)) => run_eval(&args, path),
+        (Mode::Reverse, _, _) => run_reverse(&args),
+        (Mode::AttentionTask, _, _) => run_attention_task(&args),
+        _ => run_lm(&args),
     };
     milestones::report::finish(result, json.as_deref());
 }
@@ -741,21 +529,12 @@ fn run_attention_task(args: &Args) -> BoxResult<RunReport> {
     let mix = TaskMix::from_name(&args.task)
         .ok_or_else(|| format!("unknown attention task '{}'", args.task))?;
     let mut cfg = AttentionTaskConfig::for_task(mix, args.common.seed, args.common.quick);
-    if let Some(steps) = args.common.steps {
-        cfg.steps = steps;
-    }
-    if let Some(lr) = args.lr {
-        cfg.lr = lr;
-    }
-    let set = |slot: &mut usize, v: Option<usize>| {
-        if let Some(v) = v {
-            *slot = v;
-        }
-    };
-    set(&mut cfg.n_layer, args.n_layer);
-    set(&mut cfg.n_head, args.n_head);
-    set(&mut cfg.n_embd, args.n_embd);
-    set(&mut cfg.batch_size, args.batch_size);
+    cfg.steps = args.common.steps.unwrap_or(cfg.steps);
+    cfg.lr = args.lr.unwrap_or(cfg.lr);
+    cfg.n_layer = args.n_layer.unwrap_or(cfg.n_layer);
+    cfg.n_head = args.n_head.unwrap_or(cfg.n_head);
+    cfg.n_embd = args.n_embd.unwrap_or(cfg.n_embd);
+    cfg.batch_size = args.batch_size.unwrap_or(cfg.batch_size);
     println!(
         "transformer-2017 --task {}: {} digits, {} steps, {} layers x {} wide{}",
         mix.name(),
@@ -816,7 +595,7 @@ fn run_chat(args: &Args, path: &Path) -> BoxResult<()> {
     let mut gpt = checkpoint.model;
     gpt.eval();
     let opts = milestones::chat::ChatOptions {
-        max_new_tokens: args.max_new_tokens.min(400),
+        max_new_tokens: args.max_new_tokens.unwrap_or(200).min(400),
         // Greedy: the same question always gets the same answer.
         temperature: 0.0,
         top_k: None,

@@ -12,9 +12,11 @@
 //! | [`grading`] | the grading manifest, points per chapter, the guards against grading the wrong code or skipped tests |
 //! | [`exercises`] | a chapter's exercises in README order (`course check`) |
 //! | [`guide`] | the milestone guide: data, figures, locks from a fresh run, the timeline |
+//! | [`commands`] | the `course` subcommands, one file each: what they print, their exit status |
 //!
 //! The chapter order and the milestone each group of chapters unlocks live here.
 
+pub mod commands;
 pub mod edition;
 pub mod exercises;
 pub mod fence;

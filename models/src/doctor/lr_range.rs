@@ -177,6 +177,7 @@ pub fn lr_range_test(
 mod tests {
     use super::*;
 
+    /// The LR range test's rates grow by the same factor every step, from start to end.
     #[test]
     fn lr_schedule_is_exponential() {
         let c = LrRangeConfig {

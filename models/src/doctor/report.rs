@@ -215,6 +215,7 @@ pub(super) fn fmt_change(a: f32, b: f32) -> String {
 mod tests {
     use super::*;
 
+    /// Numbers and relative changes are formatted as the report prints them.
     #[test]
     fn formatting() {
         assert_eq!(fmt_num(1.234567), "1.2346");
@@ -222,6 +223,7 @@ mod tests {
         assert_eq!(fmt_change(2.0, 1.0), "-50%");
     }
 
+    /// Bad doctor and LR range configurations are refused, naming the field.
     #[test]
     fn bad_configs_are_refused() {
         let c = DoctorConfig {

@@ -104,6 +104,7 @@ pub fn count_flops(
 mod tests {
     use super::*;
 
+    /// The Linear, Conv2d and attention FLOP formulas give hand-computed values.
     #[test]
     fn flop_formulas() {
         assert_eq!(linear_flops(32, 784, 128), 2 * 32 * 784 * 128);

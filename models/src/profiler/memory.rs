@@ -113,6 +113,7 @@ pub fn graph_activation_bytes(output: &Variable, input: &Variable) -> usize {
 mod tests {
     use super::*;
 
+    /// Graph dump lines parse into the op and shape the activation count needs.
     #[test]
     fn dot_lines_parse() {
         let (id, n) = parse_node("  n12 [label=\"MatMulBackward\\n[4, 8]\", shape=box];").unwrap();

@@ -27,11 +27,13 @@
 //! The model is left as it was found: parameter gradients and buffers (BatchNorm running
 //! statistics) are restored afterwards. Dropout generators do advance.
 //!
-//! Entry points: [`profile`] for any list of modules, [`profile_sequential`], [`profile_mlp`]
-//! and [`profile_cnn`] (their stacks rebuilt around the model's own parameters, activations as
-//! layers of their own, dropout left out), and [`profile_gpt`] (embeddings, each block, the
-//! final norm and the head). A parameter shared by two layers (a tied head) is counted once,
-//! in the first layer that uses it.
+//! Entry points: [`profile`] for any list of [`ProfileLayer`]s, [`profile_sequential`], and
+//! [`profile_mlp`], [`profile_cnn`], [`profile_gpt`], which run the layer list each model gives
+//! of itself (`Mlp::profile_layers`, `Cnn::profile_layers`, `Gpt::profile_layers`: the model's
+//! own modules in forward order, activations as layers of their own, dropout left out). The
+//! profiler never rebuilds a model, so a new layer in a model shows in its profile with no
+//! change here. A parameter shared by two layers (a tied head) is counted once, in the first
+//! layer that uses it.
 
 mod flops;
 mod memory;
@@ -41,4 +43,4 @@ mod run;
 pub use flops::{attention_flops, conv2d_flops, count_flops, linear_flops, FlopRule};
 pub use memory::graph_activation_bytes;
 pub use models::{profile_cnn, profile_gpt, profile_mlp, profile_sequential};
-pub use run::{profile, LayerProfile, Profile, ProfileConfig, ProfileLayer};
+pub use run::{profile, LayerModule, LayerProfile, Profile, ProfileConfig, ProfileLayer};

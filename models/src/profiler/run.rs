@@ -2,6 +2,7 @@
 //! and the [`Profile`] table.
 
 use std::fmt::Write;
+use std::ops::Deref;
 use std::time::{Duration, Instant};
 
 use autograd::Variable;
@@ -10,7 +11,28 @@ use tensor::Tensor;
 
 use crate::error::{ModelError, Result};
 
-use super::*;
+use super::flops::{count_flops, FlopRule};
+use super::memory::graph_activation_bytes;
+
+/// A profiled layer's module: the model's own (borrowed), or a small stateless adapter the
+/// layer list owns (a flatten, a GPT's embeddings bound to their token ids).
+pub enum LayerModule<'a> {
+    /// A module of the model.
+    Borrowed(&'a dyn Module),
+    /// An adapter without parameters of its own.
+    Owned(Box<dyn Module + 'a>),
+}
+
+impl<'a> Deref for LayerModule<'a> {
+    type Target = dyn Module + 'a;
+
+    fn deref(&self) -> &(dyn Module + 'a) {
+        match self {
+            LayerModule::Borrowed(m) => *m,
+            LayerModule::Owned(m) => m.as_ref(),
+        }
+    }
+}
 
 /// One layer to profile: a name, an optional kind for the table, the module and its FLOP rule.
 pub struct ProfileLayer<'a> {
@@ -19,7 +41,7 @@ pub struct ProfileLayer<'a> {
     /// What the layer is (inferred from parameters and shapes when `None`).
     pub kind: Option<String>,
     /// The layer.
-    pub module: &'a dyn Module,
+    pub module: LayerModule<'a>,
     /// How its forward FLOPs are counted.
     pub flops: FlopRule,
 }
@@ -30,7 +52,18 @@ impl<'a> ProfileLayer<'a> {
         ProfileLayer {
             name: name.into(),
             kind: None,
-            module,
+            module: LayerModule::Borrowed(module),
+            flops: FlopRule::Auto,
+        }
+    }
+
+    /// A layer that owns its (stateless) module, e.g. `ProfileLayer::owned("flatten",
+    /// Box::new(Flatten::new()))`.
+    pub fn owned(name: impl Into<String>, module: Box<dyn Module + 'a>) -> ProfileLayer<'a> {
+        ProfileLayer {
+            name: name.into(),
+            kind: None,
+            module: LayerModule::Owned(module),
             flops: FlopRule::Auto,
         }
     }

@@ -1,5 +1,8 @@
 //! The [`Trainer`] and its loop: one step (schedule, zero_grad, loss, NaN check, backward,
 //! clipping, optimizer step), and [`Trainer::fit`] (evaluation, history, progress, checkpoints).
+//! [`Trainer::fit_with`] runs the same loop with a hook called after every step: it sees the
+//! step's [`StepEvent`] and may save its own checkpoints or stop the run ([`Control::Stop`],
+//! e.g. on Ctrl-C), which is how a command line keeps a best-validation copy or finishes cleanly.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -39,6 +42,28 @@ pub struct FitReport {
     pub last_loss: f32,
     /// The last evaluation, if any.
     pub eval: Option<EvalResult>,
+}
+
+/// What a [`Trainer::fit_with`] hook sees after each step.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepEvent {
+    /// Optimizer steps taken so far (this step included).
+    pub step: usize,
+    /// The step at which the budget ends.
+    pub total: usize,
+    /// The loss of this step's batch.
+    pub loss: f32,
+    /// The evaluation made after this step, if one was due.
+    pub eval: Option<EvalResult>,
+}
+
+/// What a [`Trainer::fit_with`] hook asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Control {
+    /// Go on to the next step.
+    Continue,
+    /// Stop now (the step just taken is complete; the history is written as at the end).
+    Stop,
 }
 
 /// Running sums between two history rows.
@@ -218,6 +243,17 @@ impl Trainer {
     /// Train until the budget is spent (continuing from [`Trainer::step`], e.g. after
     /// [`Trainer::resume`]), evaluating, logging and checkpointing as configured.
     pub fn fit<T: TrainTask + ?Sized>(&mut self, task: &mut T) -> Result<FitReport> {
+        self.fit_with(task, |_, _, _| Ok(Control::Continue))
+    }
+
+    /// [`Trainer::fit`] calling `hook(trainer, task, event)` after every step (after that step's
+    /// evaluation, history row and checkpoint). [`Control::Stop`] ends the run there, with the
+    /// report of the steps taken so far ([`FitReport::steps`] below the budget).
+    pub fn fit_with<T, H>(&mut self, task: &mut T, mut hook: H) -> Result<FitReport>
+    where
+        T: TrainTask + ?Sized,
+        H: FnMut(&Trainer, &T, &StepEvent) -> Result<Control>,
+    {
         self.config.validate()?;
         let total = self.total_steps(task)?;
         let per_epoch = task.steps_per_epoch();
@@ -258,8 +294,10 @@ impl Trainer {
                 .config
                 .checkpoint_every
                 .is_some_and(|n| step.is_multiple_of(n));
+            let mut step_eval = None;
             if at_eval || at_checkpoint || step.is_multiple_of(self.config.log_every) {
                 let eval = if at_eval { task.evaluate()? } else { None };
+                step_eval = eval;
                 if eval.is_some() {
                     last_eval = eval;
                 }
@@ -294,6 +332,15 @@ impl Trainer {
                 }
             }
             bar.set_position(step as u64);
+            let event = StepEvent {
+                step,
+                total,
+                loss: stats.loss,
+                eval: step_eval,
+            };
+            if hook(self, task, &event)? == Control::Stop {
+                break;
+            }
             if !bar.is_hidden() && last_message.elapsed() >= Duration::from_millis(100) {
                 last_message = Instant::now();
                 bar.set_message(format!(

@@ -179,6 +179,7 @@ impl History {
 mod tests {
     use super::*;
 
+    /// The CSV has the header columns and empty cells for missing values; JSON round-trips.
     #[test]
     fn csv_has_the_columns_and_empty_cells() {
         let h = History {

@@ -42,7 +42,7 @@ mod task;
 
 pub use classification::Classification;
 pub use config::{Budget, TrainerConfig};
-pub use fit::{FitReport, StepStats, Trainer};
+pub use fit::{Control, FitReport, StepEvent, StepStats, Trainer};
 pub use history::{History, Record, HISTORY_COLUMNS};
 pub use language_model::LanguageModel;
 pub use task::{count_correct, EvalResult, TaskBatch, TrainTask};

@@ -177,6 +177,7 @@ pub(super) fn load_module_state(
 mod tests {
     use super::*;
 
+    /// Accuracy counting takes the first maximum of each row as the prediction.
     #[test]
     fn count_correct_takes_the_first_maximum() {
         let logits = Tensor::from_vec(vec![0.1, 0.9, 0.0, 2.0, 2.0, 1.0], &[2, 3]).unwrap();

@@ -1,9 +1,10 @@
 //! Attention as functions of `q`, `k`, `v`: the composed definition ([`attention`]), the same
 //! computation as one fused graph node ([`scaled_dot_product_attention`]), and the fused node read
-//! straight out of a packed `(B, T, 3C)` projection ([`packed_attention`]), whose shape is checked
-//! here once ([`packed_dims`]) for every user of the packed layout.
+//! straight out of a packed `(B, T, 3C)` projection ([`packed_attention`]), whose shape `tensor`
+//! checks once ([`tensor::sdpa::packed_dims`]) for every user of the packed layout.
 
 use autograd::Variable;
+use tensor::sdpa::packed_dims;
 
 use super::mask::AttentionMask;
 use crate::dropout::Dropout;
@@ -112,21 +113,4 @@ pub fn packed_attention(qkv: &Variable, n_head: usize, causal: bool) -> Result<V
     let (_, _, c) = packed_dims("packed_attention", &qkv.shape(), n_head)?;
     let scale = 1.0 / ((c / n_head) as f32).sqrt();
     Ok(qkv.packed_attention(n_head, scale, causal)?)
-}
-
-/// `(B, T, C)` of a fused projection `(B, T, 3C)` with `C` a multiple of `n_head`.
-pub(crate) fn packed_dims(
-    layer: &'static str,
-    shape: &[usize],
-    n_head: usize,
-) -> Result<(usize, usize, usize)> {
-    if shape.len() != 3 || n_head == 0 || !shape[2].is_multiple_of(3 * n_head) {
-        return Err(NnError::Invalid {
-            op: layer,
-            reason: format!(
-                "qkv must be (B, T, 3C) with C a multiple of n_head = {n_head}, got {shape:?}"
-            ),
-        });
-    }
-    Ok((shape[0], shape[1], shape[2] / 3))
 }

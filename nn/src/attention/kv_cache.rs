@@ -2,10 +2,10 @@
 //! preallocated for a whole context, and the per-query-row loop that attends over them.
 
 use tensor::kv_attention::{dot, weighted_sum};
+use tensor::sdpa::packed_dims;
 use tensor::simd::fast_exp;
 use tensor::Tensor;
 
-use super::functional::packed_dims;
 use crate::error::{NnError, Result};
 
 /// The keys and values of every position seen so far, for one attention layer, for incremental

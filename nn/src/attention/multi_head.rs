@@ -2,9 +2,10 @@
 //! composed attention, an output projection, dropout; plus the cached forward for generation.
 
 use autograd::Variable;
+use tensor::sdpa::packed_dims;
 use tensor::{Tensor, TensorRng};
 
-use super::functional::{attention, packed_attention, packed_dims};
+use super::functional::{attention, packed_attention};
 use super::kv_cache::{KvCache, RowLayout};
 use super::mask::AttentionMask;
 use crate::dropout::Dropout;
@@ -38,6 +39,21 @@ pub struct MultiHeadAttention {
     resid_dropout: Dropout,
     n_head: usize,
     n_embd: usize,
+}
+
+/// The packed projection of new positions, as the cached paths read it.
+struct NewPositions {
+    /// `(B, T, 3C)`, contiguous.
+    qkv: Tensor,
+    b: usize,
+    t: usize,
+    c: usize,
+    /// `1 / sqrt(D)`.
+    scale: f32,
+    /// Where each query row sits in `qkv`.
+    q_at: RowLayout,
+    /// Where each output row goes in `(B, T, C)`.
+    out_at: RowLayout,
 }
 
 impl MultiHeadAttention {
@@ -217,36 +233,20 @@ impl MultiHeadAttention {
     /// in training mode with attention dropout. A prefill (empty cache) runs the same fused
     /// kernel as the uncached forward; later pieces attend over the cache in place.
     pub fn forward_cached(&self, x_new: &Variable, cache: &mut KvCache) -> Result<Variable> {
-        self.check_cached(x_new)?;
-        let qkv = self.qkv.forward(x_new)?.value();
-        let (b, t, c) = packed_dims("MultiHeadAttention", qkv.shape(), self.n_head)?;
-        let d = c / self.n_head;
-        let scale = 1.0 / (d as f32).sqrt();
+        let p = self.project_new(x_new)?;
         let y = if cache.is_empty() {
             // Prefill: exactly the uncached causal attention of these positions.
-            let (y, _) = tensor::sdpa::packed_attention(&qkv, self.n_head, scale, true)?;
-            cache.append_packed(&qkv, self.n_head)?;
+            let (y, _) = tensor::sdpa::packed_attention(&p.qkv, self.n_head, p.scale, true)?;
+            cache.append_packed(&p.qkv, self.n_head)?;
             y
         } else {
-            cache.append_packed(&qkv, self.n_head)?;
-            let qkv = qkv.contiguous();
-            let mut out = vec![0.0f32; b * t * c];
-            let q_at = RowLayout {
-                batch: t * 3 * c,
-                head: d,
-                row: 3 * c,
-            };
-            let out_at = RowLayout {
-                batch: t * c,
-                head: d,
-                row: c,
-            };
-            let rows = qkv.as_slice().unwrap_or(&[]);
-            cache.attend_rows_simd(rows, q_at, t, &mut out, out_at, scale);
-            Tensor::from_vec(out, &[b, t, c])?
+            cache.append_packed(&p.qkv, self.n_head)?;
+            let mut out = vec![0.0f32; p.b * p.t * p.c];
+            let rows = p.qkv.as_slice().unwrap_or(&[]);
+            cache.attend_rows_simd(rows, p.q_at, p.t, &mut out, p.out_at, p.scale);
+            Tensor::from_vec(out, &[p.b, p.t, p.c])?
         };
-        self.resid_dropout
-            .forward(&self.proj.forward(&Variable::constant(y))?)
+        self.project_out(y)
     }
 
     /// Cached attention of `B` independent sequences decoded together, each with its own cache
@@ -278,28 +278,15 @@ impl MultiHeadAttention {
                 ),
             });
         }
-        let qkv = self.qkv.forward(x_new)?.value();
-        let (b, t, c) = packed_dims("MultiHeadAttention", qkv.shape(), self.n_head)?;
-        let d = c / self.n_head;
-        let scale = 1.0 / (d as f32).sqrt();
-        let qkv = qkv.contiguous();
-        let rows = qkv.as_slice().unwrap_or(&[]);
+        let p = self.project_new(x_new)?;
+        let (b, t, c) = (p.b, p.t, p.c);
+        let rows = p.qkv.as_slice().unwrap_or(&[]);
         let mut out = vec![0.0f32; b * t * c];
         // HINT: row b's projection is rows[b * t * 3C ..][.. t * 3C] and its output
         // HINT: out[b * t * C ..][.. t * C]: append that row's keys and values to caches[b] (a
-        // HINT: one-sequence cache), then let caches[b] attend with the layouts of forward_cached;
-        // HINT: finally the output projection of all rows at once, as in forward_cached.
+        // HINT: one-sequence cache), then let caches[b] attend with the layouts p.q_at and
+        // HINT: p.out_at; finally the output projection of all rows at once (project_out).
         // BEGIN SOLUTION
-        let q_at = RowLayout {
-            batch: t * 3 * c,
-            head: d,
-            row: 3 * c,
-        };
-        let out_at = RowLayout {
-            batch: t * c,
-            head: d,
-            row: c,
-        };
         let row_in = t * 3 * c;
         let row_out = t * c;
         for ((cache, q), y) in caches
@@ -308,12 +295,43 @@ impl MultiHeadAttention {
             .zip(out.chunks_exact_mut(row_out))
         {
             cache.append_packed_row(q, t, self.n_head)?;
-            cache.attend_rows_simd(q, q_at, t, y, out_at, scale);
+            cache.attend_rows_simd(q, p.q_at, t, y, p.out_at, p.scale);
         }
-        let y = Tensor::from_vec(out, &[b, t, c])?;
+        self.project_out(Tensor::from_vec(out, &[b, t, c])?)
+        // END SOLUTION
+    }
+
+    /// The cached paths' start: the checks, then the packed projection `(B, T, 3C)` of the new
+    /// positions (contiguous) with the layouts the cache reads its queries with and writes the
+    /// `(B, T, C)` output with.
+    fn project_new(&self, x_new: &Variable) -> Result<NewPositions> {
+        self.check_cached(x_new)?;
+        let qkv = self.qkv.forward(x_new)?.value().contiguous();
+        let (b, t, c) = packed_dims("MultiHeadAttention", qkv.shape(), self.n_head)?;
+        let d = c / self.n_head;
+        Ok(NewPositions {
+            qkv,
+            b,
+            t,
+            c,
+            scale: 1.0 / (d as f32).sqrt(),
+            q_at: RowLayout {
+                batch: t * 3 * c,
+                head: d,
+                row: 3 * c,
+            },
+            out_at: RowLayout {
+                batch: t * c,
+                head: d,
+                row: c,
+            },
+        })
+    }
+
+    /// The cached paths' end: the output projection (and its dropout) of the merged heads.
+    fn project_out(&self, y: Tensor) -> Result<Variable> {
         self.resid_dropout
             .forward(&self.proj.forward(&Variable::constant(y))?)
-        // END SOLUTION
     }
 
     /// The checks of every cached forward: a `(B, T, C)` input, no gradients wanted, no active
