@@ -1,6 +1,12 @@
 //! Checkpoint loading: any bytes as a safetensors file (header, offsets, dtypes, metadata with a
 //! GPT config and a tokenizer) give a model or a clear error, within small limits.
 #![no_main]
+
+#[path = "bounded_alloc.rs"]
+mod bounded_alloc;
+#[global_allocator]
+static ALLOC: bounded_alloc::Bounded = bounded_alloc::Bounded;
+
 use std::io::Write;
 
 use libfuzzer_sys::fuzz_target;

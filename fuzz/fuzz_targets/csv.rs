@@ -1,5 +1,11 @@
 //! Digits CSV reader (header or not, BOM or not): any text gives images or a clear error.
 #![no_main]
+
+#[path = "bounded_alloc.rs"]
+mod bounded_alloc;
+#[global_allocator]
+static ALLOC: bounded_alloc::Bounded = bounded_alloc::Bounded;
+
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;

@@ -1,5 +1,11 @@
 //! IDX reader, raw and gzip: any bytes give a parsed file or a clear error, within bounded memory.
 #![no_main]
+
+#[path = "bounded_alloc.rs"]
+mod bounded_alloc;
+#[global_allocator]
+static ALLOC: bounded_alloc::Bounded = bounded_alloc::Bounded;
+
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;

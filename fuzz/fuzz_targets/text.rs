@@ -1,6 +1,12 @@
 //! Text corpora and splitters: TinyTalks Q/A, TinyStories, the char-boundary train/val split and
 //! the token split never panic, and the splits keep every character.
 #![no_main]
+
+#[path = "bounded_alloc.rs"]
+mod bounded_alloc;
+#[global_allocator]
+static ALLOC: bounded_alloc::Bounded = bounded_alloc::Bounded;
+
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;

@@ -1,6 +1,12 @@
 //! Tokenizer files and decoding: a char vocabulary (JSON) or BPE merges (text) from any bytes load
 //! or give a clear error; decoding any ids gives text or a clear error.
 #![no_main]
+
+#[path = "bounded_alloc.rs"]
+mod bounded_alloc;
+#[global_allocator]
+static ALLOC: bounded_alloc::Bounded = bounded_alloc::Bounded;
+
 use std::path::Path;
 
 use data::Tokenizer;

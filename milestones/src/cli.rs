@@ -178,6 +178,17 @@ pub fn at_least(flag: &str, value: usize, min: usize) -> Result<(), ArgError> {
     Ok(())
 }
 
+/// Refuse `value` outside `min..=max`, naming the flag: a size that would exhaust memory is
+/// refused up front instead of aborting on an allocation.
+pub fn in_range(flag: &str, value: usize, min: usize, max: usize) -> Result<(), ArgError> {
+    if !(min..=max).contains(&value) {
+        return Err(ArgError(format!(
+            "{flag} {value} is out of range: it must be between {min} and {max}"
+        )));
+    }
+    Ok(())
+}
+
 /// Refuse a float flag outside `(0, max]` or not finite, naming the flag.
 pub fn positive_finite(flag: &str, value: f64, max: f64) -> Result<(), ArgError> {
     if !(value.is_finite() && value > 0.0 && value <= max) {
@@ -270,6 +281,9 @@ mod tests {
         assert!(positive_finite("--lr", 1e39, 10.0).is_err());
         assert!(positive_finite("--lr", f64::NAN, 10.0).is_err());
         assert!(positive_finite("--lr", 0.1, 10.0).is_ok());
+        assert!(in_range("--hidden", 5, 1, 4).is_err());
+        assert!(in_range("--hidden", 0, 1, 4).is_err());
+        assert!(in_range("--hidden", 4, 1, 4).is_ok());
     }
 
     #[test]

@@ -54,6 +54,10 @@ fn unused_zero_and_unwritable_flags_are_refused_by_name() {
         &["--hidden 0 is out of range"],
     );
     assert_refused(
+        &run(XOR, &["--hidden", "100000000"]),
+        &["--hidden 100000000 is out of range", "4096"],
+    );
+    assert_refused(
         &run(PERCEPTRON, &["--steps", "3"]),
         &["perceptron-1957 does not use --steps"],
     );
@@ -163,6 +167,49 @@ fn doctor_refuses_every_flag_it_does_not_use() {
         &["--json", "does not exist"],
     );
     assert!(!plot.exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// mlperf-2018 checks every flag before training: --runs below 3, an unknown --baseline, a
+/// --data-dir or --steps the run would ignore, --load/--save folders that cannot be used.
+#[test]
+fn mlperf_checks_every_flag_before_training() {
+    let dir = temp_dir("mlperf");
+    let d = dir.to_str().unwrap();
+    let file = dir.join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let f = file.to_str().unwrap();
+    let below = dir.join("a-file").join("ckpt");
+    let missing = dir.join("missing");
+    for (args, needles) in [
+        (vec!["--runs", "0"], vec!["--runs 0 is out of range"]),
+        (
+            vec!["--baseline", "gpt"],
+            vec!["--baseline gpt: no such variant"],
+        ),
+        (
+            vec!["--data-dir", d],
+            vec!["does not use --data-dir", "generated"],
+        ),
+        (
+            vec!["--steps", "5", "--no-generation"],
+            vec!["does not use --steps", "--no-generation"],
+        ),
+        (vec!["--save", f], vec!["--save", "is not a directory"]),
+        (
+            vec!["--save", below.to_str().unwrap()],
+            vec!["--save", "is not a directory"],
+        ),
+        (
+            vec!["--load", missing.to_str().unwrap()],
+            vec!["--load", "no such directory"],
+        ),
+    ] {
+        let out = run(MLPERF, &args);
+        assert_refused(&out, &needles);
+        assert!(out.stdout.is_empty(), "refused before any work: {args:?}");
+    }
+    assert!(!missing.exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

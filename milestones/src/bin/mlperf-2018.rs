@@ -21,7 +21,7 @@ use benches::harness::{
 };
 use clap::Parser;
 use milestones::benchmark::{measure, Candidate, MeasureSettings};
-use milestones::cli::CommonArgs;
+use milestones::cli::{at_least, check_writable, CommonArgs, Flag};
 use milestones::generation::{generation_track, GenerationSettings};
 use milestones::plot::{svg_scatter, terminal_plot, ScatterPanel, ScatterPoint, Series};
 use milestones::progress::bar;
@@ -59,6 +59,89 @@ struct Args {
     /// Skip the generation track.
     #[arg(long)]
     no_generation: bool,
+}
+
+/// The variants of the vision track, in table order (checked against what [`VARIANTS`] builds, so
+/// `--baseline` can be checked before any training).
+const VARIANT_NAMES: [&str; 12] = [
+    "mlp",
+    "cnn",
+    "mlp-narrow",
+    "mlp-int8",
+    "mlp-int8-static",
+    "cnn-int8",
+    "mlp-pruned-50",
+    "mlp-pruned-90",
+    "mlp-shrunk-50",
+    "mlp-shrunk-50-int8",
+    "student",
+    "student-int8",
+];
+
+/// Every flag checked before any work: in range, used by this run, and the folders to read or
+/// write usable. A flag this run would ignore is refused by name.
+fn check_args(args: &Args) -> BoxResult<()> {
+    let c = &args.common;
+    let generated = matches!(c.dataset.as_deref(), None | Some("shapes"));
+    let mut unused = Vec::new();
+    if generated {
+        // The generated task needs no files.
+        unused.push(Flag::DataDir);
+    }
+    if args.no_generation {
+        // --steps trains the generation track's GPT only.
+        unused.push(Flag::Steps);
+    }
+    c.validate("mlperf-2018", &unused).map_err(|e| {
+        if e.0.contains("does not use --data-dir") {
+            format!("{e}: the default dataset (shapes) is generated; --data-dir is read with --dataset tinydigits or mnist")
+        } else if e.0.contains("does not use --steps") {
+            format!("{e}: --steps trains the generation track's GPT, which --no-generation skips")
+        } else {
+            e.0
+        }
+    })?;
+    if let Some(runs) = args.runs {
+        at_least("--runs", runs, 3)?;
+    }
+    if !VARIANT_NAMES.contains(&args.baseline.as_str()) {
+        return Err(format!(
+            "--baseline {}: no such variant (choose one of {VARIANT_NAMES:?})",
+            args.baseline
+        )
+        .into());
+    }
+    if let Some(dir) = &args.load {
+        if !dir.is_dir() {
+            return Err(format!(
+                "--load {}: no such directory (it holds the checkpoints written by --save)",
+                dir.display()
+            )
+            .into());
+        }
+    }
+    if let Some(dir) = &args.save {
+        if dir.exists() && !dir.is_dir() {
+            return Err(format!(
+                "--save {}: exists and is not a directory (--save names a folder for the checkpoints)",
+                dir.display()
+            )
+            .into());
+        }
+        if dir.is_dir() {
+            check_writable("--save", &dir.join("mlp.safetensors"))?;
+        } else if let Some(ancestor) = dir.ancestors().skip(1).find(|a| a.exists()) {
+            if !ancestor.is_dir() {
+                return Err(format!(
+                    "--save {}: {} is not a directory",
+                    dir.display(),
+                    ancestor.display()
+                )
+                .into());
+            }
+        }
+    }
+    Ok(())
 }
 
 fn load_data(args: &Args) -> BoxResult<ImageData> {
@@ -142,7 +225,7 @@ fn show_frontiers(models: &[ModelMetrics], plot: Option<&Path>) -> BoxResult<()>
 
 fn run(args: &Args) -> BoxResult<Report> {
     let start = Instant::now();
-    args.common.validate("mlperf-2018", &[])?;
+    check_args(args)?;
     args.common.init_threads()?;
     let quick = args.common.quick;
     let system = SystemInfo::collect();
@@ -176,6 +259,13 @@ fn run(args: &Args) -> BoxResult<Report> {
         .iter()
         .map(|make| make(&mut workshop))
         .collect::<BoxResult<Vec<Candidate>>>()?;
+    let built: Vec<&str> = candidates.iter().map(|c| c.name.as_str()).collect();
+    if built != VARIANT_NAMES {
+        return Err(format!(
+            "the variants built ({built:?}) differ from the list --baseline is checked against ({VARIANT_NAMES:?})"
+        )
+        .into());
+    }
     workshop.print_profiles()?;
     let progress = bar(candidates.len() as u64, "measuring");
     let mut variants = Vec::with_capacity(candidates.len());
