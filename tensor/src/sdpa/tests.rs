@@ -2,9 +2,9 @@
 
 use super::packed::{split_heads, unpack};
 use super::*;
-use crate::tensor::Tensor;
 use crate::causal_softmax::causal_softmax_backward;
 use crate::softmax::softmax_backward;
+use crate::tensor::Tensor;
 
 /// The composition this kernel replaces: matmul, (causal) softmax, matmul, and its backward
 /// from the same primitives' kernels.
