@@ -1,5 +1,5 @@
 //! The measurements quoted in `data/README.md`:
-//! `TINYTORCH_DATA=../shared/datasets cargo run -p data --release --example measure`.
+//! `TINYTORCH_DATA=../shared/datasets cargo run -p data --release --example loading_costs`.
 //!
 //! 1. MNIST load time from `.gz` and the memory of the pixels as `u8` vs `f32`;
 //! 2. loader throughput with and without background prefetch, against a simulated training step;

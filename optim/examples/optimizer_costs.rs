@@ -2,7 +2,7 @@
 //! the width of a layer.
 //!
 //! ```text
-//! cargo run -p optim --release --example measure
+//! cargo run -p optim --release --example optimizer_costs
 //! ```
 //!
 //! 1. Bytes each optimizer allocates for its state (a counting allocator, not a formula).
