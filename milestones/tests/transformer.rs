@@ -346,8 +346,8 @@ fn flags_the_mode_does_not_use_are_refused_by_name() {
     assert_refused(&run(&["--epochs", "2"]), &["does not use --epochs"]);
     assert_refused(&run(&["--prompt", "hi"]), &["does not use --prompt"]);
     assert_refused(
-        &run(&["--task", "reverse", "--n-layer", "2"]),
-        &["--task reverse does not use --n-layer"],
+        &run(&["--task", "reverse", "--dropout", "0.1"]),
+        &["--task reverse/copy/sort/mixed does not use --dropout"],
     );
     assert_refused(
         &run(&["--load", "m.safetensors", "--steps", "3"]),

@@ -12,11 +12,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Parser;
-use milestones::attention_tasks::greedy_continuations;
 use milestones::corpus;
 use milestones::language::cli::{override_recipe, resume_command, Args, Mode};
 use milestones::language::eval::score_text;
-use milestones::language::recipe::{config_for, recipe, recipe_for_size, schedule_for, Recipe};
+use milestones::language::recipe::{config_for, recipe, recipe_for_size, Recipe};
 use milestones::language::run_identity::{RunIdentity, IDENTITY_KEY};
 use milestones::language::sources::{corpus_hash, Corpus, RawCorpus, Source};
 use milestones::language::tokenizers::{unit, TokenizerChoice};
@@ -25,13 +24,10 @@ use milestones::language::BoxResult;
 use milestones::plot::{svg_plot, terminal_plot, Series};
 use milestones::progress::bar;
 use milestones::report::{format_count, RunReport};
-use milestones::tasks::{reversal_examples, REVERSE_VOCAB};
 use milestones::textgen::{check_corpus, encode_prompt, stream_text};
 use models::checkpoint::{load_gpt, save_gpt, TokenizerSpec, TrainingState};
 use models::gpt::Gpt;
 use nn::Module;
-use optim::{clip_grad_norm, AdamConfig, AdamW, LrSchedule, Optimizer, ParamGroup};
-use tensor::TensorRng;
 
 /// The exit code of a run stopped by Ctrl-C (128 + SIGINT, as shells report it).
 const INTERRUPTED: i32 = 130;
@@ -303,111 +299,6 @@ fn run_lm(args: &Args) -> BoxResult<RunReport> {
     Ok(report)
 }
 
-/// How many prompts (digits then separator) the model reverses exactly, greedily.
-fn reverse_greedy(gpt: &Gpt, rows: &[Vec<usize>], len: usize) -> BoxResult<usize> {
-    let prompts: Vec<&[usize]> = rows.iter().map(|r| &r[..=len]).collect();
-    let answers = greedy_continuations(gpt, &prompts, len)?;
-    Ok(answers
-        .iter()
-        .zip(rows)
-        .filter(|(a, r)| a[..] == r[len + 1..])
-        .count())
-}
-
-fn run_reverse(args: &Args) -> BoxResult<RunReport> {
-    let start = Instant::now();
-    let seed = args.common.seed;
-    let len = 8;
-    let mut rng = TensorRng::new(seed);
-    let steps = args
-        .common
-        .steps
-        .unwrap_or(if args.common.quick { 600 } else { 1500 });
-    let recipe = Recipe {
-        block_size: 2 * len,
-        batch_size: 64,
-        weight_decay: 0.01,
-        lr: args.lr.unwrap_or(3e-3),
-        warmup: 50,
-        steps,
-        eval_every: steps,
-        eval_batches: 1,
-        ..recipe("embedded", false)
-    };
-    let mut gpt = Gpt::new(config_for(&recipe, REVERSE_VOCAB), seed)?;
-    let groups = ParamGroup::split_decay(gpt.named_parameters(), recipe.weight_decay);
-    let mut opt = AdamW::with_groups(
-        groups,
-        AdamConfig {
-            lr: recipe.lr,
-            ..AdamConfig::adamw()
-        },
-    )?;
-    let schedule = schedule_for(&recipe)?;
-    // Positions before the separator predict input digits: they carry no signal, so they are
-    // excluded from the loss with an ignore index outside the vocabulary.
-    let ignore = REVERSE_VOCAB;
-    let test = reversal_examples(500, len, &mut TensorRng::new(seed ^ 0xdead_beef));
-    println!(
-        "transformer-2017 --task reverse: reverse {len} digits; GPT with {} parameters",
-        format_count(gpt.num_parameters())
-    );
-    gpt.train();
-    let progress = bar(steps as u64, "reverse");
-    let mut curve = Vec::new();
-    for step in 0..steps {
-        opt.set_lr(schedule.lr_at(step as u64));
-        let rows = reversal_examples(recipe.batch_size, len, &mut rng);
-        let mut inputs = Vec::with_capacity(rows.len() * 2 * len);
-        let mut targets = Vec::with_capacity(rows.len() * 2 * len);
-        for r in &rows {
-            inputs.extend_from_slice(&r[..2 * len]);
-            targets.extend((1..=2 * len).map(|i| if i > len { r[i] } else { ignore }));
-        }
-        let logits = gpt.logits(&inputs, rows.len(), 2 * len)?;
-        let loss = logits.cross_entropy(&targets, Some(ignore), 0.0)?;
-        let value = loss.item()?;
-        milestones::guard::check_loss("transformer-2017 --task reverse", step, f64::from(value))?;
-        opt.zero_grad();
-        loss.backward()?;
-        clip_grad_norm(&opt.named_parameters(), 1.0)?;
-        opt.step()?;
-        curve.push((step as f64, value as f64));
-        if step % 10 == 0 {
-            progress.set_message(format!("loss {value:.4}"));
-        }
-        progress.inc(1);
-    }
-    progress.finish_and_clear();
-    gpt.eval();
-    let accuracy = reverse_greedy(&gpt, &test, len)? as f64 / test.len() as f64;
-    let shown = reverse_greedy(&gpt, &test[..1], len)?;
-    println!(
-        "example: {:?} -> model {} ",
-        &test[0][..len],
-        if shown == 1 {
-            "reverses it exactly"
-        } else {
-            "makes a mistake"
-        }
-    );
-    println!(
-        "exact-sequence accuracy on 500 held-out sequences: {:.1}%",
-        accuracy * 100.0
-    );
-    show_curves(
-        args,
-        "transformer-2017 --task reverse: loss",
-        curve,
-        Vec::new(),
-    )?;
-    let mut report = RunReport::new("transformer-2017", "reverse");
-    report.metric("exact_sequence_accuracy", accuracy);
-    report.params = gpt.num_parameters();
-    report.seconds = start.elapsed().as_secs_f64();
-    Ok(report)
-}
-
 /// `--load`: generate from a checkpoint, streaming only the generated text to stdout.
 fn run_generate(args: &Args, path: &Path) -> BoxResult<()> {
     let checkpoint = load_gpt(path)?;
@@ -515,7 +406,6 @@ fn main() {
             return;
         }
         (Mode::Eval, _, Some(path)) => run_eval(&args, path),
-        (Mode::Reverse, _, _) => run_reverse(&args),
         (Mode::AttentionTask, _, _) => run_attention_task(&args),
         _ => run_lm(&args),
     };

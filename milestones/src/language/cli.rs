@@ -108,9 +108,7 @@ pub enum Mode {
     Eval,
     /// Train a language model.
     Lm,
-    /// `--task reverse`.
-    Reverse,
-    /// `--task copy|sort|mixed`.
+    /// `--task reverse|copy|sort|mixed`.
     AttentionTask,
 }
 
@@ -200,14 +198,9 @@ impl Args {
                         "--quick",
                     ],
                 ),
-                "reverse" => (
-                    Mode::Reverse,
-                    "--task reverse",
-                    &["--task", "--quick", "--steps", "--json", "--plot", "--lr"],
-                ),
-                "copy" | "sort" | "mixed" => (
+                "reverse" | "copy" | "sort" | "mixed" => (
                     Mode::AttentionTask,
-                    "the attention tasks",
+                    "--task reverse/copy/sort/mixed",
                     &[
                         "--task",
                         "--quick",
