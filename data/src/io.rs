@@ -261,6 +261,8 @@ mod tests {
         enc.finish().unwrap()
     }
 
+    /// Decompressing a gzip stream stops at the size its trailer (or the caller) declares, so a
+    /// forged small size cannot inflate a bomb.
     #[test]
     fn gzip_bomb_stops_at_the_declared_bound() {
         let path = Path::new("bomb.gz");
@@ -281,6 +283,8 @@ mod tests {
         );
     }
 
+    /// Directories and device files (such as /dev/zero) are refused by name instead of read
+    /// forever.
     #[test]
     fn non_regular_files_are_refused_without_blocking() {
         let dir = std::env::temp_dir().join(format!("tt-io-nonreg-{}", std::process::id()));
@@ -305,6 +309,7 @@ mod tests {
         fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// A UTF-8 byte order mark is dropped from text, and every file read is recorded with its size.
     #[test]
     fn bom_is_dropped_and_reads_are_recorded() {
         let dir = std::env::temp_dir().join(format!("tt-io-bom-{}", std::process::id()));

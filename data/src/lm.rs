@@ -251,6 +251,8 @@ impl LmBatcher {
 mod split_text_tests {
     use super::*;
 
+    /// The train/validation text split cuts on a character boundary (after a newline when it can),
+    /// never inside a multi-byte character.
     #[test]
     fn multibyte_corpus_is_cut_on_a_character_boundary() {
         let text = "é".repeat(999);
@@ -263,6 +265,8 @@ mod split_text_tests {
         assert_eq!(format!("{t}{v}"), emoji);
     }
 
+    /// A corpus too short to give one window to both parts is an error giving the character counts
+    /// and the block size needed.
     #[test]
     fn short_parts_are_refused_naming_the_sizes() {
         let err = split_text_train_val("abcdefghij", 0.1, 8)

@@ -15,7 +15,7 @@ use std::process::Command;
 use serde_json::{json, Value};
 
 use super::libtest::{Outcome, Target, TestRun};
-use super::runner::cargo;
+use super::runner::{cargo, find_test_fn};
 use super::state::{course_dir, read_json, write_json};
 use super::{io_err, CourseError, CHAPTERS};
 
@@ -155,6 +155,49 @@ pub fn scan_manifest(root: &Path) -> Manifest {
         chapters.push((c.to_string(), tests));
     }
     Manifest { chapters }
+}
+
+/// A graded test without a `///` doc comment (the comment `course check` shows a student).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UndocumentedTest {
+    /// Workspace-relative file.
+    pub file: PathBuf,
+    /// 1-based line of the `fn`.
+    pub line: usize,
+    pub name: String,
+}
+
+impl std::fmt::Display for UndocumentedTest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{} {}", self.file.display(), self.line, self.name)
+    }
+}
+
+/// The graded tests of every chapter (the ones [`scan_manifest`] finds, in `src/` and `tests/`)
+/// that have no `///` doc comment saying what they check.
+pub fn undocumented_tests(root: &Path) -> Vec<UndocumentedTest> {
+    let mut out = Vec::new();
+    for c in CHAPTERS {
+        let mut files = Vec::new();
+        rs_files(&root.join(c).join("src"), &mut files);
+        rs_files(&root.join(c).join("tests"), &mut files);
+        for file in files {
+            let Ok(text) = std::fs::read_to_string(&file) else {
+                continue;
+            };
+            for name in graded_fns(&text) {
+                let (line, doc) = find_test_fn(&text, &name).unwrap_or((0, String::new()));
+                if doc.is_empty() {
+                    out.push(UndocumentedTest {
+                        file: file.strip_prefix(root).unwrap_or(&file).to_path_buf(),
+                        line,
+                        name,
+                    });
+                }
+            }
+        }
+    }
+    out
 }
 
 impl Manifest {

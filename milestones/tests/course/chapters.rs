@@ -1,9 +1,40 @@
-//! The chapters as a course: every README has the five sections, chapter numbers agree, exercises
-//! read in README order.
+//! The chapters as a course: every graded test says what it checks, every README has the five
+//! sections, chapter numbers agree, exercises read in README order.
 
 use crate::helpers::workspace_root;
+use milestones::course::grading::undocumented_tests;
 use milestones::course::CHAPTERS;
 use std::path::{Path, PathBuf};
+
+/// Every graded test of every chapter has a `///` doc comment saying what it checks: `course
+/// check` prints it to the student whose test fails, so a new test without one fails here.
+#[test]
+fn every_graded_test_says_what_it_checks() {
+    let missing = undocumented_tests(&workspace_root());
+    assert!(
+        missing.is_empty(),
+        "{} graded test(s) without a `///` doc comment saying what they check:\n  {}",
+        missing.len(),
+        missing
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n  ")
+    );
+    // The guard itself: a test without a doc comment is found, one with a comment is not.
+    let dir = std::env::temp_dir().join(format!("course-doc-guard-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("nn/tests")).unwrap();
+    std::fs::write(
+        dir.join("nn/tests/layers.rs"),
+        "/// Adds.\n#[test]\nfn documented() {}\n\n#[test]\n// a plain comment is not a doc\nfn bare() {}\n",
+    )
+    .unwrap();
+    let found = undocumented_tests(&dir);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].to_string(), "nn/tests/layers.rs:7 bare");
+}
 
 /// Every chapter's README is structured the same way (COURSE.md, "A chapter"): the five
 /// sections, in order, as its first `## ` headings.
