@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use autograd::no_grad;
 use models::generate::row_seed;
-use models::gpt::{Gelu, Gpt, GptConfig};
+use models::gpt::{Gpt, GptConfig};
 use nn::Module;
 
 mod common;
