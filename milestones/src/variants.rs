@@ -208,14 +208,7 @@ impl Workshop {
             "mnist" => CnnConfig::lenet5_for(shape, classes),
             _ => CnnConfig {
                 input_shape: shape,
-                features: vec![
-                    CnnLayer::conv(16, 3, 1),
-                    CnnLayer::Act,
-                    CnnLayer::MaxPool(2),
-                    CnnLayer::conv(32, 3, 1),
-                    CnnLayer::Act,
-                    CnnLayer::MaxPool(2),
-                ],
+                features: CnnLayer::conv_pool_blocks(&[16, 32]),
                 hidden: vec![64],
                 num_classes: classes,
                 ..CnnConfig::tiny_digits()

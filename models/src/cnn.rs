@@ -63,6 +63,15 @@ impl CnnLayer {
             padding,
         }
     }
+
+    /// One `3x3 conv (same padding) -> activation -> 2x2 max pool` block per width: the
+    /// feature stack of the small-image networks (each block halves the image side).
+    pub fn conv_pool_blocks(widths: &[usize]) -> Vec<CnnLayer> {
+        widths
+            .iter()
+            .flat_map(|&c| [CnnLayer::conv(c, 3, 1), CnnLayer::Act, CnnLayer::MaxPool(2)])
+            .collect()
+    }
 }
 
 /// Everything that defines a [`Cnn`].
@@ -121,14 +130,7 @@ impl CnnConfig {
     pub fn tiny_digits() -> CnnConfig {
         CnnConfig {
             input_shape: [1, 8, 8],
-            features: vec![
-                CnnLayer::conv(8, 3, 1),
-                CnnLayer::Act,
-                CnnLayer::MaxPool(2),
-                CnnLayer::conv(16, 3, 1),
-                CnnLayer::Act,
-                CnnLayer::MaxPool(2),
-            ],
+            features: CnnLayer::conv_pool_blocks(&[8, 16]),
             hidden: vec![32],
             num_classes: 10,
             activation: Activation::ReLU,

@@ -40,14 +40,7 @@ fn run(args: Args) -> Result<RunReport, Box<dyn std::error::Error>> {
         // to reach 95%.
         "tinydigits" => (
             CnnConfig {
-                features: vec![
-                    CnnLayer::conv(32, 3, 1),
-                    CnnLayer::Act,
-                    CnnLayer::MaxPool(2),
-                    CnnLayer::conv(64, 3, 1),
-                    CnnLayer::Act,
-                    CnnLayer::MaxPool(2),
-                ],
+                features: CnnLayer::conv_pool_blocks(&[32, 64]),
                 hidden: vec![64],
                 ..CnnConfig::tiny_digits()
             },
