@@ -217,7 +217,15 @@ pub struct SequenceTask {
 
 impl SequenceTask {
     /// Rows of `len` digits of `mix`, `batch_size` per step, drawn from `seed`.
-    pub fn new(gpt: Gpt, mix: TaskMix, len: usize, batch_size: usize, seed: u64) -> SequenceTask {
+    /// The model is switched to training mode once, here: nothing in the task switches it back.
+    pub fn new(
+        mut gpt: Gpt,
+        mix: TaskMix,
+        len: usize,
+        batch_size: usize,
+        seed: u64,
+    ) -> SequenceTask {
+        gpt.train();
         SequenceTask {
             gpt,
             mix,
@@ -282,7 +290,6 @@ impl TrainTask for SequenceTask {
             op: "SequenceTask::loss",
             reason: "no batch yet: call next_batch first".into(),
         })?;
-        self.gpt.train();
         let logits = self.gpt.logits(&b.inputs, b.batch_size, b.block_size)?;
         Ok(logits.cross_entropy(&b.targets, Some(ignore), 0.0)?)
     }

@@ -9,20 +9,6 @@ pub const REVERSE_SEPARATOR: usize = 10;
 /// Vocabulary size of the reversal task.
 pub const REVERSE_VOCAB: usize = 11;
 
-/// `count` reversal examples of `len` digits: `x_1 .. x_n SEP x_n .. x_1`, as flat token rows of
-/// length `2 * len + 1`.
-pub fn reversal_examples(count: usize, len: usize, rng: &mut TensorRng) -> Vec<Vec<usize>> {
-    (0..count)
-        .map(|_| {
-            let digits: Vec<usize> = (0..len).map(|_| rng.below(10)).collect();
-            let mut row = digits.clone();
-            row.push(REVERSE_SEPARATOR);
-            row.extend(digits.iter().rev());
-            row
-        })
-        .collect()
-}
-
 /// Two Gaussian blobs in 2-D, linearly separable with a margin: `(points (n, 2) row-major,
 /// labels 0/1)`.
 pub fn blobs(n: usize, rng: &mut TensorRng) -> (Vec<f32>, Vec<usize>) {
@@ -121,7 +107,6 @@ pub struct SeqRows {
 }
 
 /// `count` rows of one task: `x_1 .. x_n SEP y_1 .. y_n` with `y = task.answer(x)`.
-/// For [`SeqTask::Reverse`] these are exactly the rows of [`reversal_examples`].
 pub fn task_examples(task: SeqTask, count: usize, len: usize, rng: &mut TensorRng) -> SeqRows {
     let rows = (0..count)
         .map(|_| {

@@ -105,9 +105,9 @@ fn corpus_is_deterministic_and_checkable() {
 /// Generated tasks have the documented layout.
 #[test]
 fn generated_tasks() {
-    use milestones::tasks::{blobs, noisy_xor, reversal_examples, REVERSE_SEPARATOR};
+    use milestones::tasks::{blobs, noisy_xor, task_examples, SeqTask, REVERSE_SEPARATOR};
     let mut rng = tensor::TensorRng::new(1);
-    let rows = reversal_examples(3, 4, &mut rng);
+    let rows = task_examples(SeqTask::Reverse, 3, 4, &mut rng).rows;
     for r in &rows {
         assert_eq!(r.len(), 9);
         assert_eq!(r[4], REVERSE_SEPARATOR);
