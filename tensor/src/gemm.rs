@@ -354,6 +354,12 @@ unsafe fn run_batch(
 
 /// One product on `threads` threads; shapes already checked.
 ///
+/// With more than one thread, the output is cut into `threads` blocks of whole rows (or of whole
+/// columns, when it is wider than tall), and each block is one single-threaded kernel call on
+/// its own thread. The kernel's own threading (`gemm::Parallelism::Rayon`) was measured slower:
+/// on a 2-core Intel Xeon it reached 1.3x one thread on 1024^3 where the split reaches 1.9x
+/// (`benches/README.md`).
+///
 /// # Safety
 /// `c.len() == a.rows() * b.cols()`, `a.cols() == b.rows()`; `c` must be initialised when
 /// `accumulate` is true. Every element of `c` is written.
@@ -375,11 +381,95 @@ unsafe fn kernel(
         }
         return;
     }
-    let parallelism = if threads > 1 {
-        gemm::Parallelism::Rayon(threads)
+    let dst = SendPtr(c.as_mut_ptr().cast::<f32>());
+    let by_rows = m >= n;
+    let (len, align) = if by_rows {
+        (m, ROW_ALIGN)
     } else {
-        gemm::Parallelism::None
+        (n, EDGE_TILE)
     };
+    let parts = split_points(len, threads, align);
+    if parts.len() <= 2 {
+        // SAFETY: the caller's contract, for the whole `m x n` output.
+        unsafe { block(a, b, dst.0, n, accumulate) };
+        return;
+    }
+    parts.par_windows(2).for_each(|w| {
+        let (lo, hi) = (w[0], w[1]);
+        // SAFETY: the blocks `lo..hi` are disjoint rows (or columns) of the exclusive output, so
+        // no two threads write the same element; each sub-view stays inside its operand.
+        unsafe {
+            if by_rows {
+                block(a.rows_from(lo, hi), b, dst.at(lo * n), n, accumulate)
+            } else {
+                block(a, b.cols_from(lo, hi), dst.at(lo), n, accumulate)
+            }
+        }
+    });
+}
+
+/// A raw output pointer handed to the threads of one product (each writes its own block).
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: the threads of `kernel` write disjoint blocks through it while `kernel` holds the
+// exclusive borrow of the output.
+unsafe impl Send for SendPtr {}
+// SAFETY: as above.
+unsafe impl Sync for SendPtr {}
+
+impl SendPtr {
+    /// The element `offset` places further (a method, so closures capture the whole wrapper).
+    ///
+    /// # Safety
+    /// `offset` stays inside the output this pointer was taken from.
+    unsafe fn at(self, offset: usize) -> *mut f32 {
+        // SAFETY: the caller's contract.
+        unsafe { self.0.add(offset) }
+    }
+}
+
+/// Row blocks start at multiples of this (the kernel's row tiles stay whole).
+const ROW_ALIGN: usize = 16;
+
+/// `0 = p_0 < p_1 < ... = len`: at most `threads` near-equal parts, each boundary a multiple
+/// of `align` (fewer parts when `len` is too short to give each at least `align`).
+fn split_points(len: usize, threads: usize, align: usize) -> Vec<usize> {
+    let units = len.div_ceil(align);
+    let parts = threads.clamp(1, units.max(1));
+    let mut points: Vec<usize> = (0..parts)
+        .map(|p| (units * p / parts * align).min(len))
+        .collect();
+    points.push(len);
+    points.dedup();
+    points
+}
+
+impl<'a> MatRef<'a> {
+    /// Rows `lo..hi` (no copy); `lo <= hi <= rows`.
+    fn rows_from(self, lo: usize, hi: usize) -> MatRef<'a> {
+        debug_assert!(lo <= hi && hi <= self.rows);
+        MatRef {
+            // SAFETY: row `lo` is inside the matrix (or one past it, for an empty view that is
+            // never read), so the offset stays within the borrowed allocation.
+            ptr: unsafe { self.ptr.offset(lo as isize * self.row_stride) },
+            rows: hi - lo,
+            ..self
+        }
+    }
+
+    /// Columns `lo..hi` (no copy); `lo <= hi <= cols`.
+    fn cols_from(self, lo: usize, hi: usize) -> MatRef<'a> {
+        self.t().rows_from(lo, hi).t()
+    }
+}
+
+/// One `m x n` product block, single-threaded, into `dst` (row stride `ldc`, column stride 1).
+///
+/// # Safety
+/// `dst` points at an exclusive `a.rows() x b.cols()` block of row stride `ldc`, initialised
+/// when `accumulate` is true; `a.cols() == b.rows() > 0`.
+unsafe fn block(a: MatRef<'_>, b: MatRef<'_>, dst: *mut f32, ldc: usize, accumulate: bool) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
     // The kernel tiles the output's columns by 64 (AVX-512) or 32 (AVX2). A few columns past a
     // multiple of 64 (the 65-symbol language-model head) would run a whole extra tile almost
     // empty: they are computed as matrix-vector products instead, one column at a time, each
@@ -390,13 +480,12 @@ unsafe fn kernel(
     } else {
         n
     };
-    let dst = c.as_mut_ptr().cast::<f32>();
     // SAFETY: `a` and `b` point at `m x k` and `k x split` readable elements (MatRef's invariant)
-    // that stay borrowed during the call; `c` is an exclusive `m x n` row-major buffer (column
-    // stride 1, row stride n) whose first `split` columns this call writes, and it cannot alias
-    // `a` or `b`. With `read_dst = accumulate` false the kernel only stores into `c` (it sets its
-    // `alpha` to zero and never loads the destination before writing it); when true, `c` is
-    // initialised by the caller's contract and the kernel computes `c = 1·c + 1·a·b`.
+    // that stay borrowed during the call; `dst` is an exclusive `m x n` block (column stride 1,
+    // row stride ldc) whose first `split` columns this call writes, and it cannot alias `a` or
+    // `b`. With `read_dst = accumulate` false the kernel only stores into it (it sets its
+    // `alpha` to zero and never loads the destination before writing it); when true, the block
+    // is initialised by the caller's contract and the kernel computes `c = 1·c + 1·a·b`.
     unsafe {
         gemm::gemm(
             m,
@@ -404,7 +493,7 @@ unsafe fn kernel(
             k,
             dst,
             1,
-            n as isize,
+            ldc as isize,
             accumulate,
             a.ptr,
             a.col_stride,
@@ -417,15 +506,15 @@ unsafe fn kernel(
             false,
             false,
             false,
-            parallelism,
+            gemm::Parallelism::None,
         );
     }
     let mut column = Vec::new();
     for j in split..n {
         column.clear();
         column.extend((0..k).map(|p| b.get(p, j).unwrap_or(0.0)));
-        // SAFETY: as above, for the `m x 1` column `j < n` of `c` (row stride n) and the `k x 1`
-        // contiguous `column`, which lives until the call returns.
+        // SAFETY: as above, for the `m x 1` column `j < n` of the block (row stride ldc) and the
+        // `k x 1` contiguous `column`, which lives until the call returns.
         unsafe {
             gemm::gemm(
                 m,
@@ -433,7 +522,7 @@ unsafe fn kernel(
                 k,
                 dst.add(j),
                 1,
-                n as isize,
+                ldc as isize,
                 accumulate,
                 a.ptr,
                 a.col_stride,
@@ -446,7 +535,7 @@ unsafe fn kernel(
                 false,
                 false,
                 false,
-                parallelism,
+                gemm::Parallelism::None,
             );
         }
     }
@@ -648,6 +737,44 @@ mod tests {
         let mut c = vec![0.0; 8];
         let err = gemm_batch(&a, &b, &mut c, false, Parallelism::Threaded).unwrap_err();
         assert_eq!(err.op(), "gemm");
+    }
+
+    /// A product split over 2, 3, 4 or 7 threads, by rows (tall) or by columns (wide), with
+    /// transposed operands and a narrow column tail, equals the naive loop exactly, writing fresh
+    /// or accumulating; and the split points cover the range with aligned, increasing cuts.
+    #[test]
+    fn split_products_match_the_naive_loop() {
+        for &(m, k, n) in &[(100, 13, 70), (17, 9, 200), (40, 8, 261), (3, 5, 7)] {
+            let av: Vec<f32> = (0..m * k).map(|v| ((v * 7 % 13) as f32) - 6.0).collect();
+            let bv: Vec<f32> = (0..k * n).map(|v| ((v * 5 % 11) as f32) - 5.0).collect();
+            let a = MatRef::row_major(&av, m, k).unwrap();
+            // The right operand is a transposed view of an n x k block.
+            let b = MatRef::row_major(&bv, n, k).unwrap().t();
+            let want = naive(&a, &b);
+            for threads in [2, 3, 4, 7] {
+                for accumulate in [false, true] {
+                    let mut c = vec![if accumulate { 1.0 } else { f32::NAN }; m * n];
+                    // SAFETY: c is m x n and initialised; the shapes agree.
+                    unsafe {
+                        let out =
+                            &mut *(c.as_mut_slice() as *mut [f32] as *mut [MaybeUninit<f32>]);
+                        kernel(a, b, out, accumulate, threads);
+                    }
+                    let expect: Vec<f32> = want
+                        .iter()
+                        .map(|v| if accumulate { v + 1.0 } else { *v })
+                        .collect();
+                    assert_eq!(c, expect, "{m}x{k}x{n}, {threads} threads, {accumulate}");
+                }
+            }
+        }
+        for (len, threads, align) in [(768, 2, 16), (65, 2, 64), (10, 4, 16), (1000, 7, 16)] {
+            let p = split_points(len, threads, align);
+            assert_eq!((p[0], *p.last().unwrap()), (0, len));
+            assert!(p.len() - 1 <= threads && p.windows(2).all(|w| w[0] < w[1]));
+            assert!(p[..p.len() - 1].iter().all(|x| x % align == 0));
+        }
+        assert_eq!(split_points(768, 2, 16), vec![0, 384, 768]);
     }
 
     /// Writing a batch into a fresh output gives the same values as accumulating into a zeroed one,
