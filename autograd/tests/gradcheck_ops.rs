@@ -186,6 +186,11 @@ fn matmul() {
         |v| v[0].narrow(1, 1, 3)?.matmul(&v[1].transpose(0, 1)?),
         &[randn(&[2, 5], 7), randn(&[4, 3], 8)],
     );
+    // (B, T, K) @ W^T: a linear layer, whose weight gradient is computed in W's layout
+    check(
+        |v| v[0].matmul(&v[1].t()?),
+        &[randn(&[2, 3, 4], 9), randn(&[5, 4], 10)],
+    );
 }
 
 /// Fused kernels: softmax, log-softmax, causal softmax, layer norm, cross-entropy.

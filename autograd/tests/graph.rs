@@ -8,6 +8,21 @@ fn param(values: &[f32], shape: &[usize]) -> Variable {
     Variable::parameter(Tensor::from_vec(values.to_vec(), shape).unwrap())
 }
 
+/// A linear layer's `x @ W^T` hands `W` its gradient in `W`'s own row-major layout (no
+/// transposing copy left for the optimizer), with the values of `dY^T x`.
+#[test]
+fn weight_gradient_of_a_transposed_operand_arrives_contiguous() {
+    let w = param(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[3, 2]);
+    let x = Variable::constant(Tensor::from_vec(vec![1.0, -1.0, 0.5, 2.0], &[2, 1, 2]).unwrap());
+    let y = x.matmul(&w.t().unwrap()).unwrap();
+    assert_eq!(y.shape(), &[2, 1, 3]);
+    y.sum_all().unwrap().backward().unwrap();
+    let g = w.grad().unwrap();
+    assert!(g.is_contiguous(), "W's gradient is (out, in) row-major");
+    // dW[o][i] = sum over rows of dY[r][o] * x[r][i], dY all ones: column sums of x.
+    assert_eq!(g.to_vec(), vec![1.5, 1.0, 1.5, 1.0, 1.5, 1.0]);
+}
+
 /// Gradients add up across two backward() calls, and zero_grad resets them.
 #[test]
 fn accumulation_and_zero_grad() {

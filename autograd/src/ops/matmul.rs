@@ -1,7 +1,8 @@
 //! Matrix products. For `C = A @ B`: `dA = dC @ B^T` and `dB = A^T @ dC`, where the transposes are
 //! stride swaps (no copies) handed to the one GEMM of `tensor`. Broadcast batch dims are summed
 //! back with `sum_to_shape`; a batched `(B, T, K) @ (K, N)` weight gradient is computed as one
-//! `(K, B*T) @ (B*T, N)` product rather than B small ones and a sum.
+//! `(K, B*T) @ (B*T, N)` product rather than B small ones and a sum. When `B` is a transposed
+//! view (a linear layer's `W^T`), its gradient is computed transposed, in the layout of `W`.
 
 use tensor::Tensor;
 
@@ -33,13 +34,26 @@ impl GradFn for MatMulBackward {
             g.matmul(&b.transpose(-1, -2)?)?.sum_to_shape(a.shape())
         })?;
         let db = grad_if(&self.b, || {
-            if b.ndim() == 2 && a.ndim() > 2 {
+            if b.ndim() == 2 {
                 // Fold the batch into the rows: one GEMM instead of a batch and a sum.
-                let k = a.shape()[a.ndim() - 1];
-                let n = g.shape()[g.ndim() - 1];
-                let a2 = a.reshape_to(&[a.numel() / k, k])?;
-                let g2 = g.reshape_to(&[g.numel() / n, n])?;
-                a2.t()?.matmul(&g2)
+                let (a2, g2) = if a.ndim() > 2 {
+                    let k = a.shape()[a.ndim() - 1];
+                    let n = g.shape()[g.ndim() - 1];
+                    (
+                        a.reshape_to(&[a.numel() / k, k])?,
+                        g.reshape_to(&[g.numel() / n, n])?,
+                    )
+                } else {
+                    (a.clone(), g.clone())
+                };
+                if !b.is_contiguous() && b.t()?.is_contiguous() {
+                    // `b` is a transposed view (a linear layer's `W^T`): compute the gradient
+                    // as `(g2^T a2)^T`, so it arrives in `W`'s own row-major layout and the
+                    // optimizer needs no transposing copy.
+                    g2.t()?.matmul(&a2)?.t()
+                } else {
+                    a2.t()?.matmul(&g2)
+                }
             } else {
                 a.transpose(-1, -2)?.matmul(g)?.sum_to_shape(b.shape())
             }
