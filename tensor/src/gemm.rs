@@ -24,12 +24,12 @@ use crate::error::{Result, TensorError};
 
 /// A single product with fewer multiply-adds (`m * k * n`) than this runs on the calling thread.
 ///
-/// Measured on the 2-core AVX-512 machine (see `benches/README.md`): one core does about
-/// 240 GFLOP/s, so 8M multiply-adds take about 70 us, and splitting a product over two threads
-/// only broke even around 7M (192^3: 0.99x) and lost below (128^3: 0.7x, 96^3: 0.6x), while it
-/// paid from 12M up (256x128x384: 1.25x, 256^3: 1.4x, 384^3: 1.65x). The kernel's own threshold
-/// (about 0.6M) is far too low here, so products below this one are never handed threads.
-pub const THREADING_THRESHOLD: usize = 1 << 23;
+/// Splitting a product into one row (or column) block per thread costs one fork-join. Measured
+/// on a 2-core AMD EPYC (Zen 4, AVX-512), row-major squares, one thread against two (best of 7
+/// runs of 2000 products): 64^3 0.5x, 96^3 0.85x, 128^3 (2.1M) 1.15x, 160^3 1.4x, 192^3 1.7x,
+/// and the language-model head 768x128x65 (6.4M) 1.7x; `benches/README.md`. (Before the split,
+/// the kernel's own threading only broke even around 7M, so this was 8M.)
+pub const THREADING_THRESHOLD: usize = 1 << 21;
 
 /// A batch of products with fewer multiply-adds in total than this runs on the calling thread;
 /// above it, products too small to thread one by one share the threads through one parallel
