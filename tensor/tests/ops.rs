@@ -101,6 +101,32 @@ fn broadcasting_cases() {
     assert!(matches!(err, TensorError::ShapeMismatch { op: "add", .. }));
 }
 
+/// A bias gradient, `(B, T, N)` summed to `(N,)`, `(1, N)` or `(1, 1, N)`: the one-pass row sum
+/// of a contiguous tensor gives the general path's values (the same numbers laid out
+/// non-contiguously take the general path).
+#[test]
+fn sum_to_shape_of_trailing_dims_matches_the_general_path() {
+    let x = Tensor::rand_normal(&[5, 7, 6], 0.0, 1.0, 3).unwrap();
+    let strided = x.transpose(0, 1).unwrap().contiguous();
+    let strided = strided.transpose(0, 1).unwrap();
+    assert!(x.is_contiguous() && !strided.is_contiguous());
+    assert_eq!(strided.to_vec(), x.to_vec());
+    for shape in [&[6][..], &[1, 6], &[1, 1, 6], &[7, 6], &[1, 7, 6]] {
+        let (fast, general) = (
+            x.sum_to_shape(shape).unwrap(),
+            strided.sum_to_shape(shape).unwrap(),
+        );
+        assert_eq!(fast.shape(), shape);
+        assert_eq!(general.shape(), shape);
+        for (a, b) in fast.to_vec().iter().zip(general.to_vec()) {
+            assert!(
+                (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                "{shape:?}: {a} vs {b}"
+            );
+        }
+    }
+}
+
 /// sum_to_shape undoes broadcasting (the gradient of a broadcast is a sum).
 #[test]
 fn sum_to_shape_undoes_broadcast() {
