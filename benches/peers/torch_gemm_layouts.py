@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """PyTorch's GFLOP/s on a linear layer's three GEMM layouts, the shapes of `gemm_layouts`.
 
-`fwd` is x @ W^T (W stored (out, in), read transposed), `dx` is dY @ W, `dw` is X^T @ dY (the
-left operand transposed; the sum runs over the batch rows). Each product writes a preallocated
+`fwd` is x @ W^T (W stored (out, in), read transposed), `dx` is dY @ W, `dw` is dY^T @ X (the
+left operand transposed; the sum runs over the batch rows; W's gradient in W's layout). Each product writes a preallocated
 output (`torch.matmul(a, b, out=c)`); the figure is the median of --repeats timings, each of as
 many calls as fill about 20 ms. Same CSV columns as the Rust binary, so the two can be joined:
 
@@ -55,7 +55,7 @@ def main():
                 continue
             for layer, fan_in, fan_out in layers:
                 x, w, dy = torch.randn(rows, fan_in), torch.randn(fan_out, fan_in), torch.randn(rows, fan_out)
-                for layout, (a, b) in [("fwd", (x, w.t())), ("dx", (dy, w)), ("dw", (x.t(), dy))]:
+                for layout, (a, b) in [("fwd", (x, w.t())), ("dx", (dy, w)), ("dw", (dy.t(), x))]:
                     g = rate(a, b, args.repeats)
                     print(f"{preset},{layer},{layout},{a.shape[0]},{a.shape[1]},{b.shape[1]},{threads},{g:.1f}")
 

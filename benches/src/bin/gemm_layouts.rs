@@ -1,7 +1,8 @@
 //! The three GEMM layouts of a linear layer's training step, timed on the training presets'
 //! shapes: `fwd` is `x @ W^T` (the weight read transposed, as stored `(out, in)`), `dx` is
-//! `dY @ W` (both row-major) and `dw` is `X^T @ dY` (the left operand transposed, the sum
-//! running over the batch rows). The training step's GEMM time is these products, so a layout
+//! `dY @ W` (both row-major) and `dw` is `dY^T @ X` (the left operand transposed, the sum
+//! running over the batch rows; the weight gradient in `W`'s own `(out, in)` layout, as
+//! `autograd` computes it). The training step's GEMM time is these products, so a layout
 //! that lags shows up here before it shows up in `train_step --phases`.
 //!
 //! ```text
@@ -118,7 +119,7 @@ fn layout_shape(layout: &str, rows: usize, fan_in: usize, fan_out: usize) -> Str
     let (m, k, n) = match layout {
         "fwd" => (rows, fan_in, fan_out),
         "dx" => (rows, fan_out, fan_in),
-        _ => (fan_in, rows, fan_out),
+        _ => (fan_out, rows, fan_in),
     };
     format!("{m},{k},{n}")
 }
@@ -144,7 +145,7 @@ fn time_layer(
     }
     let fwd = (mat(&x, rows, fan_in), mat(&w, fan_out, fan_in).t());
     let dx = (mat(&dy, rows, fan_out), mat(&w, fan_out, fan_in));
-    let dw = (mat(&x, rows, fan_in).t(), mat(&dy, rows, fan_out));
+    let dw = (mat(&dy, rows, fan_out).t(), mat(&x, rows, fan_in));
     [("fwd", fwd), ("dx", dx), ("dw", dw)]
         .into_iter()
         .map(|(name, (a, b))| (name, time_product(a, b, repeats)))
