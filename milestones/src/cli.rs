@@ -145,6 +145,9 @@ impl CommonArgs {
 /// is a pool that already runs a different number of threads (the global pool is built once).
 pub fn build_thread_pool(requested: Option<usize>) -> Result<usize, ArgError> {
     let Some(n) = requested else {
+        // rayon's default size, with the project's worker stack (see `models::runtime::on_pool`);
+        // a pool built earlier is kept as it is.
+        let _ = models::runtime::build_global_pool(0);
         return Ok(rayon::current_num_threads());
     };
     let cores = available_cores();
@@ -155,10 +158,7 @@ pub fn build_thread_pool(requested: Option<usize>) -> Result<usize, ArgError> {
              ({MAX_THREADS_PER_CORE} per core, {cores} cores here)"
         )));
     }
-    match rayon::ThreadPoolBuilder::new()
-        .num_threads(n)
-        .build_global()
-    {
+    match models::runtime::build_global_pool(n) {
         Ok(()) => Ok(n),
         Err(_) if rayon::current_num_threads() == n => Ok(n),
         Err(e) => Err(ArgError(format!(
@@ -166,6 +166,15 @@ pub fn build_thread_pool(requested: Option<usize>) -> Result<usize, ArgError> {
             rayon::current_num_threads()
         ))),
     }
+}
+
+/// Run a milestone's work on a worker of the thread pool ([`models::runtime::on_pool`]: the
+/// sequential ops between parallel kernels stay on a worker, so each kernel wakes fewer
+/// threads); an error comes back as its message. Call it after [`CommonArgs::init_threads`].
+pub fn run_on_pool<T: Send>(
+    work: impl FnOnce() -> Result<T, Box<dyn std::error::Error>> + Send,
+) -> Result<T, Box<dyn std::error::Error>> {
+    models::runtime::on_pool(|| work().map_err(|e| e.to_string())).map_err(Into::into)
 }
 
 /// Refuse `value` below `min`, naming the flag (instead of clamping it silently).

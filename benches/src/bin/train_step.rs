@@ -122,11 +122,15 @@ fn main() {
         );
         std::process::exit(2);
     };
-    // rayon reads this when its global pool starts (on the first parallel kernel).
-    std::env::set_var("RAYON_NUM_THREADS", args.threads.to_string());
+    if let Err(e) = models::runtime::build_global_pool(args.threads as usize) {
+        eprintln!("train_step: --threads {}: {e}", args.threads);
+        std::process::exit(2);
+    }
     models::runtime::tune_allocator();
 
-    if let Err(e) = run(&args, &preset) {
+    // The step runs on a worker of the pool, as the milestones' training does.
+    let result = models::runtime::on_pool(|| run(&args, &preset).map_err(|e| e.to_string()));
+    if let Err(e) = result {
         eprintln!("train_step: {e}");
         std::process::exit(1);
     }

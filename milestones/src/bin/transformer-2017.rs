@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Parser;
+use milestones::cli::run_on_pool;
 use milestones::corpus;
 use milestones::language::cli::{override_recipe, resume_command, Args, Mode};
 use milestones::language::eval::score_text;
@@ -405,9 +406,9 @@ fn main() {
             }
             return;
         }
-        (Mode::Eval, _, Some(path)) => run_eval(&args, path),
-        (Mode::AttentionTask, _, _) => run_attention_task(&args),
-        _ => run_lm(&args),
+        (Mode::Eval, _, Some(path)) => run_on_pool(|| run_eval(&args, path)),
+        (Mode::AttentionTask, _, _) => run_on_pool(|| run_attention_task(&args)),
+        _ => run_on_pool(|| run_lm(&args)),
     };
     milestones::report::finish(result, json.as_deref());
 }
