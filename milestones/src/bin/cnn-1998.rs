@@ -105,5 +105,11 @@ fn main() {
     models::runtime::tune_allocator();
     let args = Args::parse();
     let json = args.common.json.clone();
-    milestones::report::finish(run(args), json.as_deref());
+    // The pool first, then the work on one of its workers (`run` checks the same --threads).
+    let result = args
+        .common
+        .init_threads()
+        .map_err(Into::into)
+        .and_then(|_| milestones::cli::run_on_pool(|| run(args)));
+    milestones::report::finish(result, json.as_deref());
 }

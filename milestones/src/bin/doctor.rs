@@ -274,7 +274,13 @@ fn run(args: &Args) -> std::result::Result<(RunReport, DoctorReport), Box<dyn st
 fn main() {
     models::runtime::tune_allocator();
     let args = Args::parse();
-    match run(&args) {
+    // The pool first, then the work on one of its workers (`run` checks the same --threads).
+    let result = args
+        .common
+        .init_threads()
+        .map_err(Into::into)
+        .and_then(|_| milestones::cli::run_on_pool(|| run(&args)));
+    match result {
         Ok((run, report)) => {
             println!(
                 "Training doctor: {} model{}",

@@ -482,13 +482,19 @@ fn main() {
         }
         return;
     }
-    let result = run(&args).and_then(|report| {
-        println!("{}", summary_table(&report));
-        if let Some(path) = &args.common.json {
-            write_json(&report, path)?;
-        }
-        Ok(())
-    });
+    // The pool first, then the work on one of its workers (`run` checks the same --threads).
+    let result = args
+        .common
+        .init_threads()
+        .map_err(Into::into)
+        .and_then(|_| milestones::cli::run_on_pool(|| run(&args)))
+        .and_then(|report| {
+            println!("{}", summary_table(&report));
+            if let Some(path) = &args.common.json {
+                write_json(&report, path)?;
+            }
+            Ok(())
+        });
     if let Err(e) = result {
         eprintln!("error: {e}");
         std::process::exit(1);
