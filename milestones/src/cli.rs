@@ -177,6 +177,17 @@ pub fn run_on_pool<T: Send>(
     models::runtime::on_pool(|| work().map_err(|e| e.to_string())).map_err(Into::into)
 }
 
+/// A milestone's `main`: build the pool for `--threads` (`threads`, see [`build_thread_pool`]),
+/// then run `work` on one of its workers ([`run_on_pool`]). `work` may check `--threads` again
+/// through [`CommonArgs::init_threads`]: the pool it finds has the same size.
+pub fn run_with_threads<T: Send>(
+    threads: Option<usize>,
+    work: impl FnOnce() -> Result<T, Box<dyn std::error::Error>> + Send,
+) -> Result<T, Box<dyn std::error::Error>> {
+    build_thread_pool(threads)?;
+    run_on_pool(work)
+}
+
 /// Refuse `value` below `min`, naming the flag (instead of clamping it silently).
 pub fn at_least(flag: &str, value: usize, min: usize) -> Result<(), ArgError> {
     if value < min {
@@ -254,6 +265,22 @@ pub fn check_writable(flag: &str, path: &std::path::Path) -> Result<(), ArgError
 mod tests {
     use super::*;
     use clap::Parser;
+
+    /// `run_with_threads` refuses a bad `--threads` before the work starts, and runs the work on
+    /// a pool worker otherwise.
+    #[test]
+    fn run_with_threads_checks_the_flag_then_runs_on_a_worker() {
+        let mut ran = false;
+        let err = run_with_threads(Some(0), || {
+            ran = true;
+            Ok(())
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("--threads 0"), "{err}");
+        assert!(!ran, "the work must not start");
+        let on_worker = run_with_threads(None, || Ok(rayon::current_thread_index().is_some()));
+        assert!(on_worker.unwrap(), "the work runs on a pool worker");
+    }
 
     #[derive(Parser)]
     struct Cli {

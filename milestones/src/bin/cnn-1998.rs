@@ -105,11 +105,7 @@ fn main() {
     models::runtime::tune_allocator();
     let args = Args::parse();
     let json = args.common.json.clone();
-    // The pool first, then the work on one of its workers (`run` checks the same --threads).
-    let result = args
-        .common
-        .init_threads()
-        .map_err(Into::into)
-        .and_then(|_| milestones::cli::run_on_pool(|| run(args)));
+    let threads = args.common.threads;
+    let result = milestones::cli::run_with_threads(threads, || run(args));
     milestones::report::finish(result, json.as_deref());
 }

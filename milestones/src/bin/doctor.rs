@@ -274,13 +274,7 @@ fn run(args: &Args) -> std::result::Result<(RunReport, DoctorReport), Box<dyn st
 fn main() {
     models::runtime::tune_allocator();
     let args = Args::parse();
-    // The pool first, then the work on one of its workers (`run` checks the same --threads).
-    let result = args
-        .common
-        .init_threads()
-        .map_err(Into::into)
-        .and_then(|_| milestones::cli::run_on_pool(|| run(&args)));
-    match result {
+    match milestones::cli::run_with_threads(args.common.threads, || run(&args)) {
         Ok((run, report)) => {
             println!(
                 "Training doctor: {} model{}",

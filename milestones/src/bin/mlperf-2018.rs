@@ -482,13 +482,8 @@ fn main() {
         }
         return;
     }
-    // The pool first, then the work on one of its workers (`run` checks the same --threads).
-    let result = args
-        .common
-        .init_threads()
-        .map_err(Into::into)
-        .and_then(|_| milestones::cli::run_on_pool(|| run(&args)))
-        .and_then(|report| {
+    let result =
+        milestones::cli::run_with_threads(args.common.threads, || run(&args)).and_then(|report| {
             println!("{}", summary_table(&report));
             if let Some(path) = &args.common.json {
                 write_json(&report, path)?;
