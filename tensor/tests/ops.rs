@@ -101,9 +101,9 @@ fn broadcasting_cases() {
     assert!(matches!(err, TensorError::ShapeMismatch { op: "add", .. }));
 }
 
-/// A bias gradient, `(B, T, N)` summed to `(N,)`, `(1, N)` or `(1, 1, N)`: the one-pass row sum
-/// of a contiguous tensor gives the general path's values (the same numbers laid out
-/// non-contiguously take the general path).
+/// A bias gradient, `(B, T, N)` summed to `(N,)`, `(1, N)`, `(1, 1, N)`, `(T, N)`: the one-pass
+/// row sum of a contiguous tensor gives the general path's values (the same numbers laid out
+/// non-contiguously take the general path), and both equal a plain loop over the rows.
 #[test]
 fn sum_to_shape_of_trailing_dims_matches_the_general_path() {
     let x = Tensor::rand_normal(&[5, 7, 6], 0.0, 1.0, 3).unwrap();
@@ -124,6 +124,17 @@ fn sum_to_shape_of_trailing_dims_matches_the_general_path() {
                 "{shape:?}: {a} vs {b}"
             );
         }
+    }
+    // (N,) against the plain loop over the 35 rows.
+    let values = x.to_vec();
+    let mut want = [0.0f32; 6];
+    for row in values.chunks_exact(6) {
+        for (w, v) in want.iter_mut().zip(row) {
+            *w += v;
+        }
+    }
+    for (a, b) in x.sum_to_shape(&[6]).unwrap().to_vec().iter().zip(want) {
+        assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{a} vs {b}");
     }
 }
 
