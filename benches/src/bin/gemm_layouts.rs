@@ -16,6 +16,7 @@
 
 use std::time::Instant;
 
+use benches::harness::runner::{Benchmark, MIN_RUNS};
 use clap::Parser;
 use tensor::gemm::{gemm, MatRef, Parallelism};
 use tensor::TensorRng;
@@ -26,7 +27,7 @@ struct Args {
     /// Thread counts to measure, comma separated.
     #[arg(long, value_delimiter = ',', default_value = "1,2")]
     threads: Vec<usize>,
-    /// Timings per product; the median is reported.
+    /// Timings per product (at least 3); the median is reported.
     #[arg(long, default_value_t = 7)]
     repeats: usize,
     /// Only the preset of this name (`nanogpt-baby` or `tinytorch-tinystories`).
@@ -34,47 +35,60 @@ struct Args {
     preset: Option<String>,
 }
 
-/// The linear layers of one preset: `rows` = batch * block, and `(in, out)` per layer.
-struct Layers {
-    preset: &'static str,
-    rows: usize,
-    shapes: &'static [(&'static str, usize, usize)],
+/// The dimensions of one training preset (those of `train_step`): the layers' shapes follow.
+struct Preset {
+    name: &'static str,
+    batch: usize,
+    block: usize,
+    n_embd: usize,
 }
 
-const PRESETS: &[Layers] = &[
-    Layers {
-        preset: "nanogpt-baby",
-        rows: 12 * 64,
-        shapes: &[
-            ("qkv", 128, 384),
-            ("proj", 128, 128),
-            ("fc", 128, 512),
-            ("fc2", 512, 128),
-            ("head", 128, 65),
-        ],
+const PRESETS: [Preset; 2] = [
+    Preset {
+        name: "nanogpt-baby",
+        batch: 12,
+        block: 64,
+        n_embd: 128,
     },
-    Layers {
-        preset: "tinytorch-tinystories",
-        rows: 32 * 128,
-        shapes: &[
-            ("qkv", 256, 768),
-            ("proj", 256, 256),
-            ("fc", 256, 1024),
-            ("fc2", 1024, 256),
-            ("head", 256, 65),
-        ],
+    Preset {
+        name: "tinytorch-tinystories",
+        batch: 32,
+        block: 128,
+        n_embd: 256,
     },
 ];
 
+/// Symbols of the character vocabulary (the language-model head's width).
+const VOCAB: usize = 65;
+
+impl Preset {
+    /// Rows of every product (`batch * block`).
+    fn rows(&self) -> usize {
+        self.batch * self.block
+    }
+
+    /// `(name, in, out)` of a block's linear layers and the head (GPT-2's widths).
+    fn layers(&self) -> [(&'static str, usize, usize); 5] {
+        let c = self.n_embd;
+        [
+            ("qkv", c, 3 * c),
+            ("proj", c, c),
+            ("fc", c, 4 * c),
+            ("fc2", 4 * c, c),
+            ("head", c, VOCAB),
+        ]
+    }
+}
+
 fn main() {
     let args = Args::parse();
-    if args.threads.contains(&0) || args.repeats == 0 {
-        eprintln!("error: --threads and --repeats take positive values");
+    if args.threads.contains(&0) || args.repeats < MIN_RUNS {
+        eprintln!("error: --threads takes positive values and --repeats at least {MIN_RUNS}");
         std::process::exit(2);
     }
-    let presets: Vec<&Layers> = PRESETS
+    let presets: Vec<&Preset> = PRESETS
         .iter()
-        .filter(|p| args.preset.as_deref().is_none_or(|name| name == p.preset))
+        .filter(|p| args.preset.as_deref().is_none_or(|name| name == p.name))
         .collect();
     if presets.is_empty() {
         eprintln!(
@@ -100,12 +114,13 @@ fn main() {
             .expect("a rayon pool");
         pool.install(|| {
             for preset in &presets {
-                for &(layer, fan_in, fan_out) in preset.shapes {
-                    for (layout, gflops) in time_layer(preset.rows, fan_in, fan_out, args.repeats) {
+                for (layer, fan_in, fan_out) in preset.layers() {
+                    for (layout, [m, k, n], gflops) in
+                        time_layer(preset.rows(), fan_in, fan_out, args.repeats)
+                    {
                         println!(
-                            "{},{layer},{layout},{},{threads},{gflops:.1}",
-                            preset.preset,
-                            layout_shape(layout, preset.rows, fan_in, fan_out),
+                            "{},{layer},{layout},{m},{k},{n},{threads},{gflops:.1}",
+                            preset.name
                         );
                     }
                 }
@@ -114,23 +129,13 @@ fn main() {
     }
 }
 
-/// `m,k,n` of a layout, as printed.
-fn layout_shape(layout: &str, rows: usize, fan_in: usize, fan_out: usize) -> String {
-    let (m, k, n) = match layout {
-        "fwd" => (rows, fan_in, fan_out),
-        "dx" => (rows, fan_out, fan_in),
-        _ => (fan_out, rows, fan_in),
-    };
-    format!("{m},{k},{n}")
-}
-
-/// GFLOP/s of the three layouts of one layer.
+/// Each layout of one layer: its name, `[m, k, n]` and median GFLOP/s.
 fn time_layer(
     rows: usize,
     fan_in: usize,
     fan_out: usize,
     repeats: usize,
-) -> Vec<(&'static str, f64)> {
+) -> Vec<(&'static str, [usize; 3], f64)> {
     let mut rng = TensorRng::new(7);
     let mut random = |len: usize| -> Vec<f32> {
         rng.normal(&[len], 0.0, 1.0)
@@ -148,31 +153,26 @@ fn time_layer(
     let dw = (mat(&dy, rows, fan_out).t(), mat(&x, rows, fan_in));
     [("fwd", fwd), ("dx", dx), ("dw", dw)]
         .into_iter()
-        .map(|(name, (a, b))| (name, time_product(a, b, repeats)))
+        .map(|(name, (a, b))| {
+            let shape = [a.rows(), a.cols(), b.cols()];
+            (name, shape, time_product(a, b, repeats))
+        })
         .collect()
 }
 
-/// Median GFLOP/s of `c = a b` into a preallocated output.
+/// Median GFLOP/s of `c = a b` into a preallocated output, timed by the project's harness:
+/// `repeats` timings after one warm-up, each of as many products as fill about 20 ms.
 fn time_product(a: MatRef<'_>, b: MatRef<'_>, repeats: usize) -> f64 {
     let (m, k, n) = (a.rows(), a.cols(), b.cols());
     let mut c = vec![0.0f32; m * n];
-    let mut run = || gemm(a, b, &mut c, false, Parallelism::Threaded).expect("shapes agree");
-    let flops = 2.0 * (m * k * n) as f64;
-    // Calls per timing: enough for about 20 ms (from one warm call).
-    run();
+    let mut product = || gemm(a, b, &mut c, false, Parallelism::Threaded);
+    product().expect("shapes agree");
     let start = Instant::now();
-    run();
-    let once = start.elapsed().as_secs_f64().max(1e-7);
-    let calls = ((0.02 / once) as usize).clamp(1, 100_000);
-    let mut rates: Vec<f64> = (0..repeats)
-        .map(|_| {
-            let start = Instant::now();
-            for _ in 0..calls {
-                run();
-            }
-            flops * calls as f64 / start.elapsed().as_secs_f64() / 1e9
-        })
-        .collect();
-    rates.sort_by(f64::total_cmp);
-    rates[rates.len() / 2]
+    product().expect("shapes agree");
+    let calls = ((0.02 / start.elapsed().as_secs_f64().max(1e-7)) as usize).clamp(1, 100_000);
+    let timed = Benchmark::new(repeats)
+        .warmup(1)
+        .run(|| (0..calls).try_for_each(|_| product()))
+        .expect("shapes agree and repeats >= MIN_RUNS");
+    2.0 * (m * k * n * calls) as f64 / timed.seconds.median / 1e9
 }
