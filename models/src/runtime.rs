@@ -41,9 +41,10 @@ pub fn build_global_pool(threads: usize) -> Result<(), rayon::ThreadPoolBuildErr
 /// pool and sleeps until it is done, so every kernel wakes a sleeping worker, and then the main
 /// thread again. Run on a worker, the sequential ops between kernels stay on that worker and a
 /// kernel only needs the other workers, which are often still spinning from the last one.
-/// Measured on a 2-core Zen 4 (`benches/README.md`): a 768x128x512 product called 1 ms after
-/// the previous one took 1010 us from the main thread and 599 us on a worker (520 and 481 us
-/// back to back); a nanogpt-baby training step went from 28.9-30.7 to 27.3-28.4 ms.
+/// Measured on a 2-core Zen 4, AVX-512 build (`benches/README.md`): a 768x128x512 product
+/// called 1 ms after the previous one took 1010 us from the main thread and 599 us on a worker
+/// (520 and 481 us back to back); a nanogpt-baby training step went from 28.6-33.7 to
+/// 27.2-28.4 ms (`train_step` medians, four alternating pairs).
 ///
 /// Graphs are built and freed inside `work` (autograd's variables do not cross threads), so
 /// `work` creates its model itself and returns only plain results.
