@@ -4,10 +4,10 @@
 use ndarray::{s, ArrayView1, ArrayView2};
 
 use crate::error::Result;
-use crate::gemm::{gemm, MatRef, Parallelism};
 use crate::simd::{exp_shifted_into, max_scaled, scale_in_place, sum_map2, with_simd_at};
 
 use super::shapes::{Dims, Head};
+use super::tile::{product, transpose_into};
 use super::QUERY_BLOCK;
 
 /// Where the rows of one pair's result go: row `i` is `data[offset + i * stride ..][..cols]`.
@@ -19,18 +19,28 @@ pub(super) struct Rows<'a> {
     pub(super) stride: usize,
 }
 
-impl Rows<'_> {
-    /// Copy the row-major `block` (`cols` wide) to rows `row0..`.
-    #[inline(always)]
-    pub(super) fn write(&mut self, row0: usize, block: &[f32], cols: usize) {
-        for (i, src) in block.chunks_exact(cols).enumerate() {
-            let at = self.offset + (row0 + i) * self.stride;
-            self.data[at..at + cols].copy_from_slice(src);
+impl<'a> Rows<'a> {
+    /// A row-major block: row `i` at `data[i * stride ..]`.
+    pub(super) fn whole(data: &'a mut [f32], stride: usize) -> Rows<'a> {
+        Rows {
+            data,
+            offset: 0,
+            stride,
+        }
+    }
+
+    /// The same rows from row `row0` on.
+    pub(super) fn starting_at(&mut self, row0: usize) -> Rows<'_> {
+        Rows {
+            data: &mut *self.data,
+            offset: self.offset + row0 * self.stride,
+            stride: self.stride,
         }
     }
 }
 
-/// Where one pair's three gradients go.
+/// Where one pair's three gradients go. The rows arrive zeroed: backward sums `dk` and `dv`
+/// over the query blocks in place.
 pub(super) trait GradRows {
     fn dq(&mut self) -> Rows<'_>;
     fn dk(&mut self) -> Rows<'_>;
@@ -129,28 +139,44 @@ pub(super) fn dot(a: ArrayView1<'_, f32>, b: ArrayView1<'_, f32>) -> f32 {
     }
 }
 
-/// One worker's buffers: two blocks of scores / probabilities, one block of result rows, and
-/// the key and value gradient accumulators (backward only).
+/// One worker's buffers: two blocks of scores / probabilities, the transposed keys and values
+/// (the second operand of the score products is read by rows), and row-major copies of operands
+/// that arrive without a unit column stride (empty while unused).
+#[derive(Default)]
 pub(super) struct Scratch {
     pub(super) a: Vec<f32>,
     pub(super) b: Vec<f32>,
-    pub(super) rows: Vec<f32>,
-    pub(super) dk: Vec<f32>,
-    pub(super) dv: Vec<f32>,
+    pub(super) k_t: Vec<f32>,
+    pub(super) v_t: Vec<f32>,
+    pub(super) copies: [Vec<f32>; 4],
 }
 
 impl Scratch {
-    pub(super) fn new(dims: &Dims, backward: bool) -> Scratch {
+    pub(super) fn new(dims: &Dims) -> Scratch {
         let block = QUERY_BLOCK.min(dims.t.max(1));
-        let acc = |cols: usize| vec![0.0; if backward { dims.s * cols } else { 0 }];
         Scratch {
             a: vec![0.0; block * dims.s],
             b: vec![0.0; block * dims.s],
-            rows: vec![0.0; block * dims.d.max(dims.dv)],
-            dk: acc(dims.d),
-            dv: acc(dims.dv),
+            ..Scratch::default()
         }
     }
+}
+
+/// `m` itself when its rows are contiguous (the product reads them as vectors), else a
+/// row-major copy of it in `buf`.
+fn unit_cols<'a>(m: ArrayView2<'a, f32>, buf: &'a mut Vec<f32>) -> ArrayView2<'a, f32> {
+    if m.ncols() <= 1 || m.strides()[1] == 1 {
+        return m;
+    }
+    buf.clear();
+    buf.extend(m.iter());
+    let buf: &'a Vec<f32> = buf;
+    ArrayView2::from_shape(m.dim(), &buf[..]).expect("rows * cols elements")
+}
+
+/// A row-major `rows x cols` block of a scratch buffer, as a view.
+fn block_view(buf: &[f32], rows: usize, cols: usize) -> ArrayView2<'_, f32> {
+    ArrayView2::from_shape((rows, cols), &buf[..rows * cols]).expect("rows * cols elements")
 }
 
 /// Forward of one (batch, head) pair: the output rows `P V` and the `lse` of each query row.
@@ -163,27 +189,34 @@ pub(super) fn forward_pair(
     lse: &mut [f32],
     sc: &mut Scratch,
 ) -> Result<()> {
-    // HINT: per block of query rows r0..r1: scores = Q[r0..r1] K[..n]^T with n the keys the last
-    // HINT: row sees; a softmax per row (softmax_row_lse); out rows r0..r1 = P V[..n].
+    // HINT: K^T once per pair (transpose_into), V with unit column stride (unit_cols); per block
+    // HINT: of query rows r0..r1: scores = Q[r0..r1] K^T[.., ..n] with n the keys the last row
+    // HINT: sees; a softmax per row (softmax_row_lse); out rows r0..r1 = P V[..n] (`product`).
     // BEGIN SOLUTION
-    let dv = dims.dv;
+    let level = dims.level;
+    let Scratch {
+        a, b, k_t, copies, ..
+    } = sc;
+    let k_t = transpose_into(level, k, k_t);
+    let v = unit_cols(v, &mut copies[0]);
     for r0 in (0..dims.t).step_by(QUERY_BLOCK) {
         let r1 = (r0 + QUERY_BLOCK).min(dims.t);
         let (rows, n) = (r1 - r0, dims.block_keys(r1));
-        let (scores, probs) = (&mut sc.a[..rows * n], &mut sc.b[..rows * n]);
-        let q_blk = MatRef::from_view(q.slice(s![r0..r1, ..]));
-        let k_t = MatRef::from_view(k.slice(s![..n, ..])).t();
-        gemm(q_blk, k_t, scores, false, Parallelism::Sequential)?;
+        let mut scores = Rows::whole(&mut a[..rows * n], n);
+        product(
+            level,
+            q.slice(s![r0..r1, ..]),
+            k_t.slice(s![.., ..n]),
+            &mut scores,
+            false,
+        )?;
         for i in 0..rows {
             let row = i * n..(i + 1) * n;
             let allowed = dims.allowed(r0 + i);
-            lse[r0 + i] = softmax_row_lse(&scores[row.clone()], allowed, scale, &mut probs[row]);
+            lse[r0 + i] = softmax_row_lse(&a[row.clone()], allowed, scale, &mut b[row]);
         }
-        let p = MatRef::row_major(probs, rows, n)?;
-        let v_blk = MatRef::from_view(v.slice(s![..n, ..]));
-        let o = &mut sc.rows[..rows * dv];
-        gemm(p, v_blk, o, false, Parallelism::Sequential)?;
-        out.write(r0, o, dv);
+        let p = block_view(b, rows, n);
+        product(level, p, v.slice(s![..n, ..]), &mut out.starting_at(r0), false)?;
     }
     Ok(())
     // END SOLUTION
@@ -198,7 +231,8 @@ pub(super) struct Saved<'a> {
     pub(super) dout: ArrayView2<'a, f32>,
 }
 
-/// Backward of one pair: `dq`, `dk`, `dv` from `dout`, recomputing the probabilities.
+/// Backward of one pair: `dq`, `dk`, `dv` from `dout`, recomputing the probabilities. The
+/// gradient rows arrive zeroed; `dk` and `dv` are summed over the query blocks in place.
 #[inline(always)]
 pub(super) fn backward_pair<G: GradRows>(
     dims: &Dims,
@@ -211,37 +245,37 @@ pub(super) fn backward_pair<G: GradRows>(
     // HINT: per query block: P = exp(scale * Q K^T - lse); dV += P^T dO; dP = dO V^T;
     // HINT: dS = scale * P * (dP - rowsum(dO * O)); dQ = dS K; dK += dS^T Q.
     // BEGIN SOLUTION
-    let (d, vd) = (dims.d, dims.dv);
-    let (dk_acc, dv_acc) = (&mut sc.dk[..dims.s * d], &mut sc.dv[..dims.s * vd]);
-    dk_acc.fill(0.0);
-    dv_acc.fill(0.0);
+    let level = dims.level;
+    let Scratch {
+        a,
+        b: p,
+        k_t,
+        v_t,
+        copies,
+    } = sc;
+    let (k_t, v_t) = (transpose_into(level, k, k_t), transpose_into(level, v, v_t));
+    let [c0, c1, c2, _] = copies;
+    let (k_rows, q_rows, do_rows) = (unit_cols(k, c0), unit_cols(q, c1), unit_cols(dout, c2));
     for r0 in (0..dims.t).step_by(QUERY_BLOCK) {
         let r1 = (r0 + QUERY_BLOCK).min(dims.t);
         let (rows, n) = (r1 - r0, dims.block_keys(r1));
-        let (a, p) = (&mut sc.a[..rows * n], &mut sc.b[..rows * n]);
-        let q_blk = MatRef::from_view(q.slice(s![r0..r1, ..]));
-        let k_blk = MatRef::from_view(k.slice(s![..n, ..]));
-        let v_blk = MatRef::from_view(v.slice(s![..n, ..]));
-        let do_blk = MatRef::from_view(dout.slice(s![r0..r1, ..]));
+        let (q_blk, do_blk) = (q.slice(s![r0..r1, ..]), dout.slice(s![r0..r1, ..]));
         // Rebuild P from the scores and the saved log-sum-exp.
-        gemm(q_blk, k_blk.t(), a, false, Parallelism::Sequential)?;
+        let mut scores = Rows::whole(&mut a[..rows * n], n);
+        product(level, q_blk, k_t.slice(s![.., ..n]), &mut scores, false)?;
         for i in 0..rows {
             let allowed = dims.allowed(r0 + i);
             let (x, y) = (&a[i * n..i * n + allowed], &mut p[i * n..(i + 1) * n]);
             exp_shifted_into(x, scale, lse[r0 + i], &mut y[..allowed]);
             y[allowed..].fill(0.0);
         }
+        let p_blk = block_view(p, rows, n);
         // dV[..n] += P^T dO
-        let p_ref = MatRef::row_major(p, rows, n)?;
-        gemm(
-            p_ref.t(),
-            do_blk,
-            &mut dv_acc[..n * vd],
-            true,
-            Parallelism::Sequential,
-        )?;
+        let do_b = do_rows.slice(s![r0..r1, ..]);
+        product(level, p_blk.t(), do_b, &mut grads.dv(), true)?;
         // dP = dO V^T, then dS = scale * P * (dP - <dO, O>) in place.
-        gemm(do_blk, v_blk.t(), a, false, Parallelism::Sequential)?;
+        let mut dp = Rows::whole(&mut a[..rows * n], n);
+        product(level, do_blk, v_t.slice(s![.., ..n]), &mut dp, false)?;
         for i in 0..rows {
             let r = r0 + i;
             let delta = dot(dout.row(r), out.row(r));
@@ -252,20 +286,23 @@ pub(super) fn backward_pair<G: GradRows>(
             }
             ds_row[allowed..].fill(0.0);
         }
-        let ds = MatRef::row_major(a, rows, n)?;
-        let dq_blk = &mut sc.rows[..rows * d];
-        gemm(ds, k_blk, dq_blk, false, Parallelism::Sequential)?;
-        grads.dq().write(r0, dq_blk, d);
-        gemm(
+        let ds = block_view(a, rows, n);
+        // dQ rows r0..r1 = dS K[..n]; dK[..n] += dS^T Q
+        product(
+            level,
+            ds,
+            k_rows.slice(s![..n, ..]),
+            &mut grads.dq().starting_at(r0),
+            false,
+        )?;
+        product(
+            level,
             ds.t(),
-            q_blk,
-            &mut dk_acc[..n * d],
+            q_rows.slice(s![r0..r1, ..]),
+            &mut grads.dk(),
             true,
-            Parallelism::Sequential,
         )?;
     }
-    grads.dk().write(0, dk_acc, d);
-    grads.dv().write(0, dv_acc, vd);
     Ok(())
     // END SOLUTION
 }

@@ -8,9 +8,10 @@
 //! Why fuse: the composed path (`matmul`, `causal_softmax`, `matmul`) writes the whole
 //! `(..., T, S)` score and probability tensors to memory and reads them back, four times more in
 //! backward. Here each (batch, head) pair is one task of a parallel loop; inside it, blocks of
-//! [`QUERY_BLOCK`] query rows go through small single-threaded GEMMs whose scratch stays in
-//! cache, and a causal block only multiplies the keys its last row can see (the masked upper
-//! triangle is skipped, not computed and zeroed). Forward keeps only the output and one
+//! [`QUERY_BLOCK`] query rows go through small single-threaded products whose scratch stays in
+//! cache (`tile.rs`: register blocks read straight from the operands, no packing), and a causal
+//! block only multiplies the keys its last row can see (the masked upper triangle is skipped,
+//! not computed and zeroed). Forward keeps only the output and one
 //! log-sum-exp per query row; backward recomputes the probabilities from them (as
 //! FlashAttention does) instead of storing `T x S` numbers per head.
 //!
@@ -28,6 +29,7 @@ mod separate;
 mod shapes;
 #[cfg(test)]
 mod tests;
+mod tile;
 
 pub use packed::{packed_attention, packed_attention_backward, packed_dims};
 pub use separate::{scaled_dot_product_attention, scaled_dot_product_attention_backward};

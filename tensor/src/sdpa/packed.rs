@@ -82,11 +82,11 @@ pub fn packed_attention(
                     .zip(lse.par_chunks_mut(n_head * t))
                     .enumerate()
                     .try_for_each_init(
-                        || Scratch::new(&dims, false),
+                        || Scratch::new(&dims),
                         |sc, (i, (o, l))| task(i, o, l, sc),
                     )?;
             } else {
-                let mut sc = Scratch::new(&dims, false);
+                let mut sc = Scratch::new(&dims);
                 for (i, (o, l)) in out
                     .chunks_mut(t * c)
                     .zip(lse.chunks_mut(n_head * t))
@@ -153,9 +153,9 @@ pub fn packed_attention_backward(
             if dims.threaded(b) {
                 dqkv.par_chunks_mut(t * 3 * c)
                     .enumerate()
-                    .try_for_each_init(|| Scratch::new(&dims, true), |sc, (i, x)| task(i, x, sc))?;
+                    .try_for_each_init(|| Scratch::new(&dims), |sc, (i, x)| task(i, x, sc))?;
             } else {
-                let mut sc = Scratch::new(&dims, true);
+                let mut sc = Scratch::new(&dims);
                 for (i, x) in dqkv.chunks_mut(t * 3 * c).enumerate() {
                     task(i, x, &mut sc)?;
                 }

@@ -34,11 +34,11 @@ pub fn scaled_dot_product_attention(
                     .zip(lse.par_chunks_mut(t))
                     .enumerate()
                     .try_for_each_init(
-                        || Scratch::new(&dims, false),
+                        || Scratch::new(&dims),
                         |sc, (p, (o, l))| task(p, o, l, sc),
                     )?;
             } else {
-                let mut sc = Scratch::new(&dims, false);
+                let mut sc = Scratch::new(&dims);
                 for (p, (o, l)) in out.chunks_mut(t * dv).zip(lse.chunks_mut(t)).enumerate() {
                     task(p, o, l, &mut sc)?;
                 }
@@ -122,11 +122,11 @@ pub fn scaled_dot_product_attention_backward(
                     .zip(dv.par_chunks_mut(s * dvs))
                     .enumerate()
                     .try_for_each_init(
-                        || Scratch::new(&dims, true),
+                        || Scratch::new(&dims),
                         |sc, (p, ((a, b), c))| task(p, a, b, c, sc),
                     )?;
             } else {
-                let mut sc = Scratch::new(&dims, true);
+                let mut sc = Scratch::new(&dims);
                 for (p, ((a, b), c)) in dq
                     .chunks_mut(t * d)
                     .zip(dk.chunks_mut(s * d))

@@ -1,8 +1,13 @@
 //! The fused attention kernels against hand values and their composition from primitives.
 
+use ndarray::{Array2, ArrayView2, ShapeBuilder};
+
+use super::kernel::Rows;
 use super::packed::{split_heads, unpack};
+use super::tile::{product, transpose_into};
 use super::*;
 use crate::causal_softmax::causal_softmax_backward;
+use crate::simd::{at_simd_level, supported_levels, SimdLevel};
 use crate::softmax::softmax_backward;
 use crate::tensor::Tensor;
 
@@ -65,7 +70,6 @@ fn tiny_case_by_hand() {
 fn matches_the_composition_forward_and_backward() {
     // Shapes around the block size, T < S (KV cache), non-square heads, causal and not.
     // (batch dims, T, S, D, Dv, causal)
-    type Case = (&'static [usize], usize, usize, usize, usize, bool);
     let cases: &[Case] = &[
         (&[2, 3], 5, 5, 4, 4, true),
         (&[2, 2], 70, 70, 8, 8, true),
@@ -74,7 +78,20 @@ fn matches_the_composition_forward_and_backward() {
         (&[1, 2], 1, 9, 4, 4, true),
         (&[2, 2], 37, 45, 8, 3, false),
         (&[4], 64, 64, 16, 16, false),
+        // The models' head sizes (32, 64) and register-block edges (24 = 16 + 8, 40 = 32 + 8).
+        (&[2, 2], 128, 128, 32, 32, true),
+        (&[3], 100, 100, 64, 64, true),
+        (&[2], 45, 59, 24, 40, false),
+        (&[1], 13, 77, 32, 33, true),
     ];
+    for level in supported_levels() {
+        at_simd_level(level, || composition_cases(cases, level));
+    }
+}
+
+type Case = (&'static [usize], usize, usize, usize, usize, bool);
+
+fn composition_cases(cases: &[Case], level: SimdLevel) {
     for (i, &(batch, t, s, d, dv, causal)) in cases.iter().enumerate() {
         let shape =
             |r: usize, c: usize| -> Vec<usize> { batch.iter().copied().chain([r, c]).collect() };
@@ -86,12 +103,12 @@ fn matches_the_composition_forward_and_backward() {
         let scale = 1.0 / (d as f32).sqrt();
         let (out, lse) = scaled_dot_product_attention(&q, &k, &v, scale, causal).unwrap();
         let (want, grads) = composed(&q, &k, &v, &go, scale, causal);
-        close(&out, &want, 1e-5, &format!("case {i} output"));
+        close(&out, &want, 1e-5, &format!("case {i} output at {level}"));
         let got = scaled_dot_product_attention_backward(&q, &k, &v, &out, &lse, &go, scale, causal)
             .unwrap();
-        close(&got.0, &grads[0], 1e-4, &format!("case {i} dq"));
-        close(&got.1, &grads[1], 1e-4, &format!("case {i} dk"));
-        close(&got.2, &grads[2], 1e-4, &format!("case {i} dv"));
+        close(&got.0, &grads[0], 1e-4, &format!("case {i} dq at {level}"));
+        close(&got.1, &grads[1], 1e-4, &format!("case {i} dk at {level}"));
+        close(&got.2, &grads[2], 1e-4, &format!("case {i} dv at {level}"));
     }
 }
 
@@ -250,4 +267,131 @@ fn packed_shape_errors_are_named() {
     assert!(e.to_string().contains("grad_out"), "{e}");
     let e = packed_attention_backward(&qkv, &out, &out, &out, 2, 1.0, true).unwrap_err();
     assert!(e.to_string().contains("lse"), "{e}");
+}
+
+/// `c (+)= a b` the plain way: each element one running sum over `p` in order, with the same
+/// fused multiply-adds the tile kernel uses, so the two must agree bit for bit.
+fn reference_product(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, c: &mut Array2<f32>) {
+    for i in 0..a.nrows() {
+        for j in 0..b.ncols() {
+            let mut acc = c[(i, j)];
+            for p in 0..a.ncols() {
+                acc = a[(i, p)].mul_add(b[(p, j)], acc);
+            }
+            c[(i, j)] = acc;
+        }
+    }
+}
+
+/// The tile kernel equals the plain triple loop bit for bit at every level: sizes around every
+/// register-block edge, `A` row-major and transposed, `C` overwritten and accumulated, rows
+/// written at an offset and stride inside a larger buffer (the rest left untouched).
+#[test]
+fn tile_product_matches_the_plain_loop_bit_for_bit() {
+    let sizes = [1, 3, 4, 7, 8, 9, 12, 13, 16, 17, 31, 32, 33, 40, 64, 65];
+    let mut seed = 0;
+    let mut rand = |r: usize, c: usize| {
+        seed += 1;
+        let t = Tensor::rand_normal(&[r, c], 0.0, 1.0, seed).unwrap();
+        Array2::from_shape_vec((r, c), t.to_vec()).unwrap()
+    };
+    for level in supported_levels() {
+        for &m in &sizes {
+            for &(k, n) in &[(32, 33), (5, 64), (64, 32), (17, 1), (1, 17), (40, 40)] {
+                let (a, a_t, b) = (rand(m, k), rand(k, m), rand(k, n));
+                let start = rand(m, n);
+                for (transposed, accumulate) in [(false, false), (true, false), (true, true)] {
+                    let a_view = if transposed { a_t.t() } else { a.view() };
+                    // C's rows at offset 3, stride n + 5, in a buffer with 7 spare elements.
+                    let (offset, stride) = (3, n + 5);
+                    let len = offset + (m - 1) * stride + n + 7;
+                    let mut buf = vec![-9.0f32; len];
+                    for i in 0..m {
+                        for j in 0..n {
+                            buf[offset + i * stride + j] = start[(i, j)];
+                        }
+                    }
+                    let mut rows = Rows {
+                        data: &mut buf,
+                        offset,
+                        stride,
+                    };
+                    product(level, a_view, b.view(), &mut rows, accumulate).unwrap();
+                    let mut want = if accumulate {
+                        start.clone()
+                    } else {
+                        Array2::zeros((m, n))
+                    };
+                    reference_product(a_view, b.view(), &mut want);
+                    let what = format!("{m}x{k}x{n} at {level}, A^T {transposed}, += {accumulate}");
+                    for (at, &x) in buf.iter().enumerate() {
+                        let inside = at >= offset
+                            && (at - offset) / stride < m
+                            && (at - offset) % stride < n;
+                        let expect = if inside {
+                            want[((at - offset) / stride, (at - offset) % stride)]
+                        } else {
+                            -9.0
+                        };
+                        assert_eq!(x.to_bits(), expect.to_bits(), "{what}: element {at}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Misused, the tile kernel returns errors naming the op instead of reading or writing out of
+/// bounds.
+#[test]
+fn tile_product_refuses_bad_operands() {
+    let a = Array2::<f32>::ones((4, 3));
+    let b = Array2::<f32>::ones((3, 5));
+    let mut buf = vec![0.0f32; 20];
+    let mut run = |b: ArrayView2<'_, f32>, stride: usize| {
+        let mut rows = Rows {
+            data: &mut buf,
+            offset: 0,
+            stride,
+        };
+        product(SimdLevel::Scalar, a.view(), b, &mut rows, false)
+            .map_err(|e| (e.op(), e.to_string()))
+    };
+    assert!(run(b.view(), 5).is_ok());
+    let (op, msg) = run(b.view(), 6).unwrap_err();
+    assert_eq!(op, OP);
+    assert!(msg.contains("do not fit 20"), "{msg}");
+    let (_, msg) = run(b.view(), 4).unwrap_err();
+    assert!(msg.contains("stride 4"), "{msg}");
+    let tall = Array2::<f32>::ones((4, 5));
+    let (_, msg) = run(tall.view(), 5).unwrap_err();
+    assert!(msg.contains("inner sizes differ"), "{msg}");
+    let b_cols = Array2::<f32>::ones((3, 5).f());
+    let (_, msg) = run(b_cols.view(), 5).unwrap_err();
+    assert!(msg.contains("unit column stride"), "{msg}");
+}
+
+/// The transposed copy of keys or values equals `m^T` at every level, for sizes around the 8 x 8
+/// blocks and for a view without a unit column stride.
+#[test]
+fn transpose_into_is_the_transpose_at_every_level() {
+    for level in supported_levels() {
+        for &(r, c) in &[
+            (1, 1),
+            (1, 9),
+            (8, 8),
+            (13, 21),
+            (64, 32),
+            (130, 24),
+            (7, 40),
+        ] {
+            let m = Array2::from_shape_fn((r, c), |(i, j)| (i * 1000 + j) as f32);
+            let col_major = Array2::from_shape_fn((r, c).f(), |(i, j)| (i * 1000 + j) as f32);
+            for view in [m.view(), col_major.view()] {
+                let mut buf = vec![f32::NAN; 3];
+                let t = transpose_into(level, view, &mut buf);
+                assert_eq!(t, m.t(), "{r}x{c} at {level}");
+            }
+        }
+    }
 }
