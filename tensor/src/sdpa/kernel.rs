@@ -216,7 +216,13 @@ pub(super) fn forward_pair(
             lse[r0 + i] = softmax_row_lse(&a[row.clone()], allowed, scale, &mut b[row]);
         }
         let p = block_view(b, rows, n);
-        product(level, p, v.slice(s![..n, ..]), &mut out.starting_at(r0), false)?;
+        product(
+            level,
+            p,
+            v.slice(s![..n, ..]),
+            &mut out.starting_at(r0),
+            false,
+        )?;
     }
     Ok(())
     // END SOLUTION
