@@ -35,10 +35,13 @@ pub use packed::{packed_attention, packed_attention_backward, packed_dims};
 pub use separate::{scaled_dot_product_attention, scaled_dot_product_attention_backward};
 
 /// Query rows per block: a block multiplies `QUERY_BLOCK x D` queries by the keys its last row
-/// may see. Smaller blocks skip more of the masked triangle; larger ones make better GEMMs.
-/// Measured single-threaded (page faults excluded), fwd+bwd, D = 32: 16 / 32 / 48 / 64 rows took
-/// 892 / 785 / 800 / 777 us on (12, 4, 64, 32) and 18.8 / 15.8 / 15.0 / 14.9 ms on (32, 8, 128, 32).
-pub const QUERY_BLOCK: usize = 64;
+/// may see. Smaller blocks skip more of the masked triangle; larger ones make longer products.
+/// Measured with the register-blocked products (`tile.rs`), fwd+bwd, D = 32, 2 threads, Zen 4,
+/// criterion `attention` bench, alternating runs (ranges over AVX-512 and AVX2): 16 / 24 / 32 /
+/// 64 rows took 610-657 / 627-745 / 624-709 / 726-845 us on (12, 4, 64, 32) and 10.4-13.8 /
+/// 10.4-12.5 / 10.3-11.4 / 10.9-13.4 ms on (32, 8, 128, 32). (With the general GEMM, 64 was
+/// best: 16 / 32 / 48 / 64 took 892 / 785 / 800 / 777 us on the first, one thread.)
+pub const QUERY_BLOCK: usize = 32;
 
 pub(super) const OP: &str = "scaled_dot_product_attention";
 pub(super) const PACKED_OP: &str = "packed_attention";
