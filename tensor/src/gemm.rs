@@ -21,6 +21,8 @@ use ndarray::ArrayView2;
 use rayon::prelude::*;
 
 use crate::error::{Result, TensorError};
+use crate::simd::simd_level;
+use crate::small_gemm;
 
 /// A single product with fewer multiply-adds (`m * k * n`) than this runs on the calling thread.
 ///
@@ -157,6 +159,11 @@ impl<'a> MatRef<'a> {
             col_stride: self.row_stride,
             ..self
         }
+    }
+
+    /// Pointer to element `(0, 0)`.
+    pub(crate) fn as_ptr(&self) -> *const f32 {
+        self.ptr
     }
 
     /// Number of rows.
@@ -469,6 +476,12 @@ impl<'a> MatRef<'a> {
 /// `dst` points at an exclusive `a.rows() x b.cols()` block of row stride `ldc`, initialised
 /// when `accumulate` is true; `a.cols() == b.rows() > 0`.
 unsafe fn block(a: MatRef<'_>, b: MatRef<'_>, dst: *mut f32, ldc: usize, accumulate: bool) {
+    if small_gemm::fits(&a, &b) {
+        // SAFETY: the caller's contract; `fits` checked B's unit column stride. The small kernel
+        // reads the destination only when `accumulate` is true and writes every element.
+        unsafe { small_gemm::product_unchecked(simd_level(), a, b, dst, ldc, accumulate) };
+        return;
+    }
     let (m, k, n) = (a.rows, a.cols, b.cols);
     // The kernel tiles the output's columns by 64 (AVX-512) or 32 (AVX2). A few columns past a
     // multiple of 64 (the 65-symbol language-model head) would run a whole extra tile almost

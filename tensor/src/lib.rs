@@ -15,6 +15,7 @@
 //! | [`activation`] | relu, sigmoid, tanh, gelu and their backward kernels |
 //! | [`reduce`] | sum, mean, max, min, argmax, var along an axis |
 //! | [`gemm`] | the one GEMM entry point every matrix product goes through |
+//! | [`small_gemm`] | the product for small operands (attention blocks, small batches): register blocks, no packing |
 //! | [`gemm_i8`] | the int8 GEMM (`i32` exact; VNNI, AVX2, scalar) and the fused int8 linear layer |
 //! | [`matmul`] | 2-D and batched matmul with broadcast batch dims |
 //! | [`softmax`] | softmax and log-softmax (max-shifted) with backward kernels |
@@ -53,6 +54,7 @@ pub mod reduce;
 pub mod sdpa;
 pub mod shape;
 pub mod simd;
+pub mod small_gemm;
 pub mod softmax;
 pub mod tensor;
 

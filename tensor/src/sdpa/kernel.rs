@@ -4,11 +4,13 @@
 use ndarray::{s, ArrayView1, ArrayView2};
 
 use crate::error::Result;
-use crate::simd::{exp_shifted_into, max_scaled, scale_in_place, sum_map2, with_simd_at};
+use crate::simd::{
+    exp_shifted_into, max_scaled, scale_in_place, sum_map2, with_simd_at, SimdLevel,
+};
+use crate::small_gemm::{self, transpose_into};
 
 use super::shapes::{Dims, Head};
-use super::tile::{product, transpose_into};
-use super::QUERY_BLOCK;
+use super::{OP, QUERY_BLOCK};
 
 /// Where the rows of one pair's result go: row `i` is `data[offset + i * stride ..][..cols]`.
 /// A contiguous `(T, D)` block has `stride = D`; one head of a `(B, T, C)` output has
@@ -37,6 +39,20 @@ impl<'a> Rows<'a> {
             stride: self.stride,
         }
     }
+}
+
+/// `C = A B` (or `+=`) into `out`'s rows, through the small-operand kernel.
+#[inline(always)]
+fn product(
+    level: SimdLevel,
+    a: ArrayView2<'_, f32>,
+    b: ArrayView2<'_, f32>,
+    out: &mut Rows<'_>,
+    accumulate: bool,
+) -> Result<()> {
+    small_gemm::product(
+        OP, level, a, b, out.data, out.offset, out.stride, accumulate,
+    )
 }
 
 /// Where one pair's three gradients go. The rows arrive zeroed: backward sums `dk` and `dv`

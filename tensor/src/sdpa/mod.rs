@@ -9,7 +9,7 @@
 //! `(..., T, S)` score and probability tensors to memory and reads them back, four times more in
 //! backward. Here each (batch, head) pair is one task of a parallel loop; inside it, blocks of
 //! [`QUERY_BLOCK`] query rows go through small single-threaded products whose scratch stays in
-//! cache (`tile.rs`: register blocks read straight from the operands, no packing), and a causal
+//! cache ([`crate::small_gemm`]: register blocks read straight from the operands, no packing), and a causal
 //! block only multiplies the keys its last row can see (the masked upper triangle is skipped,
 //! not computed and zeroed). Forward keeps only the output and one
 //! log-sum-exp per query row; backward recomputes the probabilities from them (as
@@ -29,14 +29,13 @@ mod separate;
 mod shapes;
 #[cfg(test)]
 mod tests;
-mod tile;
 
 pub use packed::{packed_attention, packed_attention_backward, packed_dims};
 pub use separate::{scaled_dot_product_attention, scaled_dot_product_attention_backward};
 
 /// Query rows per block: a block multiplies `QUERY_BLOCK x D` queries by the keys its last row
 /// may see. Smaller blocks skip more of the masked triangle; larger ones make longer products.
-/// Measured with the register-blocked products (`tile.rs`), fwd+bwd, D = 32, 2 threads, Zen 4,
+/// Measured with the register-blocked products ([`crate::small_gemm`]), fwd+bwd, D = 32, 2 threads, Zen 4,
 /// criterion `attention` bench, alternating runs (ranges over AVX-512 and AVX2): 16 / 24 / 32 /
 /// 64 rows took 610-657 / 627-745 / 624-709 / 726-845 us on (12, 4, 64, 32) and 10.4-13.8 /
 /// 10.4-12.5 / 10.3-11.4 / 10.9-13.4 ms on (32, 8, 128, 32). (With the general GEMM, 64 was

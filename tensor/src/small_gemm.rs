@@ -1,17 +1,18 @@
-//! The small products inside one attention block, multiplied straight from where the operands
-//! lie: no packing, no call into the general GEMM.
+//! The product for small operands: register blocks read straight from where the operands lie,
+//! with no packing.
 //!
-//! Every product of a block has a short side (the head size, 32 or 64 in the models here, or a
-//! block of at most [`QUERY_BLOCK`](super::QUERY_BLOCK) rows) and operands already in cache. The
-//! general GEMM first packs its operands into panels, which pays off over long products but
-//! here cost about a quarter of the attention time (measured: `benches/README.md`). This kernel
-//! reads `A` one element at a time (any strides: a block of queries, the probabilities, or
-//! their transpose) and `B` by rows (a unit column stride), and keeps an `MR x NR` block of `C`
-//! in vector registers while it runs down the shared dimension: each step loads one row piece
-//! of `B` and does `MR x NR` multiply-adds with it.
+//! The general GEMM ([`crate::gemm`]) first packs its operands into panels, which pays off over
+//! long products but costs most of the time when one side is short and everything is already in
+//! cache: the products inside an attention block (head size 32 or 64, blocks of 32 query rows;
+//! the packing was about a quarter of the attention time, `benches/README.md`) and batches of
+//! small products. This kernel reads `A` one element at a time (any strides: a block of
+//! queries, the probabilities, or their transpose) and `B` by rows (a unit column stride), and
+//! keeps an `MR x NR` block of `C` in vector registers while it runs down the shared dimension:
+//! each step loads one row piece of `B` and does `MR x NR` multiply-adds with it. `B` is read
+//! once per block of rows, so it should fit in the L1 cache ([`fits`]).
 //!
 //! The block size follows the vector unit: 8 x 32 on AVX-512 (sixteen 16-wide registers of
-//! sums), 4 x 16 on AVX2 (eight 8-wide), 4 x 8 at the baseline. Edges take narrower and
+//! sums), 6 x 16 on AVX2 (twelve 8-wide), 4 x 4 at the baseline. Edges take narrower and
 //! shorter blocks, down to one element. Every element of `C` is one running sum over the shared
 //! dimension in order, with fused multiply-adds (`mul_add`, exactly rounded everywhere: one
 //! instruction with AVX2 or AVX-512, a library call at the baseline), so the result is the same
@@ -22,10 +23,11 @@ use std::marker::PhantomData;
 use ndarray::ArrayView2;
 
 use crate::error::{Result, TensorError};
+use crate::gemm::MatRef;
 use crate::simd::{cpu_simd_level, SimdLevel};
 
-use super::kernel::Rows;
-use super::OP;
+/// `B` with at most this many elements (32 KB) counts as small: [`fits`].
+pub const SMALL_B_ELEMS: usize = 8192;
 
 /// A read-only matrix as a base pointer and strides. Only built from an ndarray view, whose
 /// invariants make every element `(i, j)` with `i < rows`, `j < cols` readable.
@@ -40,6 +42,18 @@ struct Raw<'a> {
 }
 
 impl<'a> Raw<'a> {
+    fn of_mat(m: MatRef<'a>) -> Raw<'a> {
+        let (row_stride, col_stride) = m.strides();
+        Raw {
+            ptr: m.as_ptr(),
+            rows: m.rows(),
+            cols: m.cols(),
+            row_stride,
+            col_stride,
+            _borrow: PhantomData,
+        }
+    }
+
     fn of(view: ArrayView2<'a, f32>) -> Raw<'a> {
         let (rows, cols) = view.dim();
         let strides = view.strides();
@@ -342,9 +356,9 @@ unsafe fn product_at<V: Vector, const MR: usize, const NV: usize>(
     }
 }
 
-/// `m^T` written row-major into `buf`, returned as a `(cols, rows)` view: the keys (or values)
-/// of one pair laid out so the score products can read them by rows.
-pub(super) fn transpose_into<'a>(
+/// `m^T` written row-major into `buf`, returned as a `(cols, rows)` view: an operand laid out so
+/// that [`product`] can read it by rows (the keys of an attention pair for its scores).
+pub fn transpose_into<'a>(
     level: SimdLevel,
     m: ArrayView2<'_, f32>,
     buf: &'a mut Vec<f32>,
@@ -371,20 +385,31 @@ pub(super) fn transpose_into<'a>(
     ArrayView2::from_shape((cols, rows), &buf[..]).expect("cols * rows elements")
 }
 
-/// `C = A B` (or `C += A B` with `accumulate`) into the rows `out` describes (row `i` of `C` at
-/// `out.data[out.offset + i * out.stride ..]`), at the vector `level`.
+/// Whether `a b` suits this kernel: `B` read by rows (unit column stride) and small enough to
+/// stay in the L1 cache while every block of rows of `A` runs over it.
+pub fn fits(a: &MatRef<'_>, b: &MatRef<'_>) -> bool {
+    let unit_cols = b.cols() <= 1 || b.strides().1 == 1;
+    a.cols() == b.rows() && unit_cols && b.rows() * b.cols() <= SMALL_B_ELEMS
+}
+
+/// `C = A B` (or `C += A B` with `accumulate`), row `i` of `C` at `out[offset + i * stride ..]`,
+/// at the vector `level`.
 ///
 /// `A` may have any strides; `B` needs a unit column stride (a row of it is read as one vector
-/// load). Errors (naming the attention op) on mismatched sizes or rows outside `out`.
-pub(super) fn product(
+/// load). Errors (naming `op`) on mismatched sizes or rows outside `out`.
+#[allow(clippy::too_many_arguments)]
+pub fn product(
+    op: &'static str,
     level: SimdLevel,
     a: ArrayView2<'_, f32>,
     b: ArrayView2<'_, f32>,
-    out: &mut Rows<'_>,
+    out: &mut [f32],
+    offset: usize,
+    stride: usize,
     accumulate: bool,
 ) -> Result<()> {
     let (m, k, n) = (a.nrows(), a.ncols(), b.ncols());
-    let bad = |reason: String| Err(TensorError::invalid(OP, &[m, k, n], reason));
+    let bad = |reason: String| Err(TensorError::invalid(op, &[m, k, n], reason));
     if b.nrows() != k {
         return bad(format!(
             "inner sizes differ: A is {m}x{k}, B is {}x{n}",
@@ -401,28 +426,205 @@ pub(super) fn product(
         return Ok(());
     }
     let last_row_end = (m - 1)
-        .checked_mul(out.stride)
-        .and_then(|x| x.checked_add(out.offset + n));
-    if out.stride < n || last_row_end.is_none_or(|end| end > out.data.len()) {
+        .checked_mul(stride)
+        .and_then(|x| x.checked_add(offset + n));
+    if stride < n || last_row_end.is_none_or(|end| end > out.len()) {
         return bad(format!(
-            "{m} rows of {n} at offset {} with stride {} do not fit {} elements",
-            out.offset,
-            out.stride,
-            out.data.len()
+            "{m} rows of {n} at offset {offset} with stride {stride} do not fit {} elements",
+            out.len()
         ));
     }
-    let (a, b) = (Raw::of(a), Raw::of(b));
-    // SAFETY: in bounds (checked just above); `c` points into `out.data`, borrowed mutably.
-    let c = unsafe { out.data.as_mut_ptr().add(out.offset) };
-    let ldc = out.stride;
-    // SAFETY (each arm): the sizes, B's unit column stride and C's extent were checked above, so
-    // every element read or written is inside its view or `out`; the level is capped by the CPU's.
-    match level.min(cpu_simd_level()) {
-        #[cfg(target_arch = "x86_64")]
-        SimdLevel::Avx512 => unsafe { x86::product_avx512(&a, &b, c, ldc, accumulate) },
-        #[cfg(target_arch = "x86_64")]
-        SimdLevel::Avx2 => unsafe { x86::product_avx2(&a, &b, c, ldc, accumulate) },
-        _ => unsafe { product_at::<f32, 4, 4>(&a, &b, c, ldc, accumulate) },
+    // SAFETY: in bounds (checked just above); `c` points into `out`, borrowed mutably; B's unit
+    // column stride and the sizes were checked.
+    unsafe {
+        let c = out.as_mut_ptr().add(offset);
+        run(level, &Raw::of(a), &Raw::of(b), c, stride, accumulate);
     }
     Ok(())
+}
+
+/// [`product`] on [`MatRef`]s into a raw block, for [`crate::gemm`] (shapes checked there).
+///
+/// # Safety
+/// `a.cols() == b.rows()`, `b` has unit column stride (or one column), and `c` is valid for
+/// reads (when `accumulate`) and writes at `c + i * ldc + j`, `i < a.rows()`, `j < b.cols()`,
+/// not aliasing `a` or `b`.
+pub(crate) unsafe fn product_unchecked(
+    level: SimdLevel,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+) {
+    // SAFETY: the caller's contract.
+    unsafe { run(level, &Raw::of_mat(a), &Raw::of_mat(b), c, ldc, accumulate) }
+}
+
+/// The level's block sizes over the whole product.
+///
+/// # Safety
+/// As [`product_at`] (the level is capped by the CPU's here).
+unsafe fn run(
+    level: SimdLevel,
+    a: &Raw<'_>,
+    b: &Raw<'_>,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+) {
+    // SAFETY (each arm): the caller's contract; the CPU runs the arm's instructions.
+    match level.min(cpu_simd_level()) {
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx512 => unsafe { x86::product_avx512(a, b, c, ldc, accumulate) },
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx2 => unsafe { x86::product_avx2(a, b, c, ldc, accumulate) },
+        _ => unsafe { product_at::<f32, 4, 4>(a, b, c, ldc, accumulate) },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::{Array2, ArrayView2, ShapeBuilder};
+
+    use super::*;
+    use crate::simd::supported_levels;
+    use crate::tensor::Tensor;
+
+    /// `c (+)= a b` the plain way: each element one running sum over `p` in order, with the same
+    /// fused multiply-adds the tile kernel uses, so the two must agree bit for bit.
+    fn reference_product(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, c: &mut Array2<f32>) {
+        for i in 0..a.nrows() {
+            for j in 0..b.ncols() {
+                let mut acc = c[(i, j)];
+                for p in 0..a.ncols() {
+                    acc = a[(i, p)].mul_add(b[(p, j)], acc);
+                }
+                c[(i, j)] = acc;
+            }
+        }
+    }
+
+    /// The tile kernel equals the plain triple loop bit for bit at every level: sizes around every
+    /// register-block edge, `A` row-major and transposed, `C` overwritten and accumulated, rows
+    /// written at an offset and stride inside a larger buffer (the rest left untouched).
+    #[test]
+    fn tile_product_matches_the_plain_loop_bit_for_bit() {
+        let sizes = [1, 3, 4, 7, 8, 9, 12, 13, 16, 17, 31, 32, 33, 40, 64, 65];
+        let mut seed = 0;
+        let mut rand = |r: usize, c: usize| {
+            seed += 1;
+            let t = Tensor::rand_normal(&[r, c], 0.0, 1.0, seed).unwrap();
+            Array2::from_shape_vec((r, c), t.to_vec()).unwrap()
+        };
+        for level in supported_levels() {
+            for &m in &sizes {
+                for &(k, n) in &[(32, 33), (5, 64), (64, 32), (17, 1), (1, 17), (40, 40)] {
+                    let (a, a_t, b) = (rand(m, k), rand(k, m), rand(k, n));
+                    let start = rand(m, n);
+                    for (transposed, accumulate) in [(false, false), (true, false), (true, true)] {
+                        let a_view = if transposed { a_t.t() } else { a.view() };
+                        // C's rows at offset 3, stride n + 5, in a buffer with 7 spare elements.
+                        let (offset, stride) = (3, n + 5);
+                        let len = offset + (m - 1) * stride + n + 7;
+                        let mut buf = vec![-9.0f32; len];
+                        for i in 0..m {
+                            for j in 0..n {
+                                buf[offset + i * stride + j] = start[(i, j)];
+                            }
+                        }
+                        product(
+                            "t",
+                            level,
+                            a_view,
+                            b.view(),
+                            &mut buf,
+                            offset,
+                            stride,
+                            accumulate,
+                        )
+                        .unwrap();
+                        let mut want = if accumulate {
+                            start.clone()
+                        } else {
+                            Array2::zeros((m, n))
+                        };
+                        reference_product(a_view, b.view(), &mut want);
+                        let what =
+                            format!("{m}x{k}x{n} at {level}, A^T {transposed}, += {accumulate}");
+                        for (at, &x) in buf.iter().enumerate() {
+                            let inside = at >= offset
+                                && (at - offset) / stride < m
+                                && (at - offset) % stride < n;
+                            let expect = if inside {
+                                want[((at - offset) / stride, (at - offset) % stride)]
+                            } else {
+                                -9.0
+                            };
+                            assert_eq!(x.to_bits(), expect.to_bits(), "{what}: element {at}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Misused, the tile kernel returns errors naming the op instead of reading or writing out of
+    /// bounds.
+    #[test]
+    fn tile_product_refuses_bad_operands() {
+        let a = Array2::<f32>::ones((4, 3));
+        let b = Array2::<f32>::ones((3, 5));
+        let mut buf = vec![0.0f32; 20];
+        let mut run = |b: ArrayView2<'_, f32>, stride: usize| {
+            product(
+                "my_op",
+                SimdLevel::Scalar,
+                a.view(),
+                b,
+                &mut buf,
+                0,
+                stride,
+                false,
+            )
+            .map_err(|e| (e.op(), e.to_string()))
+        };
+        assert!(run(b.view(), 5).is_ok());
+        let (op, msg) = run(b.view(), 6).unwrap_err();
+        assert_eq!(op, "my_op");
+        assert!(msg.contains("do not fit 20"), "{msg}");
+        let (_, msg) = run(b.view(), 4).unwrap_err();
+        assert!(msg.contains("stride 4"), "{msg}");
+        let tall = Array2::<f32>::ones((4, 5));
+        let (_, msg) = run(tall.view(), 5).unwrap_err();
+        assert!(msg.contains("inner sizes differ"), "{msg}");
+        let b_cols = Array2::<f32>::ones((3, 5).f());
+        let (_, msg) = run(b_cols.view(), 5).unwrap_err();
+        assert!(msg.contains("unit column stride"), "{msg}");
+    }
+
+    /// The transposed copy of keys or values equals `m^T` at every level, for sizes around the 8 x 8
+    /// blocks and for a view without a unit column stride.
+    #[test]
+    fn transpose_into_is_the_transpose_at_every_level() {
+        for level in supported_levels() {
+            for &(r, c) in &[
+                (1, 1),
+                (1, 9),
+                (8, 8),
+                (13, 21),
+                (64, 32),
+                (130, 24),
+                (7, 40),
+            ] {
+                let m = Array2::from_shape_fn((r, c), |(i, j)| (i * 1000 + j) as f32);
+                let col_major = Array2::from_shape_fn((r, c).f(), |(i, j)| (i * 1000 + j) as f32);
+                for view in [m.view(), col_major.view()] {
+                    let mut buf = vec![f32::NAN; 3];
+                    let t = transpose_into(level, view, &mut buf);
+                    assert_eq!(t, m.t(), "{r}x{c} at {level}");
+                }
+            }
+        }
+    }
 }
