@@ -18,8 +18,6 @@
 //! instruction with AVX2 or AVX-512, a library call at the baseline), so the result is the same
 //! bit for bit at every level.
 
-use std::marker::PhantomData;
-
 use ndarray::ArrayView2;
 
 use crate::error::{Result, TensorError};
@@ -29,52 +27,17 @@ use crate::simd::{cpu_simd_level, SimdLevel};
 /// `B` with at most this many elements (32 KB) counts as small: [`fits`].
 pub const SMALL_B_ELEMS: usize = 8192;
 
-/// A read-only matrix as a base pointer and strides. Only built from an ndarray view, whose
-/// invariants make every element `(i, j)` with `i < rows`, `j < cols` readable.
-#[derive(Clone, Copy)]
-struct Raw<'a> {
-    ptr: *const f32,
-    rows: usize,
-    cols: usize,
-    row_stride: isize,
-    col_stride: isize,
-    _borrow: PhantomData<&'a f32>,
-}
-
-impl<'a> Raw<'a> {
-    fn of_mat(m: MatRef<'a>) -> Raw<'a> {
-        let (row_stride, col_stride) = m.strides();
-        Raw {
-            ptr: m.as_ptr(),
-            rows: m.rows(),
-            cols: m.cols(),
-            row_stride,
-            col_stride,
-            _borrow: PhantomData,
-        }
-    }
-
-    fn of(view: ArrayView2<'a, f32>) -> Raw<'a> {
-        let (rows, cols) = view.dim();
-        let strides = view.strides();
-        Raw {
-            ptr: view.as_ptr(),
-            rows,
-            cols,
-            row_stride: strides[0],
-            col_stride: strides[1],
-            _borrow: PhantomData,
-        }
-    }
-
-    /// Pointer to element `(i, j)`.
-    ///
-    /// # Safety
-    /// `i < rows` and `j < cols`.
-    #[inline(always)]
-    unsafe fn at(&self, i: usize, j: usize) -> *const f32 {
-        self.ptr
-            .offset(i as isize * self.row_stride + j as isize * self.col_stride)
+/// Pointer to element `(i, j)` of `m`.
+///
+/// # Safety
+/// `i < m.rows()` and `j < m.cols()` (then the element is readable: [`MatRef`]'s invariant).
+#[inline(always)]
+unsafe fn at(m: &MatRef<'_>, i: usize, j: usize) -> *const f32 {
+    let (row_stride, col_stride) = m.strides();
+    // SAFETY: the caller's contract.
+    unsafe {
+        m.as_ptr()
+            .offset(i as isize * row_stride + j as isize * col_stride)
     }
 }
 
@@ -120,7 +83,7 @@ impl Vector for f32 {
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{product_at, Raw, Vector};
+    use super::{product_at, MatRef, Vector};
 
     impl Vector for __m256 {
         const LANES: usize = 8;
@@ -224,8 +187,8 @@ mod x86 {
     /// As [`product_at`], on a CPU with AVX-512F and FMA.
     #[target_feature(enable = "avx512f,avx2,fma")]
     pub(super) unsafe fn product_avx512(
-        a: &Raw<'_>,
-        b: &Raw<'_>,
+        a: &MatRef<'_>,
+        b: &MatRef<'_>,
         c: *mut f32,
         ldc: usize,
         accumulate: bool,
@@ -239,8 +202,8 @@ mod x86 {
     /// As [`product_at`], on a CPU with AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn product_avx2(
-        a: &Raw<'_>,
-        b: &Raw<'_>,
+        a: &MatRef<'_>,
+        b: &MatRef<'_>,
         c: *mut f32,
         ldc: usize,
         accumulate: bool,
@@ -259,8 +222,8 @@ mod x86 {
 #[inline(always)]
 #[allow(clippy::needless_range_loop)] // fixed-size register blocks read best as index loops
 unsafe fn block<V: Vector, const MR: usize, const NV: usize>(
-    a: &Raw<'_>,
-    b: &Raw<'_>,
+    a: &MatRef<'_>,
+    b: &MatRef<'_>,
     i0: usize,
     j0: usize,
     c: *mut f32,
@@ -275,13 +238,13 @@ unsafe fn block<V: Vector, const MR: usize, const NV: usize>(
             }
         }
     }
-    for p in 0..a.cols {
+    for p in 0..a.cols() {
         let mut b_row = [V::splat(0.0); NV];
         for v in 0..NV {
-            b_row[v] = V::load(b.at(p, j0 + v * V::LANES));
+            b_row[v] = V::load(at(b, p, j0 + v * V::LANES));
         }
         for r in 0..MR {
-            let a_rp = V::splat(*a.at(i0 + r, p));
+            let a_rp = V::splat(*at(a, i0 + r, p));
             for v in 0..NV {
                 acc[r][v] = a_rp.mul_add(b_row[v], acc[r][v]);
             }
@@ -301,14 +264,14 @@ unsafe fn block<V: Vector, const MR: usize, const NV: usize>(
 /// As [`block`], for every column of `b`.
 #[inline(always)]
 unsafe fn row_panel<V: Vector, const MR: usize, const NV: usize>(
-    a: &Raw<'_>,
-    b: &Raw<'_>,
+    a: &MatRef<'_>,
+    b: &MatRef<'_>,
     i0: usize,
     c: *mut f32,
     ldc: usize,
     accumulate: bool,
 ) {
-    let (n, wide) = (b.cols, NV * V::LANES);
+    let (n, wide) = (b.cols(), NV * V::LANES);
     let mut j = 0;
     while j + wide <= n {
         block::<V, MR, NV>(a, b, i0, j, c.add(j), ldc, accumulate);
@@ -331,13 +294,13 @@ unsafe fn row_panel<V: Vector, const MR: usize, const NV: usize>(
 /// at `c + i * ldc + j` for `i < a.rows`, `j < b.cols`, and the CPU runs `V`'s instructions.
 #[inline(always)]
 unsafe fn product_at<V: Vector, const MR: usize, const NV: usize>(
-    a: &Raw<'_>,
-    b: &Raw<'_>,
+    a: &MatRef<'_>,
+    b: &MatRef<'_>,
     c: *mut f32,
     ldc: usize,
     accumulate: bool,
 ) {
-    let m = a.rows;
+    let m = a.rows();
     let mut i = 0;
     while i + MR <= m {
         row_panel::<V, MR, NV>(a, b, i, c.add(i * ldc), ldc, accumulate);
@@ -438,7 +401,14 @@ pub fn product(
     // column stride and the sizes were checked.
     unsafe {
         let c = out.as_mut_ptr().add(offset);
-        run(level, &Raw::of(a), &Raw::of(b), c, stride, accumulate);
+        run(
+            level,
+            &MatRef::from_view(a),
+            &MatRef::from_view(b),
+            c,
+            stride,
+            accumulate,
+        );
     }
     Ok(())
 }
@@ -458,7 +428,7 @@ pub(crate) unsafe fn product_unchecked(
     accumulate: bool,
 ) {
     // SAFETY: the caller's contract.
-    unsafe { run(level, &Raw::of_mat(a), &Raw::of_mat(b), c, ldc, accumulate) }
+    unsafe { run(level, &a, &b, c, ldc, accumulate) }
 }
 
 /// The level's block sizes over the whole product.
@@ -467,8 +437,8 @@ pub(crate) unsafe fn product_unchecked(
 /// As [`product_at`] (the level is capped by the CPU's here).
 unsafe fn run(
     level: SimdLevel,
-    a: &Raw<'_>,
-    b: &Raw<'_>,
+    a: &MatRef<'_>,
+    b: &MatRef<'_>,
     c: *mut f32,
     ldc: usize,
     accumulate: bool,
