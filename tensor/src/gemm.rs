@@ -7,7 +7,9 @@
 //! The kernel is the `gemm` crate (pure Rust, AVX-512 / AVX2 / SSE chosen at run time). It was
 //! chosen over ndarray's `matrixmultiply` by measurement on the project's shapes: see
 //! `benches/README.md` for the numbers. Keeping every product behind [`gemm`] and [`gemm_batch`]
-//! means a better kernel can replace it in one place.
+//! means a better kernel can replace it in one place. One already does for small operands: a
+//! single-threaded product whose `B` is read by rows and fits in the L1 cache goes to
+//! [`crate::small_gemm`], which skips the packing (batches of small products).
 //!
 //! Threading uses rayon's global pool. Small products stay on the calling thread (thread
 //! start-up costs more than the work), and a batch of products is either one parallel loop over
@@ -699,7 +701,8 @@ mod tests {
     }
 
     /// The batched GEMM gives the naive result on each of its paths (sequential, parallel over the
-    /// batch, threaded large products) and refuses mixed shapes.
+    /// batch, threaded large products; each with `B` transposed, which the `gemm` crate takes, and
+    /// row-major, which `small_gemm` takes when it is small) and refuses mixed shapes.
     #[test]
     fn batch_paths_agree() {
         // Sequential small products, a parallel loop over the batch, large threaded products,
@@ -720,22 +723,31 @@ mod tests {
             let a: Vec<MatRef<'_>> = (0..batch)
                 .map(|i| MatRef::row_major(&av[i * m * k..(i + 1) * m * k], m, k).unwrap())
                 .collect();
-            // The right operands are transposed views of n x k blocks.
-            let b: Vec<MatRef<'_>> = (0..batch)
-                .map(|i| {
-                    MatRef::row_major(&bv[i * k * n..(i + 1) * k * n], n, k)
-                        .unwrap()
-                        .t()
-                })
-                .collect();
-            let mut c = vec![0.0; batch * m * n];
-            gemm_batch(&a, &b, &mut c, false, Parallelism::Threaded).unwrap();
-            for i in 0..batch {
-                // Integer-valued inputs: every path must be exact.
-                assert_eq!(
-                    &c[i * m * n..(i + 1) * m * n],
-                    naive(&a[i], &b[i]).as_slice()
-                );
+            for transposed in [true, false] {
+                // The right operands: transposed views of n x k blocks, or row-major k x n.
+                let b: Vec<MatRef<'_>> = (0..batch)
+                    .map(|i| {
+                        let block = &bv[i * k * n..(i + 1) * k * n];
+                        if transposed {
+                            MatRef::row_major(block, n, k).unwrap().t()
+                        } else {
+                            MatRef::row_major(block, k, n).unwrap()
+                        }
+                    })
+                    .collect();
+                if let (Some(a0), Some(b0)) = (a.first(), b.first()) {
+                    let small = !transposed && k * n <= small_gemm::SMALL_B_ELEMS;
+                    assert_eq!(small_gemm::fits(a0, b0), small, "{m}x{k}x{n}");
+                }
+                let mut c = vec![0.0; batch * m * n];
+                gemm_batch(&a, &b, &mut c, false, Parallelism::Threaded).unwrap();
+                for i in 0..batch {
+                    // Integer-valued inputs: every path must be exact.
+                    assert_eq!(
+                        &c[i * m * n..(i + 1) * m * n],
+                        naive(&a[i], &b[i]).as_slice()
+                    );
+                }
             }
         }
         let x = [1.0f32; 6];
