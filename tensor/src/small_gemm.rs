@@ -4,7 +4,8 @@
 //! The general GEMM ([`crate::gemm`]) first packs its operands into panels, which pays off over
 //! long products but costs most of the time when one side is short and everything is already in
 //! cache: the products inside an attention block (head size 32 or 64, blocks of 32 query rows;
-//! the packing was about a quarter of the attention time, `benches/README.md`) and batches of
+//! the packing was 15% of the attention time and copying results out of scratch 4.5% more,
+//! `benches/README.md`) and batches of
 //! small products. This kernel reads `A` one element at a time (any strides: a block of
 //! queries, the probabilities, or their transpose) and `B` by rows (a unit column stride), and
 //! keeps an `MR x NR` block of `C` in vector registers while it runs down the shared dimension:
@@ -126,8 +127,9 @@ mod x86 {
     }
 
     /// `m^T` of an `(rows, cols)` matrix with unit column stride into `dst` (row-major
-    /// `(cols, rows)`), in 8 x 8 blocks moved through registers; returns the first row not
-    /// done (the last `rows % 8` rows, and the last `cols % 8` columns, are left to the caller).
+    /// `(cols, rows)`), in 8 x 8 blocks moved through registers. Returns how many rows and
+    /// columns it did (`rows` and `cols` rounded down to multiples of 8); the rest of the rows
+    /// and columns are left to the caller.
     ///
     /// # Safety
     /// `src` valid for reading `(rows, cols)` at row stride `ld` and unit column stride, `dst`
@@ -196,7 +198,7 @@ mod x86 {
         product_at::<__m512, 8, 2>(a, b, c, ldc, accumulate)
     }
 
-    /// The product with 4 x 16 blocks (eight 8-float registers of sums).
+    /// The product with 6 x 16 blocks (twelve 8-float registers of sums).
     ///
     /// # Safety
     /// As [`product_at`], on a CPU with AVX2 and FMA.
@@ -327,7 +329,8 @@ pub fn transpose_into<'a>(
     buf: &'a mut Vec<f32>,
 ) -> ArrayView2<'a, f32> {
     let (rows, cols) = m.dim();
-    buf.clear();
+    // Every element is written below: only a buffer of another size needs resizing (a reused
+    // buffer of the right size is not zeroed first).
     buf.resize(rows * cols, 0.0);
     let mut done = (0, 0);
     #[cfg(target_arch = "x86_64")]
@@ -462,7 +465,7 @@ mod tests {
     use crate::tensor::Tensor;
 
     /// `c (+)= a b` the plain way: each element one running sum over `p` in order, with the same
-    /// fused multiply-adds the tile kernel uses, so the two must agree bit for bit.
+    /// fused multiply-adds the kernel uses, so the two must agree bit for bit.
     fn reference_product(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, c: &mut Array2<f32>) {
         for i in 0..a.nrows() {
             for j in 0..b.ncols() {
@@ -475,11 +478,11 @@ mod tests {
         }
     }
 
-    /// The tile kernel equals the plain triple loop bit for bit at every level: sizes around every
+    /// The product equals the plain triple loop bit for bit at every level: sizes around every
     /// register-block edge, `A` row-major and transposed, `C` overwritten and accumulated, rows
     /// written at an offset and stride inside a larger buffer (the rest left untouched).
     #[test]
-    fn tile_product_matches_the_plain_loop_bit_for_bit() {
+    fn product_matches_the_plain_loop_bit_for_bit() {
         let sizes = [1, 3, 4, 7, 8, 9, 12, 13, 16, 17, 31, 32, 33, 40, 64, 65];
         let mut seed = 0;
         let mut rand = |r: usize, c: usize| {
@@ -539,10 +542,10 @@ mod tests {
         }
     }
 
-    /// Misused, the tile kernel returns errors naming the op instead of reading or writing out of
+    /// Misused, the product returns errors naming the op instead of reading or writing out of
     /// bounds.
     #[test]
-    fn tile_product_refuses_bad_operands() {
+    fn product_refuses_bad_operands() {
         let a = Array2::<f32>::ones((4, 3));
         let b = Array2::<f32>::ones((3, 5));
         let mut buf = vec![0.0f32; 20];
@@ -574,7 +577,7 @@ mod tests {
     }
 
     /// The transposed copy of keys or values equals `m^T` at every level, for sizes around the 8 x 8
-    /// blocks and for a view without a unit column stride.
+    /// blocks and for a view without a unit column stride, into a fresh or a reused buffer.
     #[test]
     fn transpose_into_is_the_transpose_at_every_level() {
         for level in supported_levels() {
@@ -593,6 +596,10 @@ mod tests {
                     let mut buf = vec![f32::NAN; 3];
                     let t = transpose_into(level, view, &mut buf);
                     assert_eq!(t, m.t(), "{r}x{c} at {level}");
+                    // A reused buffer of the right size (not zeroed first) is fully overwritten.
+                    let mut stale = vec![f32::NAN; r * c];
+                    let t = transpose_into(level, view, &mut stale);
+                    assert_eq!(t, m.t(), "{r}x{c} at {level}, reused buffer");
                 }
             }
         }

@@ -164,7 +164,7 @@ pub(super) struct Scratch {
     pub(super) b: Vec<f32>,
     pub(super) k_t: Vec<f32>,
     pub(super) v_t: Vec<f32>,
-    pub(super) copies: [Vec<f32>; 4],
+    pub(super) copies: [Vec<f32>; 3],
 }
 
 impl Scratch {
@@ -276,7 +276,7 @@ pub(super) fn backward_pair<G: GradRows>(
         copies,
     } = sc;
     let (k_t, v_t) = (transpose_into(level, k, k_t), transpose_into(level, v, v_t));
-    let [c0, c1, c2, _] = copies;
+    let [c0, c1, c2] = copies;
     let (k_rows, q_rows, do_rows) = (unit_cols(k, c0), unit_cols(q, c1), unit_cols(dout, c2));
     for r0 in (0..dims.t).step_by(QUERY_BLOCK) {
         let r1 = (r0 + QUERY_BLOCK).min(dims.t);
