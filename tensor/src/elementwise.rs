@@ -228,73 +228,101 @@ impl Tensor {
     }
 }
 
-/// Elements per parallel task in [`map_slice`] and [`zip_slices`]: each task runs a plain loop
+/// Elements per parallel task in [`map_chunks`] and [`zip_chunks`]: each task runs a plain loop
 /// over its chunk (which the compiler vectorizes), and 16k elements amortize the scheduling.
 const ELEMENTWISE_CHUNK: usize = 1 << 14;
 
-/// `f` applied to every element of a contiguous slice, split in chunks across threads for large
-/// inputs. The output is written once, with no zero-fill first. Each chunk's loop runs under
-/// [`crate::simd::with_simd`], so an inlined `f` is vectorized for the CPU (and `mul_add` is one instruction).
-pub(crate) fn map_slice(a: &[f32], f: impl Fn(f32) -> f32 + Sync + Send) -> Vec<f32> {
+/// `kernel(dst, a)` over a contiguous slice, which must write every element of `dst` (a chunk of
+/// the output, as long as its chunk of `a`). Large inputs are split in chunks across threads;
+/// the output is written once, with no zero-fill first. Each chunk runs under
+/// [`crate::simd::with_simd_at`], so an inlined kernel is vectorized for the CPU (and `mul_add`
+/// is one instruction).
+pub(crate) fn map_chunks(
+    a: &[f32],
+    kernel: impl Fn(&mut [MaybeUninit<f32>], &[f32]) + Sync + Send,
+) -> Vec<f32> {
     let mut out = Vec::with_capacity(a.len());
     let dst = &mut out.spare_capacity_mut()[..a.len()];
     // Read on this thread, so the pool tasks honour the caller's level cap.
     let level = simd_level();
-    let kernel = |dst: &mut [MaybeUninit<f32>], a: &[f32]| {
+    let run = |dst: &mut [MaybeUninit<f32>], a: &[f32]| {
         with_simd_at(
             level,
             #[inline(always)]
-            || {
-                for (d, &x) in dst.iter_mut().zip(a) {
-                    d.write(f(x));
-                }
-            },
+            || kernel(dst, a),
         )
     };
     if a.len() >= PARALLEL_THRESHOLD {
         dst.par_chunks_mut(ELEMENTWISE_CHUNK)
             .zip(a.par_chunks(ELEMENTWISE_CHUNK))
-            .for_each(|(d, a)| kernel(d, a));
+            .for_each(|(d, a)| run(d, a));
     } else {
-        kernel(dst, a);
+        run(dst, a);
     }
-    // SAFETY: the loops above wrote every one of the first `a.len()` elements.
+    // SAFETY: the kernel writes every element of each chunk it is given (its contract).
     unsafe { out.set_len(a.len()) };
     out
 }
 
-/// `f` applied pairwise to two contiguous slices of equal length, like [`map_slice`].
-pub(crate) fn zip_slices(
+/// `kernel(dst, a, b)` over two contiguous slices of equal length, like [`map_chunks`].
+pub(crate) fn zip_chunks(
     a: &[f32],
     b: &[f32],
-    f: impl Fn(f32, f32) -> f32 + Sync + Send,
+    kernel: impl Fn(&mut [MaybeUninit<f32>], &[f32], &[f32]) + Sync + Send,
 ) -> Vec<f32> {
-    assert_eq!(a.len(), b.len(), "zip_slices needs equal lengths");
+    assert_eq!(a.len(), b.len(), "zip_chunks needs equal lengths");
     let mut out = Vec::with_capacity(a.len());
     let dst = &mut out.spare_capacity_mut()[..a.len()];
     let level = simd_level();
-    let kernel = |dst: &mut [MaybeUninit<f32>], a: &[f32], b: &[f32]| {
+    let run = |dst: &mut [MaybeUninit<f32>], a: &[f32], b: &[f32]| {
         with_simd_at(
             level,
             #[inline(always)]
-            || {
-                for ((d, &x), &y) in dst.iter_mut().zip(a).zip(b) {
-                    d.write(f(x, y));
-                }
-            },
+            || kernel(dst, a, b),
         )
     };
     if a.len() >= PARALLEL_THRESHOLD {
         dst.par_chunks_mut(ELEMENTWISE_CHUNK)
             .zip(a.par_chunks(ELEMENTWISE_CHUNK))
             .zip(b.par_chunks(ELEMENTWISE_CHUNK))
-            .for_each(|((d, a), b)| kernel(d, a, b));
+            .for_each(|((d, a), b)| run(d, a, b));
     } else {
-        kernel(dst, a, b);
+        run(dst, a, b);
     }
-    // SAFETY: the loops above wrote every one of the first `a.len()` elements.
+    // SAFETY: the kernel writes every element of each chunk it is given (its contract).
     unsafe { out.set_len(a.len()) };
     out
+}
+
+/// `f` applied to every element of a contiguous slice ([`map_chunks`] with a plain loop).
+pub(crate) fn map_slice(a: &[f32], f: impl Fn(f32) -> f32 + Sync + Send) -> Vec<f32> {
+    map_chunks(
+        a,
+        #[inline(always)]
+        |dst, a| {
+            for (d, &x) in dst.iter_mut().zip(a) {
+                d.write(f(x));
+            }
+        },
+    )
+}
+
+/// `f` applied pairwise to two contiguous slices of equal length ([`zip_chunks`], plain loop).
+pub(crate) fn zip_slices(
+    a: &[f32],
+    b: &[f32],
+    f: impl Fn(f32, f32) -> f32 + Sync + Send,
+) -> Vec<f32> {
+    zip_chunks(
+        a,
+        b,
+        #[inline(always)]
+        |dst, a, b| {
+            for ((d, &x), &y) in dst.iter_mut().zip(a).zip(b) {
+                d.write(f(x, y));
+            }
+        },
+    )
 }
 
 /// A row-major tensor from a buffer whose length matches `shape` (internal, unchecked by design).

@@ -13,6 +13,7 @@
 //! | [`shape`] | reshape, transpose, permute, squeeze, concat, stack, narrow, index_select, split |
 //! | [`elementwise`] | arithmetic, math functions, comparisons, where / masked_fill |
 //! | [`activation`] | relu, sigmoid, tanh, gelu and their backward kernels |
+//! | [`gelu_poly`] | GELU and its derivative over tensors by fitted polynomials (exact form in the left tail) |
 //! | [`reduce`] | sum, mean, max, min, argmax, var along an axis |
 //! | [`gemm`] | the one GEMM entry point every matrix product goes through |
 //! | [`small_gemm`] | the product for small operands (attention blocks, small batches): register blocks, no packing |
@@ -41,6 +42,7 @@ pub mod display;
 pub mod distillation;
 pub mod elementwise;
 pub mod error;
+pub mod gelu_poly;
 pub mod gemm;
 pub mod gemm_i8;
 pub mod kv_attention;

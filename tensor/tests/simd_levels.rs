@@ -246,6 +246,29 @@ fn activations_at_every_level() {
         })
         .collect();
     at_every_level("gelu", &gelu_ref, 1e-5, || values(&x.gelu()));
+    // Wider inputs reach both ends of the polynomial kernels: the exact left tail below -4 and
+    // the clamp above 6 (tensor::gelu_poly).
+    let wide = x.mul_scalar(3.0);
+    let g = randn(&[300, 257], 10);
+    let (wv, gv) = (values(&wide), values(&g));
+    assert!(wv.iter().any(|&v| v < -4.0) && wv.iter().any(|&v| v > 6.0));
+    let cdf = |v: f64| 0.5 * (1.0 + tensor::activation::erf(v / std::f64::consts::SQRT_2));
+    let wide_ref: Vec<f64> = wv.iter().map(|&v| v as f64 * cdf(v as f64)).collect();
+    at_every_level("gelu, wide inputs", &wide_ref, 1e-6, || {
+        values(&wide.gelu())
+    });
+    let grad_ref: Vec<f64> = wv
+        .iter()
+        .zip(&gv)
+        .map(|(&v, &g)| {
+            let v = v as f64;
+            let pdf = (-0.5 * v * v).exp() / (2.0 * std::f64::consts::PI).sqrt();
+            g as f64 * (cdf(v) + v * pdf)
+        })
+        .collect();
+    at_every_level("gelu_backward", &grad_ref, 1e-6, || {
+        values(&tensor::activation::gelu_backward(&wide, &g).unwrap())
+    });
     let sigmoid_ref: Vec<f64> = xv
         .iter()
         .map(|&v| 1.0 / (1.0 + (-(v as f64)).exp()))
