@@ -7,6 +7,9 @@
 //! kept. [`tune_allocator`] raises the mmap and trim thresholds once at start-up so freed
 //! buffers are reused. It only changes performance, never results.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
 /// Keep freed buffers of up to 64 MiB in the heap for reuse (no-op outside glibc Linux).
 pub fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -46,11 +49,78 @@ pub fn build_global_pool(threads: usize) -> Result<(), rayon::ThreadPoolBuildErr
 /// (520 and 481 us back to back); a nanogpt-baby training step went from 28.6-33.7 to
 /// 27.2-28.4 ms (`train_step` medians, four alternating pairs).
 ///
+/// While `work` runs, the pool's other workers stay ready instead of going to sleep between
+/// kernels ([`stay_ready`]): a kernel after a stretch of sequential work no longer waits for a
+/// sleeping worker to wake. Measured on the same machine (768x128x512 product after 1 ms of
+/// sequential work, medians of 200, two runs each): 469-502 us against 523-598 without; 50 us
+/// of sequential work: 446-472 against 471-492.
+///
 /// Graphs are built and freed inside `work` (autograd's variables do not cross threads), so
 /// `work` creates its model itself and returns only plain results.
 pub fn on_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
+    let done = &AtomicBool::new(false);
     // `scope` called from outside the pool runs its body on a worker of the global pool.
-    rayon::scope(|_| work())
+    rayon::scope(|scope| {
+        // Set even if `work` panics, so the helpers stop and the scope can end.
+        let _stop = StopOnDrop(done);
+        let owner = rayon::current_thread_index();
+        for _ in 1..rayon::current_num_threads() {
+            scope.spawn(move |_| stay_ready(done, owner));
+        }
+        work()
+    })
+}
+
+/// Sets the flag when dropped.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+/// How long a helper spins without finding work before it also yields its core to the OS
+/// between checks (it stays runnable, so waking it costs no more than a scheduler tick).
+const SPIN_BEFORE_YIELD: Duration = Duration::from_millis(5);
+
+/// How long a helper finds no work before it naps between checks (evaluation, data loading,
+/// printing: stretches where spinning would only burn the core).
+const IDLE_BEFORE_NAP: Duration = Duration::from_millis(50);
+
+/// A nap's length: the most a kernel after a long idle stretch waits for the helper (it
+/// starts on its own worker meanwhile).
+const NAP: Duration = Duration::from_micros(200);
+
+/// A helper worker's loop while [`on_pool`]'s work runs: run any pending pool job (halves of
+/// the kernels' joins), else spin, until `done`.
+///
+/// Why: an idle rayon worker soon goes to sleep, and waking it takes a system call on this
+/// side and a scheduler wake-up on its core, which every kernel after a stretch of sequential
+/// work paid: on a 2-vCPU Zen 4, a 768x128x512 product called 1 ms after the previous one took
+/// about 120 us longer than back to back (`benches/README.md`). OpenMP runtimes (PyTorch's
+/// threads) spin between parallel regions the same way.
+fn stay_ready(done: &AtomicBool, owner: Option<usize>) {
+    // The worker running the work may pick up its own helper while it waits in a join: it
+    // must go back to the work at once (the helper would spin until the work is done).
+    if rayon::current_thread_index() == owner {
+        return;
+    }
+    let mut idle_since = Instant::now();
+    while !done.load(Ordering::Acquire) {
+        if let Some(rayon::Yield::Executed) = rayon::yield_now() {
+            idle_since = Instant::now();
+            continue;
+        }
+        let idle = idle_since.elapsed();
+        if idle < SPIN_BEFORE_YIELD {
+            std::hint::spin_loop();
+        } else if idle < IDLE_BEFORE_NAP {
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(NAP);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -69,5 +139,45 @@ mod tests {
         let (index, value) = on_pool(|| (rayon::current_thread_index(), 6 * 7));
         assert!(index.is_some(), "ran on a worker");
         assert_eq!(value, 42);
+    }
+
+    /// Parallel kernels inside the work still complete (the helpers run their halves), and a
+    /// second call works after the first (the helpers of the first have stopped).
+    #[test]
+    fn parallel_work_inside_on_pool_completes() {
+        use rayon::prelude::*;
+        for _ in 0..2 {
+            let sum: u64 = on_pool(|| (0..100_000u64).into_par_iter().map(|x| x % 7).sum());
+            assert_eq!(sum, (0..100_000u64).map(|x| x % 7).sum::<u64>());
+        }
+    }
+
+    /// A panic in the work reaches the caller instead of leaving the helpers spinning and the
+    /// call hanging.
+    #[test]
+    fn a_panic_in_the_work_reaches_the_caller() {
+        let result = std::panic::catch_unwind(|| on_pool(|| panic!("work failed")));
+        assert!(result.is_err());
+        assert_eq!(on_pool(|| 1 + 1), 2, "the pool still works");
+    }
+
+    /// Several threads calling `on_pool` at once all finish: with as many callers as workers,
+    /// each worker runs one caller's work and may run another caller's helper, which keeps
+    /// running that caller's jobs, so no call waits on a helper forever.
+    #[test]
+    fn concurrent_callers_all_finish() {
+        use rayon::prelude::*;
+        let callers = rayon::current_num_threads() + 2;
+        let handles: Vec<_> = (0..callers as u64)
+            .map(|c| {
+                std::thread::spawn(move || {
+                    on_pool(|| (0..50_000u64).into_par_iter().map(|x| x * c).sum::<u64>())
+                })
+            })
+            .collect();
+        for (c, h) in handles.into_iter().enumerate() {
+            let want: u64 = (0..50_000u64).map(|x| x * c as u64).sum();
+            assert_eq!(h.join().expect("no panic"), want);
+        }
     }
 }
