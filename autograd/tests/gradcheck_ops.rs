@@ -193,7 +193,7 @@ fn matmul() {
     );
 }
 
-/// Fused kernels: softmax, log-softmax, causal softmax, layer norm, cross-entropy.
+/// Fused kernels: softmax, log-softmax, causal softmax, layer norm, bias + GELU, cross-entropy.
 #[test]
 fn fused_ops() {
     let x = randn(&[2, 3, 5], 10);
@@ -210,6 +210,11 @@ fn fused_ops() {
         &[x.clone(), w.clone(), b.clone()],
     );
     check(|v| v[0].layer_norm(None, None, 1e-5), &[x.clone()]);
+    // Bias + GELU: short rows, and rows past one 64-lane kernel block (inputs reaching the
+    // exact left tail below -4 and the clamp above 6).
+    check(|v| v[0].bias_gelu(&v[1]), &[x.clone(), b.clone()]);
+    let wide = randn(&[2, 70], 16).mul_scalar(3.0);
+    check(|v| v[0].bias_gelu(&v[1]), &[wide, randn(&[70], 17)]);
     let logits = randn(&[4, 5], 15);
     check(
         |v| v[0].cross_entropy(&[1, 0, 4, 2], None, 0.0),

@@ -137,8 +137,31 @@ pub fn linear(x: &Variable, weight: &Variable, bias: Option<&Variable>) -> Resul
     // END SOLUTION
 }
 
-impl Module for Linear {
-    fn forward(&self, input: &Variable) -> Result<Variable> {
+/// `gelu(x @ weight^T + bias)`: [`linear`] then GELU, with the bias added inside the GELU pass
+/// ([`Variable::bias_gelu`]) instead of as a tensor of its own. The same values as
+/// `linear(x, weight, bias)?.gelu()`; one pass over the layer's output fewer, in the forward and
+/// in the backward (the bias gradient is summed in the GELU's backward pass).
+pub fn linear_gelu(x: &Variable, weight: &Variable, bias: Option<&Variable>) -> Result<Variable> {
+    let y = x.matmul(&weight.t()?)?;
+    match bias {
+        Some(b) => Ok(y.bias_gelu(b)?),
+        None => Ok(y.gelu()?),
+    }
+}
+
+impl Linear {
+    /// `gelu(self.forward(input))`, fused as in [`linear_gelu`] (a quantized layer runs its int8
+    /// forward, then GELU).
+    pub fn forward_gelu(&self, input: &Variable) -> Result<Variable> {
+        if self.quantized.is_some() {
+            return Ok(self.forward(input)?.gelu()?);
+        }
+        self.check_input(input)?;
+        linear_gelu(input, &self.weight, self.bias.as_ref())
+    }
+
+    /// An input must end in `in_features`.
+    fn check_input(&self, input: &Variable) -> Result<()> {
         let shape = input.shape();
         if shape.last() != Some(&self.in_features()) {
             return Err(NnError::Invalid {
@@ -150,6 +173,13 @@ impl Module for Linear {
                 ),
             });
         }
+        Ok(())
+    }
+}
+
+impl Module for Linear {
+    fn forward(&self, input: &Variable) -> Result<Variable> {
+        self.check_input(input)?;
         if let Some(q) = &self.quantized {
             // Inference only: no gradient can reach the input or the f32 parameters.
             let trainable = self.weight.requires_grad()

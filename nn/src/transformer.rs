@@ -76,9 +76,10 @@ impl FeedForward {
 
 impl Module for FeedForward {
     fn forward(&self, input: &Variable) -> Result<Variable> {
-        // HINT: the position-wise MLP is proj(gelu(fc(x))) followed by dropout.
+        // HINT: the position-wise MLP is proj(gelu(fc(x))) followed by dropout;
+        // HINT: fc.forward_gelu(x) is gelu(fc(x)) with the bias added inside the GELU pass.
         // BEGIN SOLUTION
-        let hidden = self.fc.forward(input)?.gelu()?;
+        let hidden = self.fc.forward_gelu(input)?;
         self.dropout.forward(&self.proj.forward(&hidden)?)
         // END SOLUTION
     }

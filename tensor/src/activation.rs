@@ -137,7 +137,7 @@ impl Tensor {
                         // vectorized caller (the fn item ran 60x slower, measured).
                         #[allow(clippy::redundant_closure)]
                         #[inline(always)]
-                        |d, x| gelu_poly::gelu_into(d, x),
+                        |d, x| gelu_poly::gelu_into(d, x, None),
                     ),
                     self.shape(),
                 ),
@@ -145,6 +145,61 @@ impl Tensor {
             }
         })
     }
+}
+
+impl Tensor {
+    /// `gelu(self + bias)` in one pass over `self` `(..., N)`, with `bias` `(N,)` added to every
+    /// row: a linear layer's bias and its GELU without the intermediate tensor. The same values
+    /// as `self.add(bias)?.gelu()`.
+    pub fn bias_gelu(&self, bias: &Tensor) -> Result<Tensor> {
+        crate::profile::timed(crate::profile::OpFamily::Activation, || {
+            check_bias("bias_gelu", self, bias)?;
+            match (self.as_slice(), bias.as_slice()) {
+                (Some(x), Some(b)) if !x.is_empty() => Ok(crate::elementwise::from_parts(
+                    gelu_poly::bias_gelu_rows(x, b),
+                    self.shape(),
+                )),
+                _ => Ok(self.add(bias)?.gelu()),
+            }
+        })
+    }
+}
+
+/// The bias of [`Tensor::bias_gelu`] must be 1-D and as long as the input's last dimension.
+fn check_bias(op: &'static str, x: &Tensor, bias: &Tensor) -> Result<()> {
+    if bias.ndim() != 1 || x.shape().last() != bias.shape().first() {
+        return Err(TensorError::mismatch(
+            op,
+            x.shape(),
+            bias.shape(),
+            "the bias must be 1-D and as long as the input's last dimension",
+        ));
+    }
+    Ok(())
+}
+
+/// [`Tensor::bias_gelu`] backward from its input `x`, the bias and the upstream gradient:
+/// `(dx, dbias)` with `dx = grad_y * GELU'(x + bias)` and `dbias` the sum of `dx` over every
+/// dimension but the last, computed in the same pass.
+pub fn bias_gelu_backward(x: &Tensor, bias: &Tensor, grad_y: &Tensor) -> Result<(Tensor, Tensor)> {
+    crate::profile::timed(crate::profile::OpFamily::Activation, || {
+        check_bias("bias_gelu_backward", x, bias)?;
+        check_same("bias_gelu_backward", x, grad_y)?;
+        match (x.as_slice(), bias.as_slice(), grad_y.as_slice()) {
+            (Some(xs), Some(b), Some(g)) if !xs.is_empty() => {
+                let (dx, db) = gelu_poly::bias_gelu_backward_rows(xs, b, g);
+                Ok((
+                    crate::elementwise::from_parts(dx, x.shape()),
+                    crate::elementwise::from_parts(db, bias.shape()),
+                ))
+            }
+            _ => {
+                let dx = gelu_backward(&x.add(bias)?, grad_y)?;
+                let db = dx.sum_to_shape(bias.shape())?;
+                Ok((dx, db))
+            }
+        }
+    })
 }
 
 fn check_same(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {
@@ -215,7 +270,7 @@ pub fn gelu_backward(x: &Tensor, grad_y: &Tensor) -> Result<Tensor> {
                     // A closure, as in `gelu`.
                     #[allow(clippy::redundant_closure)]
                     #[inline(always)]
-                    |d, x, g| gelu_poly::gelu_backward_into(d, x, g),
+                    |d, x, g| gelu_poly::gelu_backward_into(d, x, None, g, None),
                 ),
                 x.shape(),
             ));

@@ -29,7 +29,10 @@
 
 use std::mem::MaybeUninit;
 
+use rayon::prelude::*;
+
 use crate::activation::{gelu_grad_scalar, gelu_scalar};
+use crate::simd::{parallel, simd_level, with_simd_at};
 
 /// Above this, the input is clamped (both polynomials were fitted on `|x| <= R`).
 const R: f32 = 6.0;
@@ -174,7 +177,7 @@ fn horner_block<const N: usize>(c: &[f32; N], t: &[f32; BLOCK]) -> [f32; BLOCK] 
 
 /// `(x clamped, t)` of every lane of a block.
 #[inline(always)]
-fn clamped_block(x: &[f32]) -> ([f32; BLOCK], [f32; BLOCK]) {
+fn clamped_block(x: &[f32; BLOCK]) -> ([f32; BLOCK], [f32; BLOCK]) {
     let (mut xc, mut t) = ([0.0; BLOCK], [0.0; BLOCK]);
     for ((xc, t), &v) in xc.iter_mut().zip(&mut t).zip(x) {
         (*xc, *t) = clamped(v);
@@ -182,67 +185,200 @@ fn clamped_block(x: &[f32]) -> ([f32; BLOCK], [f32; BLOCK]) {
     (xc, t)
 }
 
-/// `dst[i] = GELU(x[i])` ([`gelu_value`] per element). For [`crate::elementwise::map_chunks`].
+/// Lane `l` of `out` replaced by `exact(v[l])` where `v[l]` is in the left tail (or NaN), for
+/// the [`GROUP`]s that have such lanes.
 #[inline(always)]
-pub(crate) fn gelu_into(dst: &mut [MaybeUninit<f32>], x: &[f32]) {
-    let mut blocks = dst.chunks_exact_mut(BLOCK).zip(x.chunks_exact(BLOCK));
-    for (d, x) in &mut blocks {
-        let (xc, t) = clamped_block(x);
-        let h = horner_block(&H, &t);
-        for (((d, &v), &xc), &h) in d.iter_mut().zip(x).zip(&xc).zip(&h) {
-            d.write(v * xc.mul_add(h, 0.5));
-        }
-        if any_exact(x) {
-            for (d, x) in d.chunks_mut(GROUP).zip(x.chunks(GROUP)) {
-                if any_exact(x) {
-                    for (d, &v) in d.iter_mut().zip(x) {
-                        if exact_lane(v) {
-                            d.write(gelu_scalar(v));
-                        }
-                    }
+fn redo_left_tail(v: &[f32; BLOCK], out: &mut [f32; BLOCK], exact: impl Fn(f32) -> f32) {
+    if !any_exact(v) {
+        return;
+    }
+    for (o, v) in out.chunks_mut(GROUP).zip(v.chunks(GROUP)) {
+        if any_exact(v) {
+            for (o, &v) in o.iter_mut().zip(v) {
+                if exact_lane(v) {
+                    *o = exact(v);
                 }
             }
         }
-    }
-    let done = x.len() / BLOCK * BLOCK;
-    for (d, &v) in dst[done..].iter_mut().zip(&x[done..]) {
-        d.write(gelu_value(v));
     }
 }
 
-/// `dst[i] = g[i] * GELU'(x[i])` ([`gelu_grad_value`] per element): GELU's backward.
+/// GELU of a block of pre-activations ([`gelu_value`] per lane).
 #[inline(always)]
-pub(crate) fn gelu_backward_into(dst: &mut [MaybeUninit<f32>], x: &[f32], g: &[f32]) {
-    let blocks = dst
-        .chunks_exact_mut(BLOCK)
-        .zip(x.chunks_exact(BLOCK))
-        .zip(g.chunks_exact(BLOCK));
-    for ((d, x), g) in blocks {
-        let (xc, t) = clamped_block(x);
-        let k = horner_block(&K, &t);
-        for (((d, &gv), &xc), &k) in d.iter_mut().zip(g).zip(&xc).zip(&k) {
-            d.write(gv * xc.mul_add(k, 0.5));
+fn gelu_block(v: &[f32; BLOCK]) -> [f32; BLOCK] {
+    let (xc, t) = clamped_block(v);
+    let mut y = horner_block(&H, &t);
+    for ((y, &v), &xc) in y.iter_mut().zip(v).zip(&xc) {
+        *y = v * xc.mul_add(*y, 0.5);
+    }
+    redo_left_tail(v, &mut y, gelu_scalar);
+    y
+}
+
+/// GELU's derivative on a block of pre-activations ([`gelu_grad_value`] per lane).
+#[inline(always)]
+fn gelu_grad_block(v: &[f32; BLOCK]) -> [f32; BLOCK] {
+    let (xc, t) = clamped_block(v);
+    let mut d = horner_block(&K, &t);
+    for (d, &xc) in d.iter_mut().zip(&xc) {
+        *d = xc.mul_add(*d, 0.5);
+    }
+    redo_left_tail(v, &mut d, gelu_grad_scalar);
+    d
+}
+
+/// A block of pre-activations: `x[l]`, plus `b[l]` with a bias.
+#[inline(always)]
+fn pre_activation(x: &[f32], b: Option<&[f32]>) -> [f32; BLOCK] {
+    let mut v: [f32; BLOCK] = x.try_into().expect("a whole block");
+    if let Some(b) = b {
+        for (v, &b) in v.iter_mut().zip(b) {
+            *v += b;
         }
-        if any_exact(x) {
-            let groups = d
-                .chunks_mut(GROUP)
-                .zip(x.chunks(GROUP))
-                .zip(g.chunks(GROUP));
-            for ((d, x), g) in groups {
-                if any_exact(x) {
-                    for ((d, &v), &gv) in d.iter_mut().zip(x).zip(g) {
-                        if exact_lane(v) {
-                            d.write(gv * gelu_grad_scalar(v));
-                        }
-                    }
-                }
+    }
+    v
+}
+
+/// `dst[i] = GELU(x[i] (+ b[i]))` ([`gelu_value`] per element); `b`, when given, is as long as
+/// `x` (a row and the bias).
+#[inline(always)]
+pub(crate) fn gelu_into(dst: &mut [MaybeUninit<f32>], x: &[f32], b: Option<&[f32]>) {
+    let whole = x.len() / BLOCK * BLOCK;
+    for (at, d) in (0..whole).step_by(BLOCK).zip(dst.chunks_exact_mut(BLOCK)) {
+        let v = pre_activation(&x[at..at + BLOCK], b.map(|b| &b[at..at + BLOCK]));
+        for (d, &y) in d.iter_mut().zip(&gelu_block(&v)) {
+            d.write(y);
+        }
+    }
+    for i in whole..x.len() {
+        let v = b.map_or(x[i], |b| x[i] + b[i]);
+        dst[i].write(gelu_value(v));
+    }
+}
+
+/// `dst[i] = g[i] * GELU'(x[i] (+ b[i]))` ([`gelu_grad_value`] per element): GELU's backward.
+/// With `db`, also adds each `dst[i]` into `db[i]` (the bias gradient of a row).
+#[inline(always)]
+pub(crate) fn gelu_backward_into(
+    dst: &mut [MaybeUninit<f32>],
+    x: &[f32],
+    b: Option<&[f32]>,
+    g: &[f32],
+    mut db: Option<&mut [f32]>,
+) {
+    let whole = x.len() / BLOCK * BLOCK;
+    for (at, d) in (0..whole).step_by(BLOCK).zip(dst.chunks_exact_mut(BLOCK)) {
+        let v = pre_activation(&x[at..at + BLOCK], b.map(|b| &b[at..at + BLOCK]));
+        let mut dx = gelu_grad_block(&v);
+        for (dx, &g) in dx.iter_mut().zip(&g[at..at + BLOCK]) {
+            *dx *= g;
+        }
+        for (d, &dx) in d.iter_mut().zip(&dx) {
+            d.write(dx);
+        }
+        if let Some(db) = db.as_deref_mut() {
+            for (s, &dx) in db[at..at + BLOCK].iter_mut().zip(&dx) {
+                *s += dx;
             }
         }
     }
-    let done = x.len() / BLOCK * BLOCK;
-    for ((d, &v), &gv) in dst[done..].iter_mut().zip(&x[done..]).zip(&g[done..]) {
-        d.write(gv * gelu_grad_value(v));
+    for i in whole..x.len() {
+        let v = b.map_or(x[i], |b| x[i] + b[i]);
+        let dx = g[i] * gelu_grad_value(v);
+        dst[i].write(dx);
+        if let Some(db) = db.as_deref_mut() {
+            db[i] += dx;
+        }
     }
+}
+
+/// Elements per thread task of the bias kernels (whole rows, at least one): a fixed split, so
+/// the bias gradient's partial sums, and so its rounding, do not depend on the thread count.
+const TASK_ELEMS: usize = 1 << 14;
+
+/// `GELU(x + b)` of a contiguous `rows x n` block, `b` of length `n` added to every row.
+pub(crate) fn bias_gelu_rows(x: &[f32], b: &[f32]) -> Vec<f32> {
+    let n = b.len();
+    assert!(n > 0 && x.len().is_multiple_of(n), "whole rows of the bias's length");
+    let mut out = Vec::with_capacity(x.len());
+    let dst = &mut out.spare_capacity_mut()[..x.len()];
+    let level = simd_level();
+    let task = |dst: &mut [MaybeUninit<f32>], x: &[f32]| {
+        with_simd_at(
+            level,
+            #[inline(always)]
+            || {
+                for (d, x) in dst.chunks_exact_mut(n).zip(x.chunks_exact(n)) {
+                    gelu_into(d, x, Some(b));
+                }
+            },
+        )
+    };
+    let rows_per_task = (TASK_ELEMS / n).max(1);
+    if parallel(x.len()) {
+        dst.par_chunks_mut(rows_per_task * n)
+            .zip(x.par_chunks(rows_per_task * n))
+            .for_each(|(d, x)| task(d, x));
+    } else {
+        task(dst, x);
+    }
+    // SAFETY: `gelu_into` wrote every element of every row.
+    unsafe { out.set_len(x.len()) };
+    out
+}
+
+/// The backward of [`bias_gelu_rows`] from the upstream gradient `g`: `(dx, db)` with
+/// `dx = g * GELU'(x + b)` and `db` the column sums of `dx`, summed in the same pass (per task
+/// of whole rows, then the tasks' sums in order).
+pub(crate) fn bias_gelu_backward_rows(x: &[f32], b: &[f32], g: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let n = b.len();
+    assert!(
+        n > 0 && x.len().is_multiple_of(n) && g.len() == x.len(),
+        "whole rows, equal lengths"
+    );
+    let mut dx = Vec::with_capacity(x.len());
+    let dst = &mut dx.spare_capacity_mut()[..x.len()];
+    let level = simd_level();
+    let task = |dst: &mut [MaybeUninit<f32>], x: &[f32], g: &[f32]| -> Vec<f32> {
+        let mut db = vec![0.0f32; n];
+        with_simd_at(
+            level,
+            #[inline(always)]
+            || {
+                let rows = dst
+                    .chunks_exact_mut(n)
+                    .zip(x.chunks_exact(n))
+                    .zip(g.chunks_exact(n));
+                for ((d, x), g) in rows {
+                    gelu_backward_into(d, x, Some(b), g, Some(&mut db));
+                }
+            },
+        );
+        db
+    };
+    let span = (TASK_ELEMS / n).max(1) * n;
+    let partials: Vec<Vec<f32>> = if parallel(x.len()) {
+        dst.par_chunks_mut(span)
+            .zip(x.par_chunks(span))
+            .zip(g.par_chunks(span))
+            .map(|((d, x), g)| task(d, x, g))
+            .collect()
+    } else {
+        dst.chunks_mut(span)
+            .zip(x.chunks(span))
+            .zip(g.chunks(span))
+            .map(|((d, x), g)| task(d, x, g))
+            .collect()
+    };
+    // SAFETY: `gelu_backward_into` wrote every element of every row.
+    unsafe { dx.set_len(x.len()) };
+    let mut db = vec![0.0f32; n];
+    for p in &partials {
+        for (s, &v) in db.iter_mut().zip(p) {
+            *s += v;
+        }
+    }
+    (dx, db)
 }
 
 #[cfg(test)]
@@ -289,9 +425,9 @@ mod tests {
         let g: Vec<f32> = (0..203).map(|i| 1.0 + i as f32 * 0.01).collect();
         for n in [0, 1, 31, 32, 33, 64, 203] {
             let mut y = vec![MaybeUninit::new(f32::NAN); n];
-            gelu_into(&mut y, &x[..n]);
+            gelu_into(&mut y, &x[..n], None);
             let mut dx = vec![MaybeUninit::new(f32::NAN); n];
-            gelu_backward_into(&mut dx, &x[..n], &g[..n]);
+            gelu_backward_into(&mut dx, &x[..n], None, &g[..n], None);
             for i in 0..n {
                 let (y, dx) = unsafe { (y[i].assume_init(), dx[i].assume_init()) };
                 let (want_y, want_dx) = (gelu_value(x[i]), g[i] * gelu_grad_value(x[i]));

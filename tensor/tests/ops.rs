@@ -1,7 +1,9 @@
 //! Grader tests for chapter 1 (`tensor`): constructors, broadcasting, elementwise ops, reductions, shape ops,
 //! activations and their backward kernels, display and errors.
 
-use tensor::activation::{gelu_backward, relu_backward, sigmoid_backward, tanh_backward};
+use tensor::activation::{
+    bias_gelu_backward, gelu_backward, relu_backward, sigmoid_backward, tanh_backward,
+};
 use tensor::broadcast::broadcast_shapes;
 use tensor::shape::{index_select_backward, slice_backward};
 use tensor::{Tensor, TensorError};
@@ -414,6 +416,104 @@ fn activation_backward_kernels_match_finite_differences() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("relu_backward") && err.contains("[2, 3]") && err.contains("[3]"));
+}
+
+fn bits(t: &Tensor) -> Vec<u32> {
+    t.to_vec().iter().map(|v| v.to_bits()).collect()
+}
+
+/// `bias_gelu` is `add` then `gelu`, bit for bit, and its backward is `gelu_backward` of the sum
+/// (bit for bit) with the bias gradient summed over rows: for rows shorter and longer than a
+/// kernel block, with a remainder, on the parallel path (over 65k elements), with tail and
+/// clamped inputs, and for a non-contiguous input (the composed fallback).
+#[test]
+fn bias_gelu_matches_its_composition() {
+    for (shape, seed) in [
+        (vec![3, 5, 100], 1u64),
+        (vec![4, 128], 2),
+        (vec![2, 300, 257], 3),
+    ] {
+        let n = *shape.last().unwrap();
+        let x = Tensor::rand_normal(&shape, 0.0, 3.0, seed).unwrap();
+        let b = Tensor::rand_normal(&[n], 0.0, 1.0, seed + 10).unwrap();
+        let g = Tensor::rand_normal(&shape, 0.0, 1.0, seed + 20).unwrap();
+        let sum = x.add(&b).unwrap();
+        assert_eq!(
+            bits(&x.bias_gelu(&b).unwrap()),
+            bits(&sum.gelu()),
+            "{shape:?}"
+        );
+        let (dx, db) = bias_gelu_backward(&x, &b, &g).unwrap();
+        let want_dx = gelu_backward(&sum, &g).unwrap();
+        assert_eq!(bits(&dx), bits(&want_dx), "{shape:?}");
+        let want_db = want_dx.sum_to_shape(&[n]).unwrap().to_vec();
+        for (i, (&got, &want)) in db.to_vec().iter().zip(&want_db).enumerate() {
+            let tol = 1e-5 * (1.0 + want.abs()) * (shape.iter().product::<usize>() / n) as f32;
+            assert!(
+                (got - want).abs() <= tol,
+                "{shape:?} db[{i}] {got} vs {want}"
+            );
+        }
+    }
+    // A transposed (non-contiguous) input takes the composed path.
+    let x = Tensor::rand_normal(&[6, 9], 0.0, 2.0, 7)
+        .unwrap()
+        .t()
+        .unwrap();
+    let b = Tensor::rand_normal(&[6], 0.0, 1.0, 8).unwrap();
+    let g = Tensor::rand_normal(&[9, 6], 0.0, 1.0, 9).unwrap();
+    let sum = x.add(&b).unwrap();
+    assert_eq!(bits(&x.bias_gelu(&b).unwrap()), bits(&sum.gelu()));
+    let (dx, db) = bias_gelu_backward(&x, &b, &g).unwrap();
+    let want_dx = gelu_backward(&sum, &g).unwrap();
+    assert_eq!(bits(&dx), bits(&want_dx));
+    assert_eq!(bits(&db), bits(&want_dx.sum_to_shape(&[6]).unwrap()));
+}
+
+/// The bias gradient does not depend on the thread count (fixed row blocks, summed in order).
+#[test]
+fn bias_gelu_backward_is_the_same_on_one_thread() {
+    let x = Tensor::rand_normal(&[64, 16, 512], 0.0, 1.0, 11).unwrap();
+    let b = Tensor::rand_normal(&[512], 0.0, 1.0, 12).unwrap();
+    let g = Tensor::rand_normal(&[64, 16, 512], 0.0, 1.0, 13).unwrap();
+    let (dx, db) = bias_gelu_backward(&x, &b, &g).unwrap();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let (dx1, db1) = pool.install(|| bias_gelu_backward(&x, &b, &g).unwrap());
+    assert_eq!(bits(&dx), bits(&dx1));
+    assert_eq!(bits(&db), bits(&db1));
+}
+
+/// A bias of the wrong length or rank, or a gradient of the wrong shape, is refused naming the
+/// op and both shapes.
+#[test]
+fn bias_gelu_refuses_bad_shapes() {
+    let x = Tensor::zeros(&[2, 3, 4]);
+    for bad in [Tensor::zeros(&[3]), Tensor::zeros(&[1, 4])] {
+        let err = x.bias_gelu(&bad).unwrap_err().to_string();
+        assert!(
+            err.contains("bias_gelu") && err.contains("[2, 3, 4]"),
+            "{err}"
+        );
+        assert!(err.contains(&format!("{:?}", bad.shape())), "{err}");
+    }
+    let err = bias_gelu_backward(&x, &Tensor::zeros(&[4]), &Tensor::zeros(&[2, 3]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("bias_gelu_backward") && err.contains("[2, 3]"),
+        "{err}"
+    );
+    // An empty input gives empty results.
+    let empty = Tensor::zeros(&[0, 4]);
+    assert_eq!(
+        empty.bias_gelu(&Tensor::zeros(&[4])).unwrap().shape(),
+        &[0, 4]
+    );
+    let (dx, db) = bias_gelu_backward(&empty, &Tensor::ones(&[4]), &empty).unwrap();
+    assert_eq!((dx.shape(), db.to_vec()), (&[0usize, 4][..], vec![0.0; 4]));
 }
 
 /// Large tensors take the parallel path and agree with the sequential one.

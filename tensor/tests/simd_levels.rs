@@ -269,6 +269,44 @@ fn activations_at_every_level() {
     at_every_level("gelu_backward", &grad_ref, 1e-6, || {
         values(&tensor::activation::gelu_backward(&wide, &g).unwrap())
     });
+    // The fused bias + GELU: the same values, with a bias of the last dimension's length.
+    let bias = randn(&[257], 11);
+    let bv = values(&bias);
+    let biased: Vec<f64> = wv
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| (v + bv[i % 257]) as f64)
+        .collect();
+    let fused_ref: Vec<f64> = biased.iter().map(|&v| v * cdf(v)).collect();
+    at_every_level("bias_gelu", &fused_ref, 1e-6, || {
+        values(&wide.bias_gelu(&bias).unwrap())
+    });
+    let fused_grad_ref: Vec<f64> = biased
+        .iter()
+        .zip(&gv)
+        .map(|(&v, &g)| {
+            let pdf = (-0.5 * v * v).exp() / (2.0 * std::f64::consts::PI).sqrt();
+            g as f64 * (cdf(v) + v * pdf)
+        })
+        .collect();
+    let mut bias_grad_ref = vec![0.0f64; 257];
+    for (i, &d) in fused_grad_ref.iter().enumerate() {
+        bias_grad_ref[i % 257] += d;
+    }
+    at_every_level("bias_gelu_backward", &fused_grad_ref, 1e-6, || {
+        values(
+            &tensor::activation::bias_gelu_backward(&wide, &bias, &g)
+                .unwrap()
+                .0,
+        )
+    });
+    at_every_level("bias_gelu_backward (bias)", &bias_grad_ref, 1e-5, || {
+        values(
+            &tensor::activation::bias_gelu_backward(&wide, &bias, &g)
+                .unwrap()
+                .1,
+        )
+    });
     let sigmoid_ref: Vec<f64> = xv
         .iter()
         .map(|&v| 1.0 / (1.0 + (-(v as f64)).exp()))

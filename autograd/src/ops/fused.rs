@@ -1,8 +1,10 @@
 //! Fused ops whose forward and backward are hand-written kernels in `tensor`: softmax,
-//! log-softmax, layer norm, cross-entropy and the causal softmax of attention. One node each in
+//! log-softmax, layer norm, cross-entropy, the causal softmax of attention and a bias followed
+//! by GELU. One node each in
 //! the graph, instead of a dozen primitive ones, and a backward that is tested against the
 //! composition of primitives.
 
+use tensor::activation::bias_gelu_backward;
 use tensor::causal_softmax::causal_softmax_backward;
 use tensor::cross_entropy::{cross_entropy, cross_entropy_backward, CrossEntropyCache};
 use tensor::layer_norm::{layer_norm, layer_norm_backward, LayerNormCache};
@@ -110,6 +112,27 @@ impl GradFn for LayerNormBackward {
     }
 }
 
+/// d gelu(x + bias) w.r.t. `x` and the bias, from the saved input and bias.
+pub struct BiasGeluBackward {
+    input: Variable,
+    bias: Variable,
+    x: Tensor,
+    b: Tensor,
+}
+
+impl GradFn for BiasGeluBackward {
+    fn name(&self) -> &'static str {
+        "BiasGeluBackward"
+    }
+    fn inputs(&self) -> Vec<Variable> {
+        vec![self.input.clone(), self.bias.clone()]
+    }
+    fn backward(&self, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+        let (dx, db) = bias_gelu_backward(&self.x, &self.b, g)?;
+        Ok(vec![Some(dx), Some(db)])
+    }
+}
+
 /// d mean cross-entropy w.r.t. the logits: `(softmax - target distribution) / count`.
 pub struct CrossEntropyBackward {
     logits: Variable,
@@ -203,6 +226,21 @@ impl Variable {
             cache,
         };
         record(out, &inputs, grad_fn)
+    }
+
+    /// `gelu(self + bias)` as one node, `bias` `(N,)` added to every row of `self` `(..., N)`:
+    /// a linear layer's bias and its GELU in one pass, without the intermediate tensor
+    /// ([`Tensor::bias_gelu`]); the same values as `self.add(bias)?.gelu()`.
+    pub fn bias_gelu(&self, bias: &Variable) -> Result<Variable> {
+        let (x, b) = (self.value(), bias.value());
+        let out = x.bias_gelu(&b)?;
+        let grad_fn = BiasGeluBackward {
+            input: self.clone(),
+            bias: bias.clone(),
+            x,
+            b,
+        };
+        record(out, &[self, bias], grad_fn)
     }
 
     /// Mean cross-entropy of logits `(N, C)` (or `(N, T, C)`, flattened) against class indices,

@@ -9,7 +9,7 @@
 //! | [`shape`] | reshape, transpose, permute, squeeze, unsqueeze, broadcast_to, cat, stack, slice, index_select, split |
 //! | [`reduce`] | sum, mean, max, min, var |
 //! | [`matmul`] | 2-D and batched matmul |
-//! | [`fused`] | softmax, log_softmax, layer_norm, cross_entropy, causal_softmax |
+//! | [`fused`] | softmax, log_softmax, layer_norm, cross_entropy, causal_softmax, bias_gelu |
 //! | [`distillation`] | the fused knowledge-distillation loss (soft KL + hard cross-entropy) |
 //! | [`conv`] | conv2d (im2col + GEMM), max_pool2d, avg_pool2d |
 //! | [`attention`] | fused scaled-dot-product attention, on q/k/v or on a packed `(B, T, 3C)` projection |

@@ -76,3 +76,46 @@ fn linear_init_shapes_and_errors() {
     );
     assert!(Linear::from_tensors(Tensor::zeros(&[3, 2]), Some(Tensor::zeros(&[2]))).is_err());
 }
+
+/// `forward_gelu` is `forward` then `gelu` (the bias added inside the GELU pass): the same
+/// values bit for bit, the same input, weight and bias gradients (the bias's summed in another
+/// order, so within rounding), gradcheck with and without bias, the width check, and a
+/// quantized layer (int8 forward, then GELU).
+#[test]
+fn linear_forward_gelu_is_forward_then_gelu() {
+    let mut rng = TensorRng::new(11);
+    let layer = Linear::new(24, 70, true, &mut rng);
+    let x = Variable::parameter(randn(&[3, 5, 24], 12));
+    let fused = layer.forward_gelu(&x).unwrap();
+    let composed = layer.forward(&x).unwrap().gelu().unwrap();
+    assert_eq!(fused.value(), composed.value());
+    let g = randn(&[3, 5, 70], 13);
+    let grads = |y: &Variable| {
+        for p in [&x, &layer.weight, layer.bias.as_ref().unwrap()] {
+            p.zero_grad();
+        }
+        y.backward_with(g.clone()).unwrap();
+        [&x, &layer.weight, layer.bias.as_ref().unwrap()].map(|p| p.grad().unwrap())
+    };
+    let (gf, gc) = (grads(&fused), grads(&composed));
+    for (f, c) in gf.iter().zip(&gc) {
+        assert_close(f, &c.to_vec(), 1e-5);
+    }
+    check(
+        |v| Linear::from_weights(v[1].clone(), Some(v[2].clone()))?.forward_gelu(&v[0]),
+        &[randn(&[2, 3, 4], 14), randn(&[5, 4], 15), randn(&[5], 16)],
+    );
+    check(
+        |v| Linear::from_weights(v[1].clone(), None)?.forward_gelu(&v[0]),
+        &[randn(&[3, 4], 17), randn(&[2, 4], 18)],
+    );
+    let msg = err_text(layer.forward_gelu(&Variable::constant(Tensor::zeros(&[2, 23]))));
+    assert!(msg.contains("Linear") && msg.contains("[2, 23]"), "{msg}");
+    let mut q = Linear::new(24, 70, true, &mut rng);
+    q.quantize_dynamic().unwrap();
+    let input = Variable::constant(randn(&[4, 24], 19));
+    autograd::no_grad(|| {
+        let want = q.forward(&input).unwrap().gelu().unwrap().value();
+        assert_eq!(q.forward_gelu(&input).unwrap().value(), want);
+    });
+}
