@@ -299,7 +299,10 @@ const TASK_ELEMS: usize = 1 << 14;
 /// `GELU(x + b)` of a contiguous `rows x n` block, `b` of length `n` added to every row.
 pub(crate) fn bias_gelu_rows(x: &[f32], b: &[f32]) -> Vec<f32> {
     let n = b.len();
-    assert!(n > 0 && x.len().is_multiple_of(n), "whole rows of the bias's length");
+    assert!(
+        n > 0 && x.len().is_multiple_of(n),
+        "whole rows of the bias's length"
+    );
     let mut out = Vec::with_capacity(x.len());
     let dst = &mut out.spare_capacity_mut()[..x.len()];
     let level = simd_level();
