@@ -282,7 +282,7 @@ pub fn gelu_backward(x: &Tensor, grad_y: &Tensor) -> Result<Tensor> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// GELU and its derivative in f64 from the f64 `erf`, the reference for the f32 kernels.
@@ -292,19 +292,30 @@ mod tests {
         (x * cdf, cdf + x * pdf)
     }
 
+    /// The worst errors of f32 `gelu` and `grad` against [`gelu_f64`] on `from..to` in steps of
+    /// `step`: absolute where the reference is below 1, relative above.
+    pub(crate) fn worst_gelu_errors(
+        gelu: impl Fn(f32) -> f32,
+        grad: impl Fn(f32) -> f32,
+        (from, to, step): (f32, f32, f32),
+    ) -> (f64, f64) {
+        let (mut worst_y, mut worst_g) = (0.0f64, 0.0f64);
+        let mut x = from;
+        while x < to {
+            let (y, g) = gelu_f64(x as f64);
+            worst_y = worst_y.max((gelu(x) as f64 - y).abs() / y.abs().max(1.0));
+            worst_g = worst_g.max((grad(x) as f64 - g).abs() / g.abs().max(1.0));
+            x += step;
+        }
+        (worst_y, worst_g)
+    }
+
     /// The f32 GELU and its derivative stay within 1e-6 (relative) of an f64 x * Phi(x) reference
     /// over [-9, 9].
     #[test]
     fn f32_gelu_matches_f64_reference() {
-        let (mut worst_y, mut worst_g) = (0.0f64, 0.0f64);
-        let mut x = -9.0f32;
-        while x < 9.0 {
-            let (y, g) = gelu_f64(x as f64);
-            // Absolute error near zero, relative error elsewhere.
-            worst_y = worst_y.max((gelu_scalar(x) as f64 - y).abs() / y.abs().max(1.0));
-            worst_g = worst_g.max((gelu_grad_scalar(x) as f64 - g).abs() / g.abs().max(1.0));
-            x += 0.00731;
-        }
+        let (worst_y, worst_g) =
+            worst_gelu_errors(gelu_scalar, gelu_grad_scalar, (-9.0, 9.0, 0.00731));
         assert!(worst_y < 1e-6, "gelu worst error {worst_y}");
         assert!(worst_g < 1e-6, "gelu grad worst error {worst_g}");
     }

@@ -387,28 +387,15 @@ pub(crate) fn bias_gelu_backward_rows(x: &[f32], b: &[f32], g: &[f32]) -> (Vec<f
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::activation::erf;
-
-    /// GELU and its derivative in f64 (the reference).
-    fn gelu_f64(x: f64) -> (f64, f64) {
-        let cdf = 0.5 * (1.0 + erf(x * std::f64::consts::FRAC_1_SQRT_2));
-        let pdf = (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt();
-        (x * cdf, cdf + x * pdf)
-    }
+    use crate::activation::tests::worst_gelu_errors;
 
     /// Fails if a coefficient is mistyped or the clamp is wrong: the polynomial path stays within
     /// 2.5e-7 of the f64 reference (absolute below 1, relative above) from the left tail up,
-    /// including past the clamp, and matches the exact f32 form as closely.
+    /// including past the clamp.
     #[test]
     fn polynomial_matches_the_f64_reference() {
-        let (mut worst_y, mut worst_g) = (0.0f64, 0.0f64);
-        let mut x = LEFT_TAIL;
-        while x < 12.0 {
-            let (y, g) = gelu_f64(x as f64);
-            worst_y = worst_y.max((gelu_poly(x) as f64 - y).abs() / y.abs().max(1.0));
-            worst_g = worst_g.max((gelu_grad_poly(x) as f64 - g).abs() / g.abs().max(1.0));
-            x += 0.000_731;
-        }
+        let (worst_y, worst_g) =
+            worst_gelu_errors(gelu_poly, gelu_grad_poly, (LEFT_TAIL, 12.0, 0.000_731));
         // The f64 `erf` itself is good to about 1.2e-7.
         assert!(worst_y < 2.5e-7, "gelu worst error {worst_y}");
         assert!(worst_g < 2.5e-7, "gelu grad worst error {worst_g}");
