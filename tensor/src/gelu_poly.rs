@@ -19,13 +19,16 @@
 //! input is clamped (`Phi(6) = 1 - 1e-9`). Far left, that absolute error becomes large next to
 //! `Phi(x)` itself (`Phi(-4) = 3.2e-5`, `Phi(-5) = 2.9e-7`), so below `x = -4` the exact form
 //! keeps the tail's relative precision (between -4 and -3 the polynomial's relative error is
-//! up to 0.3%, 3e-7 absolute on GELU). Each block of [`BLOCK`] elements runs the polynomial on
+//! up to 0.3%, 3e-7 absolute on GELU). Each block of `BLOCK` (64) elements runs the polynomial on
 //! every lane and re-does only its left-tail lanes (and NaN) exactly: per element the result
 //! is [`gelu_value`] / [`gelu_grad_value`], whatever its neighbours.
 //!
-//! Measured (4096 x 1024, Zen 4, AVX-512, 2 threads, best of 30): forward 1.49 -> 0.93 ms,
-//! backward 2.07 -> 1.32 ms; ReLU's forward takes 0.25 ms. A left tail from -3 instead of -4
-//! cost 7% (forward) and 8% (backward) on normal inputs, the exact form redone in more blocks.
+//! Measured (4096 x 1024, Zen 4, AVX-512, 2 threads, best of 30): forward 1.49 -> 0.90 ms,
+//! backward 2.07 -> 1.28 ms (1.58 and 1.75 ms capped to AVX2); ReLU's forward takes 0.25 ms.
+//! A left tail from -3 instead of -4 cost 5-7% (forward) and 6-8% (backward) on normal inputs
+//! (one thread, three runs each), the exact form redone in more blocks. Where the tensors do
+//! not fit in the cache (a 4.8M-parameter GPT's MLP), the pass is bound by memory traffic
+//! instead, and the fused [`crate::tensor::Tensor::bias_gelu`] saves a pass.
 
 use std::mem::MaybeUninit;
 
