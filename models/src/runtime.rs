@@ -52,8 +52,7 @@ pub fn build_global_pool(threads: usize) -> Result<(), rayon::ThreadPoolBuildErr
 /// While `work` runs, the pool's other workers stay ready instead of going to sleep between
 /// kernels ([`stay_ready`]): a kernel after a stretch of sequential work no longer waits for a
 /// sleeping worker to wake. Measured on the same machine (768x128x512 product after 1 ms of
-/// sequential work, medians of 200, two runs each): 469-502 us against 523-598 without; 50 us
-/// of sequential work: 446-472 against 471-492.
+/// sequential work, medians of 200): 471-476 us against 523-598 without helpers.
 ///
 /// Graphs are built and freed inside `work` (autograd's variables do not cross threads), so
 /// `work` creates its model itself and returns only plain results.
@@ -80,29 +79,29 @@ impl Drop for StopOnDrop<'_> {
     }
 }
 
-/// How long a helper spins without finding work before it also yields its core to the OS
-/// between checks (it stays runnable, so waking it costs no more than a scheduler tick).
-const SPIN_BEFORE_YIELD: Duration = Duration::from_millis(5);
-
 /// How long a helper finds no work before it naps between checks (evaluation, data loading,
-/// printing: stretches where spinning would only burn the core).
-const IDLE_BEFORE_NAP: Duration = Duration::from_millis(50);
+/// printing: stretches where even a yielding loop would only take the core from others).
+const IDLE_BEFORE_NAP: Duration = Duration::from_millis(2);
 
-/// A nap's length: the most a kernel after a long idle stretch waits for the helper (it
+/// A nap's length: about the most a kernel after a long idle stretch waits for the helper (it
 /// starts on its own worker meanwhile).
-const NAP: Duration = Duration::from_micros(200);
+const NAP: Duration = Duration::from_micros(100);
 
 /// A helper worker's loop while [`on_pool`]'s work runs: run any pending pool job (halves of
-/// the kernels' joins), else spin, until `done`.
+/// the kernels' joins), else give the core to any other runnable thread and look again, until
+/// `done`.
 ///
 /// Why: an idle rayon worker soon goes to sleep, and waking it takes a system call on this
 /// side and a scheduler wake-up on its core, which every kernel after a stretch of sequential
 /// work paid: on a 2-vCPU Zen 4, a 768x128x512 product called 1 ms after the previous one took
-/// about 120 us longer than back to back (`benches/README.md`). OpenMP runtimes (PyTorch's
-/// threads) spin between parallel regions the same way.
+/// about 120 us longer than back to back (`benches/README.md`). The helper stays runnable
+/// instead (OpenMP runtimes, PyTorch's threads, wait actively the same way), but yields rather
+/// than spins: a busy spin took the core from other processes, measured with the real-data
+/// milestone tests, which run two training binaries at a time on 2 cores: 27.3-29.0 s spinning,
+/// 20.3-21.3 yielding, 19.5-21.3 without helpers (two runs each).
 fn stay_ready(done: &AtomicBool, owner: Option<usize>) {
     // The worker running the work may pick up its own helper while it waits in a join: it
-    // must go back to the work at once (the helper would spin until the work is done).
+    // must go back to the work at once (the helper would loop until the work is done).
     if rayon::current_thread_index() == owner {
         return;
     }
@@ -110,12 +109,7 @@ fn stay_ready(done: &AtomicBool, owner: Option<usize>) {
     while !done.load(Ordering::Acquire) {
         if let Some(rayon::Yield::Executed) = rayon::yield_now() {
             idle_since = Instant::now();
-            continue;
-        }
-        let idle = idle_since.elapsed();
-        if idle < SPIN_BEFORE_YIELD {
-            std::hint::spin_loop();
-        } else if idle < IDLE_BEFORE_NAP {
+        } else if idle_since.elapsed() < IDLE_BEFORE_NAP {
             std::thread::yield_now();
         } else {
             std::thread::sleep(NAP);
