@@ -142,7 +142,7 @@ pub fn linear(x: &Variable, weight: &Variable, bias: Option<&Variable>) -> Resul
 /// `linear(x, weight, bias)?.gelu()`; one pass over the layer's output fewer, in the forward and
 /// in the backward (the bias gradient is summed in the GELU's backward pass).
 pub fn linear_gelu(x: &Variable, weight: &Variable, bias: Option<&Variable>) -> Result<Variable> {
-    let y = x.matmul(&weight.t()?)?;
+    let y = linear(x, weight, None)?;
     match bias {
         Some(b) => Ok(y.bias_gelu(b)?),
         None => Ok(y.gelu()?),

@@ -1,8 +1,7 @@
 //! Fused ops whose forward and backward are hand-written kernels in `tensor`: softmax,
 //! log-softmax, layer norm, cross-entropy, the causal softmax of attention and a bias followed
-//! by GELU. One node each in
-//! the graph, instead of a dozen primitive ones, and a backward that is tested against the
-//! composition of primitives.
+//! by GELU. One node each in the graph, instead of a dozen primitive ones, and a backward that
+//! is tested against the composition of primitives.
 
 use tensor::activation::bias_gelu_backward;
 use tensor::causal_softmax::causal_softmax_backward;
