@@ -97,8 +97,8 @@ const NAP: Duration = Duration::from_micros(100);
 /// about 120 us longer than back to back (`benches/README.md`). The helper stays runnable
 /// instead (OpenMP runtimes, PyTorch's threads, wait actively the same way), but yields rather
 /// than spins: a busy spin took the core from other processes, measured with the real-data
-/// milestone tests, which run two training binaries at a time on 2 cores: 27.3-29.0 s spinning,
-/// 20.3-21.3 yielding, 19.5-21.3 without helpers (two runs each).
+/// milestone tests (two tests at a time on 2 cores, each starting a training binary):
+/// 27.3-29.0 s spinning, 20.3-21.3 yielding, 19.5-21.3 without helpers (two runs each).
 fn stay_ready(done: &AtomicBool, owner: Option<usize>) {
     // The worker running the work may pick up its own helper while it waits in a join: it
     // must go back to the work at once (the helper would loop until the work is done).

@@ -23,8 +23,9 @@
 //! every lane and re-does only its left-tail lanes (and NaN) exactly: per element the result
 //! is [`gelu_value`] / [`gelu_grad_value`], whatever its neighbours.
 //!
-//! Measured (4096 x 1024, Zen 4, AVX-512, 2 threads, best of 30): forward 1.49 -> 0.90 ms,
-//! backward 2.07 -> 1.28 ms (1.58 and 1.75 ms capped to AVX2); ReLU's forward takes 0.25 ms.
+//! Measured (4096 x 1024, Zen 4, 2 threads, best of 30): forward 1.49 -> 0.90-0.97 ms,
+//! backward 2.07 -> 1.19-1.28 ms at AVX-512 (runs at 17:00 and 19:00 UTC, 2026-12-07);
+//! 1.56-1.59 and 1.72-1.75 ms capped to AVX2; ReLU's forward took 0.25-0.48 ms in those runs.
 //! A left tail from -3 instead of -4 cost 5-7% (forward) and 6-8% (backward) on normal inputs
 //! (one thread, three runs each), the exact form redone in more blocks. Where the tensors do
 //! not fit in the cache (a 4.8M-parameter GPT's MLP), the pass is bound by memory traffic
@@ -165,8 +166,8 @@ fn any_exact(x: &[f32]) -> bool {
 
 /// `P(t)` for a whole block of lanes, coefficient by coefficient: `BLOCK / 16` independent
 /// Horner chains per AVX-512 step. (One vector at a time, each chain's 17-19 dependent
-/// multiply-adds outlast what the CPU can overlap: measured 50 cycles per vector instead of
-/// about 25.)
+/// multiply-adds outlast what the CPU can overlap: on one thread, 4096 x 1024, Zen 4 AVX-512,
+/// the forward took 3.36 ms that way against 2.65 in blocks of 64.)
 #[inline(always)]
 fn horner_block<const N: usize>(c: &[f32; N], t: &[f32; BLOCK]) -> [f32; BLOCK] {
     let mut acc = [c[N - 1]; BLOCK];
@@ -295,42 +296,22 @@ pub(crate) fn gelu_backward_into(
     }
 }
 
-/// Elements per thread task of the bias kernels (whole rows, at least one): a fixed split, so
+/// Elements per thread task of the bias backward (whole rows, at least one): a fixed split, so
 /// the bias gradient's partial sums, and so its rounding, do not depend on the thread count.
 const TASK_ELEMS: usize = 1 << 14;
 
 /// `GELU(x + b)` of a contiguous `rows x n` block, `b` of length `n` added to every row.
 pub(crate) fn bias_gelu_rows(x: &[f32], b: &[f32]) -> Vec<f32> {
-    let n = b.len();
-    assert!(
-        n > 0 && x.len().is_multiple_of(n),
-        "whole rows of the bias's length"
-    );
-    let mut out = Vec::with_capacity(x.len());
-    let dst = &mut out.spare_capacity_mut()[..x.len()];
-    let level = simd_level();
-    let task = |dst: &mut [MaybeUninit<f32>], x: &[f32]| {
-        with_simd_at(
-            level,
-            #[inline(always)]
-            || {
-                for (d, x) in dst.chunks_exact_mut(n).zip(x.chunks_exact(n)) {
-                    gelu_into(d, x, Some(b));
-                }
-            },
-        )
-    };
-    let rows_per_task = (TASK_ELEMS / n).max(1);
-    if parallel(x.len()) {
-        dst.par_chunks_mut(rows_per_task * n)
-            .zip(x.par_chunks(rows_per_task * n))
-            .for_each(|(d, x)| task(d, x));
-    } else {
-        task(dst, x);
-    }
-    // SAFETY: `gelu_into` wrote every element of every row.
-    unsafe { out.set_len(x.len()) };
-    out
+    crate::elementwise::map_chunks_of(
+        x,
+        b.len(),
+        #[inline(always)]
+        |dst, x| {
+            for (d, x) in dst.chunks_exact_mut(b.len()).zip(x.chunks_exact(b.len())) {
+                gelu_into(d, x, Some(b));
+            }
+        },
+    )
 }
 
 /// The backward of [`bias_gelu_rows`] from the upstream gradient `g`: `(dx, db)` with
